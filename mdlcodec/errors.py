@@ -1,0 +1,17 @@
+"""Typed errors. Library code raises these; only mdlcodec.cli prints them (one line, no traceback)."""
+
+
+class MdlcodecError(Exception):
+    """Base of every error a user can cause with bad input."""
+
+
+class DataError(MdlcodecError):
+    """A dataset that cannot be read or is not fit for use: missing file, wrong shape, NaN/Inf, empty."""
+
+
+class ModelError(MdlcodecError):
+    """A model directory that cannot be read, an unknown architecture, or a model that does not fit the data."""
+
+
+class CodecError(MdlcodecError):
+    """A .mdlc file that is corrupted, truncated, of another version, or does not match its model."""
