@@ -1,0 +1,179 @@
+"""The entropy model of a codec: integer counts fit on training codes, and the one rule that turns
+them into the probabilities the coder uses. Encoder and decoder derive identical probabilities from
+identical integers on any machine.
+
+Counts (what is stored):
+  n_samples        N, the number of training samples the counts were taken from
+  active_counts    [d_sae] a_f, how many of them had feature f active
+  value_lo         [d_sae] first bin of feature f's value table
+  value_offsets    [d_sae + 1] feature f's table is value_counts[value_offsets[f]:value_offsets[f+1]]
+                   (T_f >= 1 entries, bins value_lo[f] .. value_lo[f] + T_f - 1)
+  value_counts     [sum T_f] how often each bin occurred among the active latents
+  escape_counts    [d_sae] how often an active latent fell outside its feature's table
+
+Smoothing rule (every symbol the coder can meet gets a non-zero probability):
+  P(f active)            = (a_f + 1/2) / (N + 1)                 (Krichevsky-Trofimov)
+  P(bin b | f active)    proportional to value_counts[b] + 1, for the T_f bins of the table
+  P(escape | f active)   proportional to escape_counts[f] + 1; an escaped bin is then sent raw
+                         as 32 bits (zigzag, two uniform 16-bit symbols).
+Activity probabilities reach the coder only through the fixed-point rule in ``activity.py``;
+value probabilities are handed to constriction as the float64 values ``count + 1`` (exact
+integers), which it normalises by its own deterministic rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+
+import constriction
+import numpy as np
+
+from mdlcodec.codec.sparse import SparseCodes
+
+MAX_TABLE_BINS = 4096
+"""Widest value table a feature gets; rarer outliers are escaped."""
+
+ESCAPE_RAW_BITS = 32
+
+
+def _bits(p: np.ndarray) -> np.ndarray:
+    return -np.log2(p)
+
+
+@dataclass(eq=False)
+class EntropyModel:
+    n_samples: int
+    active_counts: np.ndarray
+    value_lo: np.ndarray
+    value_offsets: np.ndarray
+    value_counts: np.ndarray
+    escape_counts: np.ndarray
+
+    @property
+    def d_sae(self) -> int:
+        return len(self.active_counts)
+
+    @property
+    def table_sizes(self) -> np.ndarray:
+        """[d_sae] T_f, bins in each feature's value table (the escape symbol is index T_f)."""
+        return np.diff(self.value_offsets)
+
+    # -- fitting -------------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, codes: SparseCodes, max_table_bins: int = MAX_TABLE_BINS) -> "EntropyModel":
+        """Count activity and value bins of training codes (the training split, quantised)."""
+        d = codes.d_sae
+        feats, bins = codes.indices.astype(np.int64), codes.bins.astype(np.int64)
+        active = np.bincount(feats, minlength=d)
+        lo = np.ones(d, dtype=np.int64)
+        hi = np.ones(d, dtype=np.int64)
+        order = np.lexsort((bins, feats))
+        f_sorted, b_sorted = feats[order], bins[order]
+        starts = np.flatnonzero(np.r_[True, f_sorted[1:] != f_sorted[:-1]]) if len(f_sorted) else np.array([], int)
+        ends = np.r_[starts[1:], len(f_sorted)]
+        seen = f_sorted[starts]
+        lo[seen], hi[seen] = b_sorted[starts], b_sorted[ends - 1]
+        for j in np.flatnonzero(hi[seen] - lo[seen] + 1 > max_table_bins):
+            # Too wide: keep the central quantiles, centred window of at most max_table_bins.
+            f, seg = seen[j], b_sorted[starts[j]:ends[j]]
+            a, b = np.quantile(seg, [0.001, 0.999], method="nearest")
+            mid = (int(a) + int(b)) // 2
+            lo[f] = max(int(a), mid - max_table_bins // 2)
+            hi[f] = min(int(b), lo[f] + max_table_bins - 1)
+        sizes = hi - lo + 1
+        offsets = np.zeros(d + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        rel = bins - lo[feats]
+        inside = (rel >= 0) & (rel < sizes[feats])
+        value_counts = np.bincount(offsets[feats[inside]] + rel[inside], minlength=int(offsets[-1]))
+        escapes = np.bincount(feats[~inside], minlength=d)
+        return cls(codes.n, active.astype(np.int64), lo.astype(np.int32), offsets,
+                   value_counts.astype(np.int64), escapes.astype(np.int64))
+
+    # -- storage ---------------------------------------------------------------------------------
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"n_samples": np.array([self.n_samples], dtype=np.int64), "active_counts": self.active_counts,
+                "value_lo": self.value_lo, "value_offsets": self.value_offsets,
+                "value_counts": self.value_counts, "escape_counts": self.escape_counts}
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> "EntropyModel":
+        """Inverse of to_arrays; raises ValueError if the arrays are inconsistent."""
+        m = cls(int(a["n_samples"][0]), np.ascontiguousarray(a["active_counts"], np.int64),
+                np.ascontiguousarray(a["value_lo"], np.int32), np.ascontiguousarray(a["value_offsets"], np.int64),
+                np.ascontiguousarray(a["value_counts"], np.int64), np.ascontiguousarray(a["escape_counts"], np.int64))
+        d = m.d_sae
+        if (m.n_samples < 0 or m.value_lo.shape != (d,) or m.escape_counts.shape != (d,)
+                or m.value_offsets.shape != (d + 1,) or m.value_offsets[0] != 0
+                or np.any(m.table_sizes < 1) or m.value_offsets[-1] != len(m.value_counts)
+                or np.any(m.active_counts < 0) or np.any(m.active_counts > m.n_samples)
+                or np.any(m.value_counts < 0) or np.any(m.escape_counts < 0)):
+            raise ValueError("inconsistent entropy model tables")
+        return m
+
+    def fingerprint(self) -> str:
+        """sha256 (hex, first 16 bytes) of the counts: what decoding depends on."""
+        h = hashlib.sha256(b"mdlcodec-entropy-model-v1")
+        for k, v in self.to_arrays().items():
+            h.update(k.encode() + np.ascontiguousarray(v).astype("<i8").tobytes())
+        return h.hexdigest()[:32]
+
+    # -- probabilities ---------------------------------------------------------------------------
+    @property
+    def p_active(self) -> np.ndarray:
+        """[d_sae] float64 P(feature active) by the smoothing rule."""
+        return (self.active_counts + 0.5) / (self.n_samples + 1.0)
+
+    def value_weights(self, f: int) -> np.ndarray:
+        """[T_f + 1] float64 unnormalised weights (count + 1) of feature f's bins, then the escape."""
+        s, e = self.value_offsets[f], self.value_offsets[f + 1]
+        return np.append(self.value_counts[s:e], self.escape_counts[f]).astype(np.float64) + 1.0
+
+    def value_model(self, f: int):
+        """constriction Categorical of feature f's value symbols (cached)."""
+        models = self._value_models
+        if f not in models:
+            models[f] = constriction.stream.model.Categorical(self.value_weights(f), perfect=False)
+        return models[f]
+
+    @cached_property
+    def _value_models(self) -> dict:
+        return {}
+
+    @cached_property
+    def _value_log_probs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Bits of every table symbol ([sum T_f]) and of every escape ([d_sae]), under the rule."""
+        sizes = self.table_sizes
+        total = np.add.reduceat(self.value_counts, self.value_offsets[:-1]) + sizes + self.escape_counts + 1
+        table_bits = _bits((self.value_counts + 1.0) / np.repeat(total, sizes))
+        escape_bits = _bits((self.escape_counts + 1.0) / total)
+        return table_bits, escape_bits
+
+    def value_symbols(self, feats: np.ndarray, bins: np.ndarray) -> np.ndarray:
+        """Symbol index of each (feature, bin): bin - value_lo, or T_f (escape) outside the table."""
+        rel = bins.astype(np.int64) - self.value_lo[feats]
+        size = self.table_sizes[feats]
+        return np.where((rel >= 0) & (rel < size), rel, size).astype(np.int32)
+
+    def value_bits(self, feats: np.ndarray, bins: np.ndarray) -> float:
+        """Ideal code length in bits of these active values under the model (escapes' raw bits included)."""
+        sym = self.value_symbols(feats, bins)
+        table_bits, escape_bits = self._value_log_probs
+        esc = sym == self.table_sizes[feats]
+        bits = table_bits[self.value_offsets[feats[~esc]] + sym[~esc]].sum()
+        return float(bits + (escape_bits[feats[esc]] + ESCAPE_RAW_BITS).sum())
+
+    def expected_bits_per_sample(self) -> dict[str, float]:
+        """The model's own entropy in bits per sample: activity sum_f H(p_f), values sum_f p_f H(value_f)."""
+        p = self.p_active
+        activity = float((p * _bits(p) + (1 - p) * _bits(1 - p)).sum())
+        table_bits, escape_bits = self._value_log_probs
+        sizes = self.table_sizes
+        total = np.add.reduceat(self.value_counts, self.value_offsets[:-1]) + sizes + self.escape_counts + 1
+        probs = (self.value_counts + 1.0) / np.repeat(total, sizes)
+        h = np.add.reduceat(probs * table_bits, self.value_offsets[:-1])
+        pe = (self.escape_counts + 1.0) / total
+        h = h + pe * (escape_bits + ESCAPE_RAW_BITS)
+        return {"activity": activity, "values": float((p * h).sum()), "total": activity + float((p * h).sum())}

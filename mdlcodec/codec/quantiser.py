@@ -1,0 +1,46 @@
+"""Uniform scalar quantiser of SAE latents.
+
+A latent value v of feature f becomes the integer bin ``rint(v / step[f])``; its reconstruction
+is ``bin * step[f]``. A latent whose bin is 0 is inactive: its reconstruction (zero) is the same
+whether or not it is sent, so it is dropped and costs no bits. Inactive latents stay exactly zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mdlcodec.codec.sparse import SparseCodes
+
+
+class Quantiser:
+    """step: [d_sae] float32, the bin width of each feature in latent units (> 0)."""
+
+    def __init__(self, step: np.ndarray):
+        step = np.ascontiguousarray(step, dtype=np.float32)
+        if step.ndim != 1 or not np.all(np.isfinite(step)) or np.any(step <= 0):
+            raise ValueError("quantiser steps must be a 1-D array of finite positive numbers")
+        self.step = step
+
+    @classmethod
+    def uniform(cls, step: float, d_sae: int) -> "Quantiser":
+        return cls(np.full(d_sae, step, dtype=np.float32))
+
+    @property
+    def d_sae(self) -> int:
+        return len(self.step)
+
+    def quantise(self, z: np.ndarray) -> SparseCodes:
+        """Dense latents [n, d_sae] (float) -> sparse integer codes; zero latents stay inactive."""
+        z = np.asarray(z, dtype=np.float32)
+        rows, cols = np.nonzero(z)
+        bins = np.rint(z[rows, cols] / self.step[cols])
+        keep = bins != 0
+        # Bins beyond int32 cannot come from a sane SAE; clip rather than wrap around.
+        bins = np.clip(bins[keep], -(2**31 - 1), 2**31 - 1).astype(np.int32)
+        return SparseCodes.from_rows(rows[keep], cols[keep], bins, z.shape[0], self.d_sae)
+
+    def dequantise(self, codes: SparseCodes) -> np.ndarray:
+        """Sparse codes -> dense latents [n, d_sae] float32 (bin * step)."""
+        z = np.zeros((codes.n, codes.d_sae), dtype=np.float32)
+        z[codes.rows(), codes.indices] = codes.bins.astype(np.float32) * self.step[codes.indices]
+        return z

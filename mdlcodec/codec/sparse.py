@@ -1,0 +1,73 @@
+"""Sparse integer codes: the quantised latents of many samples in CSR form.
+
+This is what the entropy coder sees and what decoding reproduces exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SparseCodes:
+    """Quantised latents of ``n`` samples over ``d_sae`` features, CSR layout.
+
+    indptr:  [n + 1] int64; row r's entries are ``indptr[r]:indptr[r + 1]``.
+    indices: [nnz] int32 feature ids, strictly ascending within a row.
+    bins:    [nnz] int32 quantisation bins, never 0 (a zero bin is an inactive latent).
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    bins: np.ndarray
+    d_sae: int
+
+    @property
+    def n(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1])
+
+    def rows(self) -> np.ndarray:
+        """[nnz] int64: the row of every entry."""
+        return np.repeat(np.arange(self.n, dtype=np.int64), np.diff(self.indptr))
+
+    def to_dense(self) -> np.ndarray:
+        """[n, d_sae] int32 bins, zero where inactive."""
+        out = np.zeros((self.n, self.d_sae), dtype=np.int32)
+        out[self.rows(), self.indices] = self.bins
+        return out
+
+    @classmethod
+    def from_dense(cls, bins: np.ndarray) -> "SparseCodes":
+        """From [n, d_sae] integer bins (zeros are inactive)."""
+        bins = np.asarray(bins)
+        rows, cols = np.nonzero(bins)
+        indptr = np.zeros(bins.shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=bins.shape[0]), out=indptr[1:])
+        return cls(indptr, cols.astype(np.int32), bins[rows, cols].astype(np.int32), bins.shape[1])
+
+    @classmethod
+    def from_rows(cls, rows: np.ndarray, indices: np.ndarray, bins: np.ndarray, n: int, d_sae: int) -> "SparseCodes":
+        """From entries already sorted by (row, feature)."""
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+        return cls(indptr, indices.astype(np.int32, copy=False), bins.astype(np.int32, copy=False), d_sae)
+
+    @classmethod
+    def concat(cls, parts: list["SparseCodes"]) -> "SparseCodes":
+        if not parts:
+            raise ValueError("concat needs at least one part")
+        offsets = np.cumsum([0] + [p.nnz for p in parts[:-1]])
+        indptr = np.concatenate([parts[0].indptr[:1]] + [p.indptr[1:] + o for p, o in zip(parts, offsets)])
+        return cls(indptr.astype(np.int64), np.concatenate([p.indices for p in parts]),
+                   np.concatenate([p.bins for p in parts]), parts[0].d_sae)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, SparseCodes) and self.d_sae == other.d_sae
+                and np.array_equal(self.indptr, other.indptr) and np.array_equal(self.indices, other.indices)
+                and np.array_equal(self.bins, other.bins))
