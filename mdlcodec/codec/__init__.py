@@ -1,0 +1,11 @@
+"""SAE latents as bits: quantiser, entropy model, ANS bitstream and the .mdlc container."""
+
+from mdlcodec.codec.codec import Codec, Decoder
+from mdlcodec.codec.entropy_model import EntropyModel
+from mdlcodec.codec.files import decode_file, encode_file, inspect_file
+from mdlcodec.codec.precision import coarsest_step, default_step, quantised_mse
+from mdlcodec.codec.quantiser import Quantiser
+from mdlcodec.codec.sparse import SparseCodes
+
+__all__ = ["Codec", "Decoder", "EntropyModel", "Quantiser", "SparseCodes", "encode_file", "decode_file",
+           "inspect_file", "coarsest_step", "default_step", "quantised_mse"]

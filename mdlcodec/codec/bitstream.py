@@ -67,9 +67,14 @@ class ChunkCoder:
                 coder.encode_reverse(bits, _BERNOULLI, probs)
         return coder.get_compressed()
 
-    def decode(self, words: np.ndarray, n: int) -> SparseCodes:
-        """Compressed words of a chunk of n samples -> its codes. Raises StreamError if they do not fit."""
+    def decode(self, words: np.ndarray, n: int, stats: dict | None = None) -> SparseCodes:
+        """Compressed words of a chunk of n samples -> its codes. Raises StreamError if they do not fit.
+
+        If ``stats`` is given, adds the bits spent on activity and on values to its keys
+        "activity_bits" and "value_bits" (measured on the stream, they sum to 32 * len(words)).
+        """
         coder = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words, dtype=np.uint32))
+        total_bits = 32 * len(words)
         empty = np.zeros(0, dtype=np.int32)
 
         def bits(probs: np.ndarray) -> np.ndarray:
@@ -77,6 +82,7 @@ class ChunkCoder:
 
         try:
             rows, feats = decode_activity(bits, n, self.tables, self.model.d_sae)
+            value_bits = coder.num_bits()
             order = np.argsort(feats, kind="stable")
             f_sorted = feats[order]
             sym = np.empty(len(feats), dtype=np.int32)
@@ -93,14 +99,15 @@ class ChunkCoder:
                 halves = coder.decode(_UINT16, 2 * int(esc.sum())).astype(np.int64).reshape(-1, 2)
                 zz = (halves[:, 0] << 16) | halves[:, 1]
                 bins_sorted[esc] = (zz >> 1) ^ -(zz & 1)
-        except ValueError:
-            raise
         except Exception as e:  # constriction raises on impossible states of a damaged stream
             raise StreamError(f"stream does not decode: {e}") from None
         if not coder.is_empty():
             raise StreamError("stream has bits left over after decoding: it does not match the model")
         if np.any(bins_sorted == 0) or np.any(np.abs(bins_sorted) > 2**31 - 1):
             raise StreamError("stream decodes to invalid bins")
+        if stats is not None:
+            stats["activity_bits"] = stats.get("activity_bits", 0) + total_bits - value_bits
+            stats["value_bits"] = stats.get("value_bits", 0) + value_bits
         bins = np.empty(len(feats), dtype=np.int32)
         bins[order] = bins_sorted
         return SparseCodes.from_rows(rows, feats, bins, n, self.model.d_sae)

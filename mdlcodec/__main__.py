@@ -1,0 +1,3 @@
+from mdlcodec.cli.main import cli
+
+cli()

@@ -1,0 +1,108 @@
+"""`mdlcodec fit-codec`, `encode`, `decode`, `info`: the codec from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from mdlcodec.cli.main import cli
+
+_model_dir = click.Path(exists=True, file_okay=False, path_type=Path)
+_in_file = click.Path(exists=True, dir_okay=False, path_type=Path)
+_out_file = click.Path(dir_okay=False, path_type=Path)
+
+
+def _fmt_bits(info: dict) -> list[str]:
+    b = info["bits_per_sample"]
+    order = ["header", "model", "activity", "values", "payload", "ideal_payload", "total"]
+    return [f"  {k:<14}{b[k]:12.2f}" for k in order if k in b]
+
+
+@cli.command("fit-codec")
+@click.argument("model", type=_model_dir)
+@click.argument("data")
+@click.option("--step", type=click.FloatRange(min=0, min_open=True), help="Quantiser step in latent units.")
+@click.option("--max-mse", type=click.FloatRange(min=0, min_open=True),
+              help="Use the coarsest step whose quantised test MSE is at most this (default: at most 1% above the SAE's own).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def fit_codec_cmd(model: Path, data: str, step: float | None, max_mse: float | None, device: str, as_json: bool) -> None:
+    """Fit MODEL's quantiser and entropy tables on DATA's training split (writes MODEL/codec.safetensors)."""
+    from mdlcodec.codec.precision import fit_codec
+    from mdlcodec.data import load_dataset
+    from mdlcodec.models import load_sae
+
+    if step is not None and max_mse is not None:
+        raise click.UsageError("give --step or --max-mse, not both")
+    ds = load_dataset(data)
+    codec, report = fit_codec(load_sae(model), ds.train, ds.test, step, max_mse, device)
+    codec.save_tables(model)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    b = report["test_bits_per_sample"]
+    click.echo(f"step {report['step']:.5g}  quantised test MSE {report['quantised_test_mse']:.6g} "
+               f"(unquantised {report['test_mse']:.6g})  L0 {report['quantised_l0']:.2f}")
+    click.echo(f"test bits/sample {b['total']:.2f} = activity {b['activity']:.2f} + values {b['values']:.2f} "
+               f"({report['bits_per_value']:.2f} bits/value); tables written to {model}")
+
+
+@cli.command("encode")
+@click.argument("acts", type=_in_file)
+@click.option("-m", "--model", type=_model_dir, required=True, help="SAE directory with codec tables.")
+@click.option("-o", "--output", type=_out_file, required=True)
+@click.option("--embed-model", is_flag=True, help="Store the decoder and tables in the file (self-contained two-part code).")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=4096, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+def encode_cmd(acts: Path, model: Path, output: Path, embed_model: bool, chunk_size: int, device: str, force: bool) -> None:
+    """Encode an activation file [n, d] (.npy, .npz, .safetensors, .pt) into OUTPUT (.mdlc)."""
+    from mdlcodec.codec import Codec, encode_file
+
+    r = encode_file(Codec.load(model, device), acts, output, chunk_size, embed_model, force)
+    click.echo(f"{r['samples']} samples -> {output} ({r['bytes']} bytes, "
+               f"{8 * r['bytes'] / max(r['samples'], 1):.2f} bits/sample)")
+
+
+@cli.command("decode")
+@click.argument("src", type=_in_file)
+@click.option("-m", "--model", type=_model_dir, help="SAE directory (not needed for self-contained files).")
+@click.option("-o", "--output", type=_out_file, required=True)
+@click.option("--latents", is_flag=True, help="Write the sparse quantised latents (.npz, CSR) instead of activations.")
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+def decode_cmd(src: Path, model: Path | None, output: Path, latents: bool, force: bool) -> None:
+    """Decode SRC (.mdlc) into activations (.npy) or, with --latents, sparse latents (.npz)."""
+    from mdlcodec.codec import Codec, decode_file
+
+    r = decode_file(src, output, Codec.load(model) if model else None, latents, force)
+    click.echo(f"{r['samples']} samples -> {output}")
+
+
+@cli.command("info")
+@click.argument("src", type=_in_file)
+@click.option("-m", "--model", type=_model_dir, help="SAE directory (for files that do not embed their model).")
+@click.option("--against", type=_in_file, help="Original activations: report MSE and FVU of the reconstruction.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info_cmd(src: Path, model: Path | None, against: Path | None, as_json: bool) -> None:
+    """What SRC holds: samples, bits per sample by part, the theoretical DL beside the measured one."""
+    from mdlcodec.codec import Codec, inspect_file
+
+    info = inspect_file(src, Codec.load(model) if model else None, against)
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    click.echo(f"{info['file']}: {info['samples']} samples, d_in {info['d_in']}, d_sae {info['d_sae']}, "
+               f"{info['chunks']} chunks, {info['bytes']} bytes"
+               + (", self-contained" if info["self_contained"] else ""))
+    click.echo("bits per sample (measured from the file):")
+    for line in _fmt_bits(info):
+        click.echo(line)
+    if "model_expected_bits_per_sample" in info:
+        e = info["model_expected_bits_per_sample"]
+        click.echo(f"theoretical DL (model entropy): {e['total']:.2f} bits/sample "
+                   f"(activity {e['activity']:.2f}, values {e['values']:.2f}); "
+                   f"decoder {info['decoder_bits']} bits once")
+    if "mse" in info:
+        click.echo(f"reconstruction: MSE {info['mse']:.6g}, FVU {info['fvu']:.4f}")

@@ -1,0 +1,3 @@
+"""Imports every command module; each attaches its commands to the `mdlcodec` group."""
+
+from mdlcodec.cli import codec_cmd  # noqa: F401

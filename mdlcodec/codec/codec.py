@@ -1,0 +1,241 @@
+"""A trained SAE as a codec: encoder, quantiser, entropy model and decoder, in memory.
+
+    codec = Codec.fit(sae, train_x, step)       # tables from the training split's quantised latents
+    data = codec.encode(x)                      # bytes of an .mdlc file
+    x_hat = codec.decode(data)                  # [n, d_in] float32
+    codes = codec.decode_latents(data)          # the quantised latents, exactly
+
+The model's tables live beside its weights as ``codec.safetensors`` (quantiser steps and entropy
+counts); a self-contained file carries the decoder and the tables in its model section.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import safetensors.numpy
+import torch
+
+from mdlcodec import __version__
+from mdlcodec.codec.bitstream import ChunkCoder, StreamError
+from mdlcodec.codec.container import Header, Reader, write_chunk, write_preamble
+from mdlcodec.codec.entropy_model import EntropyModel
+from mdlcodec.codec.quantiser import Quantiser
+from mdlcodec.codec.sparse import SparseCodes
+from mdlcodec.errors import CodecError, ModelError
+
+TABLES_FILE = "codec.safetensors"
+DEFAULT_CHUNK = 4096
+_ENCODE_BATCH = 1024
+
+
+@dataclass
+class Decoder:
+    """The SAE's decoder: x_hat = (z @ W_dec + b_dec) / input_scale.
+
+    W_dec [d_sae, d_in] float32, b_dec [d_in] float32, input_scale a float32 scalar.
+    """
+
+    W_dec: np.ndarray
+    b_dec: np.ndarray
+    input_scale: float
+
+    @classmethod
+    def from_sae(cls, sae) -> "Decoder":
+        return cls(sae.W_dec.detach().cpu().numpy().astype(np.float32),
+                   sae.b_dec.detach().cpu().numpy().astype(np.float32), float(np.float32(sae.cfg.input_scale)))
+
+    @property
+    def d_sae(self) -> int:
+        return self.W_dec.shape[0]
+
+    @property
+    def d_in(self) -> int:
+        return self.W_dec.shape[1]
+
+    def reconstruct(self, z: np.ndarray) -> np.ndarray:
+        """Dense latents [n, d_sae] -> activations [n, d_in] float32."""
+        return ((z @ self.W_dec + self.b_dec) / np.float32(self.input_scale)).astype(np.float32)
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(b"mdlcodec-decoder-v1")
+        for a in (np.array(self.W_dec.shape, "<i8"), self.W_dec.astype("<f4"), self.b_dec.astype("<f4"),
+                  np.array([self.input_scale], "<f4")):
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()[:32]
+
+    def bits(self) -> int:
+        """Bits of the decoder as stored in a self-contained file (float32 weights and bias)."""
+        return 32 * (self.W_dec.size + self.b_dec.size + 1)
+
+
+def _check_activations(x: np.ndarray, d_in: int, what: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != d_in:
+        raise CodecError(f"{what} has shape {tuple(x.shape)}, the model expects [n, {d_in}]")
+    if not np.issubdtype(x.dtype, np.number):
+        raise CodecError(f"{what} is not numeric (dtype {x.dtype})")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise CodecError(f"{what} contains NaN or Inf values")
+    return x
+
+
+class Codec:
+    def __init__(self, decoder: Decoder, quantiser: Quantiser, entropy_model: EntropyModel,
+                 encoder: Callable[[np.ndarray], np.ndarray] | None = None):
+        if not (decoder.d_sae == quantiser.d_sae == entropy_model.d_sae):
+            raise ModelError("decoder, quantiser and entropy model disagree on the dictionary size")
+        self.decoder, self.quantiser, self.entropy_model, self.encoder = decoder, quantiser, entropy_model, encoder
+        self.chunk_coder = ChunkCoder(entropy_model)
+
+    # -- construction -----------------------------------------------------------------------------
+    @staticmethod
+    def sae_encoder(sae, device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
+        """x [n, d_in] float32 -> dense latents [n, d_sae] float32, in batches."""
+        sae = sae.to(device).eval()
+
+        def encode(x: np.ndarray) -> np.ndarray:
+            out = []
+            with torch.no_grad():
+                for s in range(0, len(x), _ENCODE_BATCH):
+                    out.append(sae.encode(torch.from_numpy(x[s:s + _ENCODE_BATCH]).to(device)).cpu().numpy())
+            return np.concatenate(out) if out else np.zeros((0, sae.cfg.d_sae), np.float32)
+        return encode
+
+    @classmethod
+    def fit(cls, sae, train_x: np.ndarray, step: float | np.ndarray, device: str = "cpu") -> "Codec":
+        """Quantise the training split's latents with ``step`` and count them into an entropy model."""
+        decoder = Decoder.from_sae(sae)
+        step_arr = np.broadcast_to(np.asarray(step, np.float32), (decoder.d_sae,))
+        quantiser = Quantiser(step_arr)
+        encoder = cls.sae_encoder(sae, device)
+        x = _check_activations(train_x, decoder.d_in, "training data")
+        parts = [quantiser.quantise(encoder(x[s:s + DEFAULT_CHUNK])) for s in range(0, len(x), DEFAULT_CHUNK)]
+        return cls(decoder, quantiser, EntropyModel.fit(SparseCodes.concat(parts)), encoder)
+
+    def tables_arrays(self) -> dict[str, np.ndarray]:
+        return {"step": self.quantiser.step, **self.entropy_model.to_arrays()}
+
+    @staticmethod
+    def _tables_from_arrays(a: dict[str, np.ndarray]) -> tuple[Quantiser, EntropyModel]:
+        try:
+            return Quantiser(a["step"]), EntropyModel.from_arrays(a)
+        except (KeyError, ValueError, IndexError) as e:
+            raise CodecError(f"codec tables are damaged ({e})") from None
+
+    def save_tables(self, model_dir: str | Path) -> Path:
+        """Write the quantiser and entropy model beside the SAE's weights (atomically)."""
+        path = Path(model_dir) / TABLES_FILE
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".codec-", suffix=".tmp")
+        os.close(fd)
+        safetensors.numpy.save_file(self.tables_arrays(), tmp)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, model_dir: str | Path, device: str = "cpu") -> "Codec":
+        """An SAE directory with codec tables -> a codec that can encode and decode."""
+        from mdlcodec.models import load_sae
+
+        sae = load_sae(model_dir)
+        path = Path(model_dir) / TABLES_FILE
+        if not path.exists():
+            raise ModelError(f"{model_dir} has no codec tables ({TABLES_FILE}): run `mdlcodec fit-codec` first")
+        try:
+            arrays = safetensors.numpy.load_file(str(path))
+        except Exception as e:
+            raise ModelError(f"cannot read {path}: {e}") from None
+        quantiser, em = cls._tables_from_arrays(arrays)
+        return cls(Decoder.from_sae(sae), quantiser, em, cls.sae_encoder(sae, device))
+
+    def model_section(self) -> bytes:
+        """The decoder and tables as the safetensors bytes of a self-contained file."""
+        return safetensors.numpy.save({"W_dec": self.decoder.W_dec, "b_dec": self.decoder.b_dec,
+                                       "input_scale": np.array([self.decoder.input_scale], np.float32),
+                                       **self.tables_arrays()})
+
+    @classmethod
+    def from_model_section(cls, data: bytes) -> "Codec":
+        """A decode-only codec from a self-contained file's model section."""
+        try:
+            a = safetensors.numpy.load(data)
+            decoder = Decoder(a["W_dec"], a["b_dec"], float(a["input_scale"][0]))
+        except Exception as e:
+            raise CodecError(f"the file's model section is damaged ({e})") from None
+        return cls(decoder, *cls._tables_from_arrays(a))
+
+    # -- latents ----------------------------------------------------------------------------------
+    @property
+    def entropy_fingerprint(self) -> str:
+        h = hashlib.sha256(self.quantiser.step.astype("<f4").tobytes())
+        h.update(self.entropy_model.fingerprint().encode())
+        return h.hexdigest()[:32]
+
+    def latents(self, x: np.ndarray) -> SparseCodes:
+        """Activations [n, d_in] -> quantised latents (what the file stores)."""
+        if self.encoder is None:
+            raise ModelError("this codec was loaded from a file and has no encoder")
+        return self.quantiser.quantise(self.encoder(_check_activations(x, self.decoder.d_in, "activations")))
+
+    def reconstruct(self, codes: SparseCodes) -> np.ndarray:
+        """Quantised latents -> activations [n, d_in] float32."""
+        return self.decoder.reconstruct(self.quantiser.dequantise(codes))
+
+    # -- files as bytes ---------------------------------------------------------------------------
+    def header(self, n: int, chunk_size: int) -> Header:
+        return Header(n=n, d_in=self.decoder.d_in, d_sae=self.decoder.d_sae, chunk_size=chunk_size,
+                      n_chunks=-(-n // chunk_size), sae_fingerprint=self.decoder.fingerprint(),
+                      entropy_model_fingerprint=self.entropy_fingerprint, mdlcodec=__version__)
+
+    def write(self, f, chunks: Iterator[np.ndarray], n: int, chunk_size: int = DEFAULT_CHUNK,
+              embed_model: bool = False) -> None:
+        """Encode activation chunks (each [<= chunk_size, d_in]) into an open binary file."""
+        write_preamble(f, self.header(n, chunk_size), self.model_section() if embed_model else None)
+        for x in chunks:
+            codes = self.latents(x)
+            write_chunk(f, codes.n, self.chunk_coder.encode(codes))
+
+    def encode(self, x: np.ndarray, chunk_size: int = DEFAULT_CHUNK, embed_model: bool = False) -> bytes:
+        """Activations [n, d_in] -> the bytes of an .mdlc file."""
+        x = _check_activations(x, self.decoder.d_in, "activations")
+        buf = io.BytesIO()
+        self.write(buf, (x[s:s + chunk_size] for s in range(0, len(x), chunk_size)), len(x), chunk_size, embed_model)
+        return buf.getvalue()
+
+    def check_header(self, header: Header) -> None:
+        """Refuse a file coded for another decoder or other tables."""
+        if header.d_in != self.decoder.d_in or header.d_sae != self.decoder.d_sae:
+            raise CodecError(f"the file was coded for an SAE of shape d_in={header.d_in}, d_sae={header.d_sae}; "
+                             f"this model has d_in={self.decoder.d_in}, d_sae={self.decoder.d_sae}")
+        if header.sae_fingerprint != self.decoder.fingerprint():
+            raise CodecError("the model does not match the file (SAE decoder fingerprint differs)")
+        if header.entropy_model_fingerprint != self.entropy_fingerprint:
+            raise CodecError("the model does not match the file (codec tables fingerprint differs)")
+
+    def read_codes(self, reader: Reader, stats: dict | None = None) -> Iterator[SparseCodes]:
+        """Decode the chunks of an opened file, one SparseCodes per chunk."""
+        self.check_header(reader.header)
+        for i, (n_rows, words) in enumerate(reader.chunks()):
+            try:
+                yield self.chunk_coder.decode(words, n_rows, stats)
+            except StreamError as e:
+                raise CodecError(f"chunk {i + 1} of {reader.header.n_chunks}: {e}") from None
+
+    def decode_latents(self, data: bytes) -> SparseCodes:
+        """Bytes of an .mdlc file -> its quantised latents, exactly as encoded."""
+        reader = Reader.open(io.BytesIO(data))
+        parts = list(self.read_codes(reader))
+        return SparseCodes.concat(parts) if parts else SparseCodes(np.zeros(1, np.int64), np.zeros(0, np.int32),
+                                                                   np.zeros(0, np.int32), self.decoder.d_sae)
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """Bytes of an .mdlc file -> reconstructed activations [n, d_in] float32."""
+        return self.reconstruct(self.decode_latents(data))

@@ -1,0 +1,165 @@
+"""Encoding and decoding files chunk by chunk (bounded memory), and what a file's bits are spent on.
+
+Outputs are written to a temporary file beside the destination and renamed into place, so an
+error never leaves a half-written file, and an input is never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from mdlcodec.codec.codec import DEFAULT_CHUNK, Codec
+from mdlcodec.codec.container import Reader
+from mdlcodec.codec.sparse import SparseCodes
+from mdlcodec.errors import CodecError, MdlcodecError
+
+
+@contextlib.contextmanager
+def atomic_output(dst: str | Path, inputs: tuple[str | Path, ...] = (), overwrite: bool = False) -> Iterator[Path]:
+    """Yields a temporary path beside ``dst``; renames it to ``dst`` if the block succeeds."""
+    dst = Path(dst)
+    for src in inputs:
+        if src is not None and dst.exists() and Path(src).exists() and os.path.samefile(src, dst):
+            raise MdlcodecError(f"refusing to overwrite the input {src} with the output")
+    if dst.exists() and not overwrite:
+        raise MdlcodecError(f"{dst} exists; choose another output path (or pass --force)")
+    if not dst.parent.is_dir():
+        raise MdlcodecError(f"output folder {dst.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp" + dst.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _load_rows(src: str | Path, d_in: int) -> np.ndarray:
+    from mdlcodec.data import load_activations
+
+    x = load_activations(src)
+    if x.shape[1] != d_in:
+        raise CodecError(f"{src} has activations of width {x.shape[1]}, the model expects {d_in}")
+    return x
+
+
+def encode_file(codec: Codec, src: str | Path, dst: str | Path, chunk_size: int = DEFAULT_CHUNK,
+                embed_model: bool = False, overwrite: bool = False) -> dict:
+    """Encode an activation file [n, d_in] into an .mdlc file; returns its size in bytes and samples."""
+    from mdlcodec.data import check_finite
+
+    x = _load_rows(src, codec.decoder.d_in)
+    n = len(x)
+
+    def chunks() -> Iterator[np.ndarray]:
+        for s in range(0, n, chunk_size):
+            part = np.asarray(x[s:s + chunk_size], dtype=np.float32)
+            check_finite(part, f"{src} (rows {s}..{s + len(part) - 1})")
+            yield part
+
+    with atomic_output(dst, (src,), overwrite) as tmp:
+        with open(tmp, "wb") as f:
+            codec.write(f, chunks(), n, chunk_size, embed_model)
+    return {"samples": n, "bytes": Path(dst).stat().st_size}
+
+
+def open_codec(reader: Reader, codec: Codec | None) -> Codec:
+    """The codec to decode a file with: the one given (checked by fingerprint) or the file's own."""
+    if codec is not None:
+        codec.check_header(reader.header)
+        return codec
+    if reader.model_bytes is None:
+        raise CodecError("this file does not embed its model: pass the model it was encoded with (-m MODEL)")
+    own = Codec.from_model_section(reader.model_bytes)
+    own.check_header(reader.header)
+    return own
+
+
+def decode_file(src: str | Path, dst: str | Path, codec: Codec | None = None, latents: bool = False,
+                overwrite: bool = False) -> dict:
+    """Decode an .mdlc file to a .npy of activations [n, d_in] float32, or with ``latents`` to a .npz of
+    the sparse quantised latents (CSR: indptr [n+1], indices [nnz], bins [nnz], values [nnz] = bins * step)."""
+    with open(src, "rb") as f:
+        reader = Reader.open(f)
+        codec = open_codec(reader, codec)
+        h = reader.header
+        with atomic_output(dst, (src,), overwrite) as tmp:
+            if latents:
+                parts = list(codec.read_codes(reader))
+                codes = SparseCodes.concat(parts) if parts else SparseCodes(
+                    np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32), h.d_sae)
+                values = codes.bins * codec.quantiser.step[codes.indices]
+                with open(tmp, "wb") as out:
+                    np.savez(out, indptr=codes.indptr, indices=codes.indices, bins=codes.bins, values=values,
+                             d_sae=np.array(h.d_sae), step=codec.quantiser.step)
+            else:
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(h.n, h.d_in))
+                row = 0
+                for codes in codec.read_codes(reader):
+                    out[row:row + codes.n] = codec.reconstruct(codes)
+                    row += codes.n
+                out.flush()
+                del out
+    return {"samples": h.n}
+
+
+def inspect_file(src: str | Path, codec: Codec | None = None, against: str | Path | None = None) -> dict:
+    """What an .mdlc file holds and what its bits are spent on, per sample.
+
+    Always: samples, sizes, header/model/payload bits. With a model (given or embedded): activity and
+    value bits measured on the stream, the ideal code length of the file's symbols under the model
+    (cross-entropy), and the model's own expected DL; with ``against`` (the original activations),
+    MSE and FVU of the reconstruction.
+    """
+    size = Path(src).stat().st_size
+    with open(src, "rb") as f:
+        reader = Reader.open(f)
+        h = reader.header
+        model_bits = 8 * (len(reader.model_bytes) + 12) if reader.model_bytes is not None else 0
+        info: dict = {"file": str(src), "samples": h.n, "d_in": h.d_in, "d_sae": h.d_sae, "chunks": h.n_chunks,
+                      "bytes": size, "self_contained": reader.model_bytes is not None,
+                      "sae_fingerprint": h.sae_fingerprint}
+        if codec is None and reader.model_bytes is None:
+            payload = sum(32 * len(w) for _, w in reader.chunks())
+            info["bits"] = {"header": 8 * size - model_bits - payload, "model": model_bits, "payload": payload}
+            return _per_sample(info, h.n)
+        codec = open_codec(reader, codec)
+        x = _load_rows(against, h.d_in) if against is not None else None
+        stats: dict = {"activity_bits": 0, "value_bits": 0}
+        ideal = 0.0
+        sq_err = 0.0
+        row = 0
+        s1 = np.zeros(h.d_in)
+        s2 = 0.0
+        for codes in codec.read_codes(reader, stats):
+            ideal += codec.chunk_coder.ideal_bits(codes)["total"]
+            if x is not None:
+                orig = np.asarray(x[row:row + codes.n], dtype=np.float64)
+                sq_err += float(((codec.reconstruct(codes) - orig) ** 2).sum())
+                s1 += orig.sum(0)
+                s2 += float((orig ** 2).sum())
+            row += codes.n
+    payload = stats["activity_bits"] + stats["value_bits"]
+    info["bits"] = {"header": 8 * size - model_bits - payload, "model": model_bits,
+                    "activity": stats["activity_bits"], "values": stats["value_bits"], "payload": payload,
+                    "ideal_payload": ideal}
+    info["model_expected_bits_per_sample"] = codec.entropy_model.expected_bits_per_sample()
+    info["decoder_bits"] = codec.decoder.bits()
+    if x is not None and h.n:
+        info["mse"] = sq_err / (h.n * h.d_in)
+        total_var = s2 - float((s1 ** 2).sum()) / h.n
+        info["fvu"] = sq_err / total_var if total_var > 0 else float("nan")
+    return _per_sample(info, h.n)
+
+
+def _per_sample(info: dict, n: int) -> dict:
+    info["bits_per_sample"] = {k: v / max(n, 1) for k, v in info["bits"].items()}
+    info["bits_per_sample"]["total"] = 8 * info["bytes"] / max(n, 1)
+    return info

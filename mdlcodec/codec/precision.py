@@ -1,0 +1,75 @@
+"""Choosing the quantiser: the coarsest step that keeps reconstruction error within a bound
+(the paper's Appendix C, step 3)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mdlcodec.codec.quantiser import Quantiser
+
+DEFAULT_RELATIVE_MSE = 0.01
+"""Default bound: quantisation may add at most 1% to the SAE's own MSE."""
+
+
+def quantised_mse(decoder, z: np.ndarray, x: np.ndarray, step: float) -> float:
+    """MSE (mean over samples and dimensions) of the reconstruction from latents z [n, d_sae] quantised with ``step``."""
+    q = Quantiser.uniform(step, z.shape[1])
+    x_hat = decoder.reconstruct(q.dequantise(q.quantise(z)))
+    return float(np.mean((x_hat.astype(np.float64) - x) ** 2))
+
+
+def coarsest_step(decoder, z: np.ndarray, x: np.ndarray, max_mse: float, iters: int = 24) -> float:
+    """The largest uniform step (latent units) whose quantised MSE on (z, x) is <= max_mse, by bisection
+    on log2(step). Raises ValueError if the unquantised reconstruction already exceeds max_mse."""
+    x = np.asarray(x, dtype=np.float64)
+    base = float(np.mean((decoder.reconstruct(z).astype(np.float64) - x) ** 2))
+    if base > max_mse:
+        raise ValueError(f"the SAE's own MSE {base:.6g} already exceeds the bound {max_mse:.6g}")
+    top = float(np.abs(z).max()) if z.size else 1.0
+    hi = np.log2(max(top, 1e-12)) + 1.0  # coarser than every latent: all bins round to 0 or +-1
+    lo = hi - 30.0
+    if quantised_mse(decoder, z, x, 2.0 ** hi) <= max_mse:
+        return float(2.0 ** hi)
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        if quantised_mse(decoder, z, x, 2.0 ** mid) <= max_mse:
+            lo = mid
+        else:
+            hi = mid
+    return float(np.float32(2.0 ** lo))
+
+
+def default_step(decoder, z: np.ndarray, x: np.ndarray, relative: float = DEFAULT_RELATIVE_MSE) -> float:
+    """The coarsest step adding at most ``relative`` (1%) to the unquantised MSE on held-out (z, x)."""
+    base = float(np.mean((decoder.reconstruct(z).astype(np.float64) - np.asarray(x, np.float64)) ** 2))
+    return coarsest_step(decoder, z, x, base * (1 + relative))
+
+
+def fit_codec(sae, train_x: np.ndarray, test_x: np.ndarray, step: float | None = None,
+              max_mse: float | None = None, device: str = "cpu"):
+    """Choose the step on the test split (given, or the coarsest meeting ``max_mse``, or the default
+    1% rule), fit the entropy model on the training split, and report the test figures.
+
+    Returns (codec, report); the report's bits are per sample of the test split.
+    """
+    from mdlcodec.codec.codec import Codec, Decoder, _check_activations
+
+    decoder = Decoder.from_sae(sae)
+    test_x = _check_activations(test_x, decoder.d_in, "test data")
+    z = Codec.sae_encoder(sae, device)(test_x)
+    if step is None:
+        step = coarsest_step(decoder, z, test_x, max_mse) if max_mse is not None else default_step(decoder, z, test_x)
+    codec = Codec.fit(sae, train_x, step, device)
+    codes = codec.quantiser.quantise(z)
+    ideal = codec.chunk_coder.ideal_bits(codes)
+    x64 = test_x.astype(np.float64)
+    report = {
+        "step": float(step),
+        "test_mse": float(np.mean((decoder.reconstruct(z) - x64) ** 2)),
+        "quantised_test_mse": float(np.mean((codec.reconstruct(codes) - x64) ** 2)),
+        "quantised_l0": codes.nnz / max(codes.n, 1),
+        "test_bits_per_sample": {k: v / max(codes.n, 1) for k, v in ideal.items()},
+        "bits_per_value": ideal["values"] / max(codes.nnz, 1),
+        "model_expected_bits_per_sample": codec.entropy_model.expected_bits_per_sample(),
+    }
+    return codec, report
