@@ -1,0 +1,14 @@
+"""SAE architectures behind one registry, their training, evaluation, and save/load.
+
+Add an architecture by writing a module with an `SAE` subclass decorated `@register("name")` and
+importing it below.
+"""
+
+from mdlcodec.models.base import ARCHITECTURES, SAE, SAEConfig, make_sae, register
+from mdlcodec.models import batchtopk, relu, topk  # noqa: F401  (register the architectures)
+from mdlcodec.models.evaluate import evaluate
+from mdlcodec.models.io import load_sae, save_sae
+from mdlcodec.models.train import TrainConfig, TrainResult, train_sae
+
+__all__ = ["ARCHITECTURES", "SAE", "SAEConfig", "make_sae", "register", "evaluate", "load_sae", "save_sae",
+           "TrainConfig", "TrainResult", "train_sae"]

@@ -1,0 +1,166 @@
+"""The SAE base class, its config, and the registry of architectures.
+
+Every architecture shares one linear encoder and decoder (SAELens' layout):
+
+    W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in]
+
+and differs only in the activation that turns pre-activations into sparse latents. Each lives in
+its own small module and registers itself with `@register("name")`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from mdlcodec.errors import ModelError
+
+
+@dataclass
+class SAEConfig:
+    """What defines an SAE besides its weights; JSON-serialisable (saved as cfg.json).
+
+    arch: registry name ("topk", "batchtopk", "relu", ...). k: active latents per sample (topk) or
+    on average over a batch (batchtopk). l1_coeff: weight of the L1 penalty (relu). threshold:
+    batchtopk's inference threshold on pre-activations (in the normalised input's units), set by
+    training. input_scale: the SAE sees x * input_scale; decode returns the original scale.
+    """
+
+    arch: str
+    d_in: int
+    d_sae: int
+    k: int | None = None
+    l1_coeff: float | None = None
+    threshold: float | None = None
+    input_scale: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The cfg.json form: SAELens names the architecture field "architecture"."""
+        d = dataclasses.asdict(self)
+        return {"architecture": d.pop("arch"), **d}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SAEConfig":
+        d = dict(d)
+        if "architecture" not in d:
+            raise ModelError("config has no 'architecture' field")
+        d["arch"] = d.pop("architecture")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ModelError(f"config has unknown field(s) {', '.join(unknown)}")
+        try:
+            return cls(**d)
+        except TypeError as e:
+            raise ModelError(f"config is incomplete: {e}") from None
+
+
+def as_float32(v: float) -> float:
+    """v rounded to the nearest float32, as a Python float (so cfg.json and float32 tensors agree)."""
+    return float(np.float32(v))
+
+
+class SAE(nn.Module):
+    """A sparse autoencoder on raw-scale inputs x [n, d_in].
+
+    encode(x) = act((x * input_scale - b_dec) @ W_enc + b_enc): dense latents [n, d_sae], exactly 0
+    where inactive, >= 0 elsewhere. decode(z) = (z @ W_dec + b_dec) / input_scale, in x's original
+    units; the codec rebuilds activations with exactly this formula from W_dec, b_dec and input_scale.
+
+    Subclasses set `arch`, implement `activate` (inference activation) and may override
+    `activate_train` (training activation), `sparsity_penalty`, `observe_train` and `check`.
+    """
+
+    arch: ClassVar[str] = ""
+    uses_auxk: ClassVar[bool] = False  # whether training adds the AuxK loss for dead latents
+
+    def __init__(self, cfg: SAEConfig, generator: torch.Generator | None = None):
+        super().__init__()
+        self.cfg = cfg
+        w = torch.randn(cfg.d_sae, cfg.d_in, generator=generator)
+        w /= w.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        self.W_dec = nn.Parameter(w)                         # unit-norm rows
+        self.W_enc = nn.Parameter(w.T.clone().contiguous())  # tied initialisation
+        self.b_enc = nn.Parameter(torch.zeros(cfg.d_sae))
+        self.b_dec = nn.Parameter(torch.zeros(cfg.d_in))
+
+    @classmethod
+    def check(cls, cfg: SAEConfig) -> None:
+        """Raise ModelError if cfg does not describe a valid SAE of this architecture."""
+        for name in ("d_in", "d_sae", "k"):
+            v = getattr(cfg, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                raise ModelError(f"{name} must be an integer, got {v!r}")
+        for name in ("l1_coeff", "threshold", "input_scale"):
+            v = getattr(cfg, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise ModelError(f"{name} must be a number, got {v!r}")
+        if cfg.d_in <= 0 or cfg.d_sae <= 0:
+            raise ModelError(f"d_in and width (d_sae) must be positive, got d_in={cfg.d_in}, width={cfg.d_sae}")
+        if not cfg.input_scale > 0 or not np.isfinite(cfg.input_scale):
+            raise ModelError(f"input_scale must be a positive finite number, got {cfg.input_scale}")
+
+    def pre_acts(self, x_scaled: Tensor) -> Tensor:
+        """Pre-activations [n, d_sae] of inputs already multiplied by input_scale."""
+        return (x_scaled - self.b_dec) @ self.W_enc + self.b_enc
+
+    def activate(self, pre: Tensor) -> Tensor:
+        """Inference activation: pre-activations [n, d_sae] -> latents [n, d_sae] (>= 0, sparse)."""
+        raise NotImplementedError
+
+    def activate_train(self, pre: Tensor) -> Tensor:
+        """Training activation (the same as `activate` unless the architecture says otherwise)."""
+        return self.activate(pre)
+
+    def sparsity_penalty(self, z: Tensor) -> Tensor:
+        """Loss term added in training for latents z [n, d_sae] (a scalar; 0 unless overridden)."""
+        return z.new_zeros(())
+
+    @torch.no_grad()
+    def observe_train(self, z: Tensor) -> None:
+        """Called after each training step with that batch's training latents (for running statistics)."""
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Raw-scale inputs [n, d_in] -> latents [n, d_sae]."""
+        return self.activate(self.pre_acts(x * self.cfg.input_scale))
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Latents [n, d_sae] -> reconstructions [n, d_in] in the raw scale: (z @ W_dec + b_dec) / input_scale."""
+        return (z @ self.W_dec + self.b_dec) / self.cfg.input_scale
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """x [n, d_in] -> (x_hat [n, d_in], z [n, d_sae])."""
+        z = self.encode(x)
+        return self.decode(z), z
+
+
+ARCHITECTURES: dict[str, type[SAE]] = {}
+
+
+def register(name: str):
+    """Class decorator: make an SAE subclass available as `arch=name`."""
+    def deco(cls: type[SAE]) -> type[SAE]:
+        cls.arch = name
+        ARCHITECTURES[name] = cls
+        return cls
+    return deco
+
+
+def make_sae(cfg: SAEConfig, generator: torch.Generator | None = None) -> SAE:
+    """A freshly initialised SAE for cfg (random unit-norm decoder rows, tied encoder, zero biases)."""
+    if cfg.arch not in ARCHITECTURES:
+        raise ModelError(f"unknown architecture {cfg.arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+    cls = ARCHITECTURES[cfg.arch]
+    cls.check(cfg)
+    return cls(cfg, generator)
+
+
+def check_k(cfg: SAEConfig) -> None:
+    """Shared check for architectures that take k active latents."""
+    if cfg.k is None or not 1 <= cfg.k <= cfg.d_sae:
+        raise ModelError(f"{cfg.arch} needs 1 <= k <= width ({cfg.d_sae}), got k={cfg.k}")

@@ -1,0 +1,57 @@
+"""Reconstruction and sparsity metrics of an SAE on held-out data, computed in batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mdlcodec.models.base import SAE
+
+EVAL_BATCH = 4096  # samples per forward pass
+
+
+@torch.no_grad()
+def evaluate(sae: SAE, x: np.ndarray | Tensor, batch_size: int = EVAL_BATCH) -> dict:
+    """Metrics of sae on raw-scale x [n, d_in] (numpy, possibly memory-mapped, or a tensor).
+
+    mse: squared error averaged over samples and dimensions (per pixel for MNIST); fvu: summed
+    squared error / summed squared deviation of x from its mean (fraction of variance unexplained);
+    l0_mean, l0_std: mean and standard deviation over samples of the number of active latents;
+    alive: latents active on at least one sample of x; dead_fraction: 1 - alive / d_sae.
+    """
+    n, d = x.shape
+    if n == 0:
+        raise ValueError("evaluate needs at least one sample")
+    device = next(sae.parameters()).device
+    was_training = sae.training
+    sae.eval()
+    sse = sx = sxx = l0 = l0sq = 0.0
+    col_sum = torch.zeros(d, dtype=torch.float64, device=device)
+    fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool, device=device)
+    for s in range(0, n, batch_size):
+        xb = x[s:s + batch_size]
+        xb = (xb if isinstance(xb, Tensor) else torch.from_numpy(np.asarray(xb, np.float32))).to(device, torch.float32)
+        x_hat, z = sae(xb)
+        sse += float((x_hat - xb).double().pow(2).sum())
+        xd = xb.double()
+        col_sum += xd.sum(0)
+        sxx += float(xd.pow(2).sum())
+        active = z > 0
+        counts = active.sum(1).double()
+        l0 += float(counts.sum())
+        l0sq += float(counts.pow(2).sum())
+        fired |= active.any(0)
+    sae.train(was_training)
+    total_var = sxx - float(col_sum.pow(2).sum()) / n
+    l0_mean = l0 / n
+    alive = int(fired.sum())
+    return {
+        "n": n,
+        "mse": sse / (n * d),
+        "fvu": sse / total_var if total_var > 0 else float("nan"),
+        "l0_mean": l0_mean,
+        "l0_std": max(0.0, l0sq / n - l0_mean ** 2) ** 0.5,
+        "alive": alive,
+        "dead_fraction": 1.0 - alive / sae.cfg.d_sae,
+    }

@@ -1,0 +1,97 @@
+"""Save and load an SAE as a directory: cfg.json (SAELens-like, field "architecture") and
+sae_weights.safetensors (W_enc, b_enc, W_dec, b_dec as float32). The round trip is bit-exact."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import safetensors.torch
+import torch
+
+from mdlcodec.errors import ModelError
+from mdlcodec.models.base import SAE, SAEConfig, make_sae
+
+CFG_FILE = "cfg.json"
+WEIGHTS_FILE = "sae_weights.safetensors"
+WEIGHT_NAMES = ("W_enc", "b_enc", "W_dec", "b_dec")
+
+
+def _weights(sae: SAE) -> dict[str, torch.Tensor]:
+    return {n: getattr(sae, n).detach().to("cpu", torch.float32).contiguous() for n in WEIGHT_NAMES}
+
+
+def _write_files(sae: SAE, folder: Path) -> None:
+    """Write both files into folder, each through a temporary file and os.replace (weights first)."""
+    for name, write in ((WEIGHTS_FILE, lambda p: safetensors.torch.save_file(_weights(sae), p)),
+                        (CFG_FILE, lambda p: Path(p).write_text(json.dumps(sae.cfg.to_dict(), indent=2) + "\n"))):
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            write(tmp)
+            os.replace(tmp, folder / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def save_sae(sae: SAE, model_dir: str | Path) -> Path:
+    """Write sae to model_dir. A new directory appears whole (built beside it, then renamed); in an
+    existing one each file is replaced atomically and other files are left alone."""
+    out = Path(model_dir)
+    if out.exists() and not out.is_dir():
+        raise ModelError(f"{out} exists and is not a directory")
+    if out.is_dir():
+        _write_files(sae, out)
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        _write_files(sae, tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def load_sae(model_dir: str | Path, device: str = "cpu") -> SAE:
+    """Read an SAE saved by save_sae; ModelError (one line) if the directory is missing, damaged or
+    its weights do not have the shapes its cfg.json implies."""
+    d = Path(model_dir)
+    if not d.is_dir():
+        raise ModelError(f"model directory {d} does not exist")
+    cfg_path, w_path = d / CFG_FILE, d / WEIGHTS_FILE
+    for p in (cfg_path, w_path):
+        if not p.is_file():
+            raise ModelError(f"{d} is not an SAE directory: {p.name} is missing")
+    try:
+        raw = json.loads(cfg_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelError(f"cannot read {cfg_path}: {e}") from None
+    if not isinstance(raw, dict):
+        raise ModelError(f"{cfg_path} does not hold a JSON object")
+    try:
+        cfg = SAEConfig.from_dict(raw)
+    except ModelError as e:
+        raise ModelError(f"{cfg_path}: {e}") from None
+    sae = make_sae(cfg, torch.Generator().manual_seed(0))  # weights are overwritten; keep the global RNG untouched
+    try:
+        weights = safetensors.torch.load_file(str(w_path))
+    except Exception as e:  # safetensors raises several types for damaged files
+        raise ModelError(f"cannot read {w_path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    missing = [n for n in WEIGHT_NAMES if n not in weights]
+    if missing:
+        raise ModelError(f"{w_path} lacks weight(s) {', '.join(missing)}")
+    with torch.no_grad():
+        for n in WEIGHT_NAMES:
+            p, w = getattr(sae, n), weights[n]
+            if w.shape != p.shape:
+                raise ModelError(f"{w_path}: {n} has shape {list(w.shape)}, cfg.json implies {list(p.shape)}")
+            if w.dtype != torch.float32:
+                raise ModelError(f"{w_path}: {n} is {w.dtype}, expected float32")
+            p.copy_(w)
+    return sae.to(device).eval()

@@ -1,0 +1,27 @@
+"""TopK SAE (Gao et al. 2024): each sample keeps its k largest positive pre-activations."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from mdlcodec.models.base import SAE, SAEConfig, check_k, register
+
+
+def topk_per_sample(pre: Tensor, k: int) -> Tensor:
+    """Keep the k largest of relu(pre) [n, d_sae] in each row, zero the rest."""
+    vals, idx = pre.relu().topk(k, dim=1)
+    return torch.zeros_like(pre).scatter(1, idx, vals)
+
+
+@register("topk")
+class TopKSAE(SAE):
+    uses_auxk = True
+
+    @classmethod
+    def check(cls, cfg: SAEConfig) -> None:
+        super().check(cfg)
+        check_k(cfg)
+
+    def activate(self, pre: Tensor) -> Tensor:
+        return topk_per_sample(pre, self.cfg.k)

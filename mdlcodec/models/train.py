@@ -1,0 +1,229 @@
+"""One trainer for every architecture.
+
+Per step on a shuffled batch of the (optionally normalised) inputs:
+  loss = sum over d_in of squared error, mean over the batch
+       + the architecture's sparsity penalty (L1 for relu)
+       + auxk_alpha * AuxK loss (topk, batchtopk): the k_aux largest pre-activations of the dead
+         latents reconstruct the main model's residual (Gao et al. 2024), scaled by
+         min(1, n_dead / k_aux).
+Adam; before each step the gradient's component parallel to each decoder row is removed and after
+it the rows are renormalised to unit length. b_dec starts at the geometric median of a subsample.
+A latent is dead when it has not fired on the last `dead_after` training samples. After each epoch
+the raw-scale MSE on held-out data decides early stopping; the best epoch's weights are returned.
+On CPU a seed fixes everything: the same seed gives bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from mdlcodec.errors import ModelError
+from mdlcodec.models.base import SAE, SAEConfig, as_float32, make_sae
+from mdlcodec.models.evaluate import evaluate
+
+MEDIAN_SAMPLES = 4096    # subsample for the geometric median
+MEDIAN_ITERATIONS = 20   # Weiszfeld iterations
+
+
+@dataclass
+class TrainConfig:
+    """Training settings. lr: Adam step size; batch_size, epochs: samples per step and passes over
+    the data (at most); lr decays linearly to 0 over the last `lr_decay_fraction` of the steps;
+    normalize: scale inputs so that the mean squared norm of x * input_scale is d_in; auxk_alpha,
+    k_aux (default d_in // 2): the AuxK loss; dead_after: samples without firing before a latent
+    counts as dead; patience: epochs without a relative improvement of `min_improvement` in
+    held-out MSE before stopping; val_fraction: share of the training data held out when no
+    validation data is given."""
+
+    lr: float = 4e-3
+    batch_size: int = 256
+    epochs: int = 100
+    lr_decay_fraction: float = 0.2
+    normalize: bool = True
+    auxk_alpha: float = 1 / 32
+    k_aux: int | None = None
+    dead_after: int = 5_000
+    patience: int = 10
+    min_improvement: float = 1e-3
+    val_fraction: float = 0.1
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    """history: one dict per epoch (loss terms on the training batches, mean L0, dead latents at the
+    end of the epoch, held-out raw-scale MSE); best_epoch: the epoch whose weights were kept."""
+
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+
+def geometric_median(x: Tensor, iterations: int = MEDIAN_ITERATIONS) -> Tensor:
+    """Weiszfeld's iteration for the point minimising the summed distance to the rows of x [n, d]."""
+    x = x.double()
+    m = x.mean(0)
+    for _ in range(iterations):
+        w = 1.0 / (x - m).norm(dim=1).clamp_min(1e-8)
+        m = (w[:, None] * x).sum(0) / w.sum()
+    return m.float()
+
+
+def input_scale_for(x: Tensor) -> float:
+    """The factor s with mean ||s * x||^2 = d_in (1 for all-zero data), rounded to float32."""
+    msn = float(x.double().pow(2).sum(1).mean())
+    return as_float32(math.sqrt(x.shape[1] / msn)) if msn > 0 else 1.0
+
+
+def _as_tensor(x, what: str, d_in: int) -> Tensor:
+    x = x if isinstance(x, Tensor) else torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    if x.ndim != 2 or x.shape[1] != d_in:
+        raise ModelError(f"{what} has shape {list(x.shape)}, the SAE expects [n, {d_in}] (d_in={d_in})")
+    if x.shape[0] == 0:
+        raise ModelError(f"{what} is empty")
+    return x.float()
+
+
+def check_device(device: str) -> None:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"device {device!r} requested but CUDA is not available here; use --device cpu")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise ModelError(f"unknown device {device!r}; use cpu or cuda")
+
+
+def _auxk_loss(sae: SAE, pre: Tensor, residual: Tensor, dead: Tensor, k_aux: int) -> Tensor:
+    """Squared error (summed over d_in, mean over the batch) of the residual [n, d_in] against its
+    reconstruction by the top-k_aux dead latents' positive pre-activations, times min(1, n_dead / k_aux)."""
+    n_dead = int(dead.sum())
+    k = min(k_aux, n_dead)
+    vals, idx = pre.masked_fill(~dead, -torch.inf).topk(k, dim=1)
+    z_aux = torch.zeros_like(pre).scatter(1, idx, vals.relu())
+    err = (z_aux @ sae.W_dec - residual).pow(2).sum(1).mean()
+    return err * min(1.0, n_dead / k_aux)
+
+
+@torch.no_grad()
+def _project_decoder_grad(W: torch.nn.Parameter) -> None:
+    """Remove from W.grad each row's component along the (unit) row, so a step barely changes its norm."""
+    if W.grad is not None:
+        W.grad -= (W.grad * W).sum(1, keepdim=True) * W
+
+
+def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None) -> tuple[SAE, TrainResult]:
+    """Train a fresh SAE described by cfg on raw-scale train [n, d_in] (numpy or tensor).
+
+    val [m, d_in]: held-out data for early stopping (MSE in raw units per dimension); if None the
+    last val_fraction of a seeded shuffle of train is held out. Returns the SAE of the best epoch
+    (in eval mode, on tcfg.device; cfg.input_scale and, for batchtopk, cfg.threshold filled in)
+    and the TrainResult.
+    """
+    tcfg = tcfg or TrainConfig()
+    check_device(tcfg.device)
+    if tcfg.batch_size <= 0 or tcfg.epochs <= 0 or tcfg.lr <= 0:
+        raise ModelError("batch size, epochs and learning rate must be positive")
+    cfg = copy.deepcopy(cfg)
+    make_sae(cfg, torch.Generator())  # validates cfg before any work
+    gen = torch.Generator().manual_seed(tcfg.seed)
+    x = _as_tensor(train, "training data", cfg.d_in)
+    if val is None:
+        if x.shape[0] < 2:
+            raise ModelError("training data needs at least 2 samples to hold some out for validation")
+        perm = torch.randperm(x.shape[0], generator=gen)
+        n_val = min(x.shape[0] - 1, max(1, round(tcfg.val_fraction * x.shape[0])))
+        x, v = x[perm[n_val:]], x[perm[:n_val]]
+    else:
+        v = _as_tensor(val, "validation data", cfg.d_in)
+    dev = torch.device(tcfg.device)
+
+    cfg.input_scale = input_scale_for(x) if tcfg.normalize else 1.0
+    cfg.threshold = None
+    sae = make_sae(cfg, gen)
+    xs = (x * cfg.input_scale).to(dev)
+    v = v.to(dev)
+    with torch.no_grad():
+        sub = torch.randperm(xs.shape[0], generator=gen)[:MEDIAN_SAMPLES]
+        sae.b_dec.copy_(geometric_median(xs[sub.to(dev)].cpu()))
+    sae.to(dev).train()
+
+    n = xs.shape[0]
+    bs = min(tcfg.batch_size, n)
+    steps_per_epoch = n // bs
+    total = steps_per_epoch * tcfg.epochs
+    decay_from = int(total * (1 - tcfg.lr_decay_fraction))
+    opt = torch.optim.Adam(sae.parameters(), lr=tcfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 1.0 if s < decay_from else max(0.0, (total - s) / max(1, total - decay_from)))
+    k_aux = tcfg.k_aux or max(1, cfg.d_in // 2)
+    since_fired = torch.zeros(cfg.d_sae, dtype=torch.long, device=dev)
+
+    result, best_state, bad_epochs, t0 = TrainResult(), None, 0, time.perf_counter()
+    best_mse = ref_mse = math.inf  # best held-out MSE; the last one that counted as an improvement
+    bar = tqdm(total=total, disable=not tcfg.progress, desc=f"train {cfg.arch} w{cfg.d_sae}", leave=False)
+    for epoch in range(1, tcfg.epochs + 1):
+        order = torch.randperm(n, generator=gen).to(dev)
+        sums = torch.zeros(4, dtype=torch.float64, device=dev)  # loss, mse part, aux part, L0
+        for step in range(steps_per_epoch):
+            xb = xs[order[step * bs:(step + 1) * bs]]
+            pre = sae.pre_acts(xb)
+            z = sae.activate_train(pre)
+            x_hat = z @ sae.W_dec + sae.b_dec
+            mse = (x_hat - xb).pow(2).sum(1).mean()
+            loss = mse + sae.sparsity_penalty(z)
+            dead = since_fired >= tcfg.dead_after
+            aux = torch.zeros((), device=dev)
+            if sae.uses_auxk and tcfg.auxk_alpha > 0 and bool(dead.any()):
+                aux = _auxk_loss(sae, pre, (xb - x_hat).detach(), dead, k_aux)
+                loss = loss + tcfg.auxk_alpha * aux
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            _project_decoder_grad(sae.W_dec)
+            opt.step()
+            sched.step()
+            with torch.no_grad():
+                sae.W_dec /= sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                fired = (z > 0).any(0)
+                since_fired += bs
+                since_fired[fired] = 0
+                sae.observe_train(z)
+                l0 = (z > 0).sum(1).double().mean()
+                sums += torch.stack([loss.detach().double(), mse.detach().double(), aux.detach().double(), l0])
+            bar.update(1)
+            if step % 10 == 0 and tcfg.progress:
+                bar.set_postfix(loss=f"{float(loss):.4g}", L0=f"{float(l0):.1f}",
+                                mse=f"{float(mse) / (cfg.d_in * cfg.input_scale ** 2):.4g}")
+        sae.eval()
+        val_mse = evaluate(sae, v)["mse"]
+        sae.train()
+        s = (sums / max(1, steps_per_epoch)).tolist()
+        result.history.append({"epoch": epoch, "loss": s[0], "mse_loss": s[1], "auxk_loss": s[2], "l0": s[3],
+                               "dead": int((since_fired >= tcfg.dead_after).sum()), "val_mse": val_mse,
+                               "lr": opt.param_groups[0]["lr"]})
+        bar.set_postfix(loss=f"{s[0]:.4g}", L0=f"{s[3]:.1f}", val_mse=f"{val_mse:.4g}")
+        if val_mse < best_mse:
+            best_mse = val_mse
+            best_state = ({k: t.detach().clone() for k, t in sae.state_dict().items()}, copy.deepcopy(sae.cfg))
+            result.best_epoch = epoch
+        if val_mse < ref_mse * (1 - tcfg.min_improvement):
+            ref_mse, bad_epochs = val_mse, 0
+        else:
+            bad_epochs += 1
+            if bad_epochs >= tcfg.patience:
+                result.stopped_early = True
+                break
+    bar.close()
+    if best_state is not None:
+        sae.load_state_dict(best_state[0])
+        sae.cfg = best_state[1]
+    result.seconds = time.perf_counter() - t0
+    return sae.eval(), result
