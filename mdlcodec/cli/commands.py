@@ -1,4 +1,5 @@
 """Imports every command module; each attaches its commands to the `mdlcodec` group."""
 
 from mdlcodec.cli import codec_cmd  # noqa: F401
+from mdlcodec.cli import data_cmd  # noqa: F401
 from mdlcodec.cli import dl_cmd  # noqa: F401

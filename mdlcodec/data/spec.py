@@ -1,0 +1,65 @@
+"""One dataset spec string for the whole CLI, and a description of a loaded dataset.
+
+Spec syntax:
+- `toy` or `toy:key=value,...`: synthetic toy model of superposition (mdlcodec.data.toy); keys are
+  the ToyConfig fields (n_features, d, l0, alpha, hierarchy, correlated, rho, noise, n, seed) and
+  `preset=NAME` or a bare preset name (`toy:lm`: d=768, 4096 features, L0 64) that other keys override.
+- `mnist` (folder $MDLCODEC_MNIST, else ../shared/data/mnist from the current directory) or
+  `mnist:PATH`; append `,download=1` (`mnist:PATH,download=1`) to fetch MNIST with torchvision
+  when the folder lacks it.
+- anything else is a file: PATH.npy, PATH.npz, PATH.safetensors, PATH.pt, the last three
+  optionally as PATH:KEY to pick one array of several.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mdlcodec.data.dataset import Dataset, array_stats
+from mdlcodec.data.files import SUFFIXES, load_activation_dataset, parse_file_spec
+from mdlcodec.data.mnist import load_mnist
+from mdlcodec.data.toy import make_toy, parse_toy_options
+from mdlcodec.errors import DataError
+
+
+def _mnist(spec: str) -> Dataset:
+    path_parts, download = [], False
+    for part in spec[len("mnist:"):].split(",") if spec != "mnist" else []:
+        key, sep, val = part.partition("=")
+        if sep and key.strip() == "download":
+            if val.strip() not in ("0", "1"):
+                raise DataError(f"mnist: download={val.strip()!r}; expected 0 or 1")
+            download = val.strip() == "1"
+        else:
+            path_parts.append(part)
+    return load_mnist(",".join(path_parts) or None, download, spec)
+
+
+def load_dataset(spec: str) -> Dataset:
+    """The dataset a spec string names (syntax in this module's docstring). Raises DataError with
+    one line naming the spec, file or key and the problem."""
+    spec = str(spec).strip()
+    if spec == "toy" or spec.startswith("toy:"):
+        return make_toy(parse_toy_options(spec[4:]), spec)
+    if spec == "mnist" or spec.startswith("mnist:"):
+        return _mnist(spec)
+    path, _ = parse_file_spec(spec)
+    if not path.exists() and path.suffix.lower() not in SUFFIXES:
+        raise DataError(f"unknown dataset spec '{spec}': expected toy[:key=value,...], mnist[:PATH], "
+                        f"or an existing {'/'.join(SUFFIXES)} file")
+    return load_activation_dataset(spec)
+
+
+def describe(ds: Dataset) -> dict:
+    """Figures about a dataset: sizes, dtype, and per split the value range, mean squared norm
+    and total variance (sum over dimensions); for toy data also the number of true features, the
+    expected L0 and the true entropy of the activity pattern (bits per sample)."""
+    out = {"name": ds.name, "spec": ds.spec, "n_train": int(ds.train.shape[0]), "n_test": int(ds.test.shape[0]),
+           "d": ds.d, "dtype": str(np.dtype(ds.train.dtype)), "image_shape": ds.image_shape,
+           "train": array_stats(ds.train), "test": array_stats(ds.test)}
+    if ds.truth is not None:
+        t = ds.truth
+        out["toy"] = {"true_features": int(len(t.probs)), "expected_l0": float(t.probs.sum()),
+                      "true_entropy_bits_per_sample": t.entropy_bits_per_sample(),
+                      "hierarchy_children": int((t.parents >= 0).sum()), "correlated_pairs": int(len(t.pairs))}
+    return out
