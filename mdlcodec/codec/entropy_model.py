@@ -71,8 +71,8 @@ class EntropyModel:
         hi = np.ones(d, dtype=np.int64)
         order = np.lexsort((bins, feats))
         f_sorted, b_sorted = feats[order], bins[order]
-        starts = np.flatnonzero(np.r_[True, f_sorted[1:] != f_sorted[:-1]]) if len(f_sorted) else np.array([], int)
-        ends = np.r_[starts[1:], len(f_sorted)]
+        starts = np.flatnonzero(np.r_[True, f_sorted[1:] != f_sorted[:-1]]) if len(f_sorted) else np.zeros(0, int)
+        ends = np.r_[starts[1:], len(f_sorted)] if len(f_sorted) else starts
         seen = f_sorted[starts]
         lo[seen], hi[seen] = b_sorted[starts], b_sorted[ends - 1]
         for j in np.flatnonzero(hi[seen] - lo[seen] + 1 > max_table_bins):
