@@ -106,7 +106,8 @@ class Codec:
             out = []
             with torch.no_grad():
                 for s in range(0, len(x), _ENCODE_BATCH):
-                    out.append(sae.encode(torch.from_numpy(x[s:s + _ENCODE_BATCH]).to(device)).cpu().numpy())
+                    batch = torch.tensor(x[s:s + _ENCODE_BATCH], dtype=torch.float32, device=device)
+                    out.append(sae.encode(batch).cpu().numpy())
             return np.concatenate(out) if out else np.zeros((0, sae.cfg.d_sae), np.float32)
         return encode
 
