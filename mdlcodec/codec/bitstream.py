@@ -58,10 +58,12 @@ class ChunkCoder:
             z = codes.bins[order][esc].astype(np.int64)
             zz = ((z << 1) ^ (z >> 63)) & 0xFFFFFFFF
             coder.encode_reverse(np.stack([zz >> 16, zz & 0xFFFF], axis=1).ravel().astype(np.int32), _UINT16)
-        starts = np.flatnonzero(np.r_[True, f_sorted[1:] != f_sorted[:-1]]) if len(f_sorted) else []
-        ends = np.r_[starts[1:], len(f_sorted)] if len(f_sorted) else []
-        for s, e in zip(starts[::-1], ends[::-1]):
-            coder.encode_reverse(sym[s:e], self.model.value_model(int(f_sorted[s])))
+        if len(f_sorted):
+            starts = np.flatnonzero(np.r_[True, f_sorted[1:] != f_sorted[:-1]])
+            models, encode = self.model.value_models, coder.encode_reverse
+            for f, s, e in zip(f_sorted[starts[::-1]].tolist(), starts[::-1].tolist(),
+                               np.r_[starts[1:], len(f_sorted)][::-1].tolist()):
+                encode(sym[s:e], models[f])
         for bits, probs in reversed(activity_decisions(codes, self.tables).steps):
             if len(bits):
                 coder.encode_reverse(bits, _BERNOULLI, probs)
@@ -87,10 +89,9 @@ class ChunkCoder:
             f_sorted = feats[order]
             sym = np.empty(len(feats), dtype=np.int32)
             counts = np.bincount(f_sorted, minlength=self.model.d_sae)
-            pos = 0
-            for f in np.flatnonzero(counts):
-                c = int(counts[f])
-                sym[pos:pos + c] = coder.decode(self.model.value_model(int(f)), c)
+            pos, models, decode = 0, self.model.value_models, coder.decode
+            for f, c in zip(np.flatnonzero(counts).tolist(), counts[counts > 0].tolist()):
+                sym[pos:pos + c] = decode(models[f], c)
                 pos += c
             sizes = self.model.table_sizes[f_sorted]
             bins_sorted = sym.astype(np.int64) + self.model.value_lo[f_sorted]

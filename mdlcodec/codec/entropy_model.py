@@ -131,16 +131,11 @@ class EntropyModel:
         s, e = self.value_offsets[f], self.value_offsets[f + 1]
         return np.append(self.value_counts[s:e], self.escape_counts[f]).astype(np.float64) + 1.0
 
-    def value_model(self, f: int):
-        """constriction Categorical of feature f's value symbols (cached)."""
-        models = self._value_models
-        if f not in models:
-            models[f] = constriction.stream.model.Categorical(self.value_weights(f), perfect=False)
-        return models[f]
-
     @cached_property
-    def _value_models(self) -> dict:
-        return {}
+    def value_models(self) -> list:
+        """[d_sae] constriction Categorical of each feature's value symbols (built once)."""
+        cat = constriction.stream.model.Categorical
+        return [cat(self.value_weights(f), perfect=False) for f in range(self.d_sae)]
 
     @cached_property
     def _value_log_probs(self) -> tuple[np.ndarray, np.ndarray]:
