@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -24,6 +22,7 @@ import safetensors.numpy
 import torch
 
 from mdlcodec import __version__
+from mdlcodec.atomic import atomic_output
 from mdlcodec.codec.bitstream import ChunkCoder, StreamError
 from mdlcodec.codec.container import Header, Reader, write_chunk, write_preamble
 from mdlcodec.codec.entropy_model import EntropyModel
@@ -60,9 +59,35 @@ class Decoder:
     def d_in(self) -> int:
         return self.W_dec.shape[1]
 
+    def reconstruct_sparse(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Sparse latents (CSR: indptr [n+1], indices [nnz] ascending per row, values [nnz]) ->
+        activations [n, d_in] float32.
+
+        Each row starts at b_dec and adds value * W_dec[f] for its active features in ascending
+        order, in float32 elementwise arithmetic, then divides by input_scale: no BLAS reduction,
+        so the result is bit-identical whatever the chunking, thread count or machine.
+        """
+        n = len(indptr) - 1
+        out = np.repeat(self.b_dec[None, :], n, axis=0)
+        counts = np.diff(indptr)
+        if len(indices):
+            rows = np.repeat(np.arange(n), counts)
+            rank = np.arange(len(indices)) - np.repeat(indptr[:-1], counts)
+            order = np.argsort(rank, kind="stable")
+            bounds = np.searchsorted(rank[order], np.arange(int(counts.max()) + 1))
+            vals = np.asarray(values, dtype=np.float32)
+            for j in range(int(counts.max())):
+                sel = order[bounds[j]:bounds[j + 1]]  # the j-th active feature of each row that has one
+                out[rows[sel]] += vals[sel, None] * self.W_dec[indices[sel]]
+        out /= np.float32(self.input_scale)
+        return out
+
     def reconstruct(self, z: np.ndarray) -> np.ndarray:
-        """Dense latents [n, d_sae] -> activations [n, d_in] float32."""
-        return ((z @ self.W_dec + self.b_dec) / np.float32(self.input_scale)).astype(np.float32)
+        """Dense latents [n, d_sae] -> activations [n, d_in] float32 (zeros are inactive), by reconstruct_sparse."""
+        rows, cols = np.nonzero(z)
+        indptr = np.zeros(len(z) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=len(z)), out=indptr[1:])
+        return self.reconstruct_sparse(indptr, cols, z[rows, cols])
 
     def fingerprint(self) -> str:
         h = hashlib.sha256(b"mdlcodec-decoder-v1")
@@ -135,10 +160,8 @@ class Codec:
     def save_tables(self, model_dir: str | Path) -> Path:
         """Write the quantiser and entropy model beside the SAE's weights (atomically)."""
         path = Path(model_dir) / TABLES_FILE
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".codec-", suffix=".tmp")
-        os.close(fd)
-        safetensors.numpy.save_file(self.tables_arrays(), tmp)
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            safetensors.numpy.save_file(self.tables_arrays(), str(tmp))
         return path
 
     @classmethod
@@ -188,7 +211,7 @@ class Codec:
 
     def reconstruct(self, codes: SparseCodes) -> np.ndarray:
         """Quantised latents -> activations [n, d_in] float32."""
-        return self.decoder.reconstruct(self.quantiser.dequantise(codes))
+        return self.decoder.reconstruct_sparse(codes.indptr, codes.indices, self.quantiser.values(codes))
 
     # -- files as bytes ---------------------------------------------------------------------------
     def header(self, n: int, chunk_size: int) -> Header:

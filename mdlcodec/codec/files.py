@@ -6,9 +6,6 @@ error never leaves a half-written file, and an input is never overwritten.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -17,28 +14,8 @@ import numpy as np
 from mdlcodec.codec.codec import DEFAULT_CHUNK, Codec
 from mdlcodec.codec.container import Reader
 from mdlcodec.codec.sparse import SparseCodes
-from mdlcodec.errors import CodecError, MdlcodecError
-
-
-@contextlib.contextmanager
-def atomic_output(dst: str | Path, inputs: tuple[str | Path, ...] = (), overwrite: bool = False) -> Iterator[Path]:
-    """Yields a temporary path beside ``dst``; renames it to ``dst`` if the block succeeds."""
-    dst = Path(dst)
-    for src in inputs:
-        if src is not None and dst.exists() and Path(src).exists() and os.path.samefile(src, dst):
-            raise MdlcodecError(f"refusing to overwrite the input {src} with the output")
-    if dst.exists() and not overwrite:
-        raise MdlcodecError(f"{dst} exists; choose another output path (or pass --force)")
-    if not dst.parent.is_dir():
-        raise MdlcodecError(f"output folder {dst.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp" + dst.suffix)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+from mdlcodec.atomic import atomic_output
+from mdlcodec.errors import CodecError
 
 
 def _load_rows(src: str | Path, d_in: int) -> np.ndarray:

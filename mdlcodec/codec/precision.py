@@ -14,7 +14,8 @@ DEFAULT_RELATIVE_MSE = 0.01
 def quantised_mse(decoder, z: np.ndarray, x: np.ndarray, step: float) -> float:
     """MSE (mean over samples and dimensions) of the reconstruction from latents z [n, d_sae] quantised with ``step``."""
     q = Quantiser.uniform(step, z.shape[1])
-    x_hat = decoder.reconstruct(q.dequantise(q.quantise(z)))
+    codes = q.quantise(z)
+    x_hat = decoder.reconstruct_sparse(codes.indptr, codes.indices, q.values(codes))
     return float(np.mean((x_hat.astype(np.float64) - x) ** 2))
 
 

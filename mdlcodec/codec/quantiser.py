@@ -39,8 +39,12 @@ class Quantiser:
         bins = np.clip(bins[keep], -(2**31 - 1), 2**31 - 1).astype(np.int32)
         return SparseCodes.from_rows(rows[keep], cols[keep], bins, z.shape[0], self.d_sae)
 
+    def values(self, codes: SparseCodes) -> np.ndarray:
+        """[nnz] float32 latent values of the codes' entries: bin * step (float32 arithmetic)."""
+        return codes.bins.astype(np.float32) * self.step[codes.indices]
+
     def dequantise(self, codes: SparseCodes) -> np.ndarray:
-        """Sparse codes -> dense latents [n, d_sae] float32 (bin * step)."""
+        """Sparse codes -> dense latents [n, d_sae] float32."""
         z = np.zeros((codes.n, codes.d_sae), dtype=np.float32)
-        z[codes.rows(), codes.indices] = codes.bins.astype(np.float32) * self.step[codes.indices]
+        z[codes.rows(), codes.indices] = self.values(codes)
         return z

@@ -1,0 +1,46 @@
+"""Writing outputs safely: a temporary file beside the destination, renamed into place on success.
+
+An error never leaves a half-written file, and an input is never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from mdlcodec.errors import MdlcodecError
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_output(dst: str | Path, inputs: tuple[str | Path, ...] = (), overwrite: bool = True) -> Iterator[Path]:
+    """Yields a temporary path beside ``dst``; renames it to ``dst`` if the block succeeds.
+
+    Refuses (MdlcodecError) to replace any of ``inputs``, or an existing ``dst`` unless ``overwrite``.
+    The file gets the usual permissions (0666 less the umask), not mkstemp's 0600.
+    """
+    dst = Path(dst)
+    for src in inputs:
+        if dst.exists() and Path(src).exists() and os.path.samefile(src, dst):
+            raise MdlcodecError(f"refusing to overwrite the input {src} with the output")
+    if dst.exists() and not overwrite:
+        raise MdlcodecError(f"{dst} exists; choose another output path (or pass --force)")
+    if not dst.parent.is_dir():
+        raise MdlcodecError(f"output folder {dst.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp" + dst.suffix)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())
+    try:
+        yield Path(tmp)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
