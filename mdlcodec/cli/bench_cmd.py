@@ -1,0 +1,117 @@
+"""`mdlcodec bench` (bits per sample against the baselines) and `mdlcodec splitting` (the paper's
+Figure 3 with the real codec)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from mdlcodec.cli.main import cli
+from mdlcodec.errors import MdlcodecError
+
+_out_dir = click.Path(file_okay=False, path_type=Path)
+
+
+def _check_out(out_dir: Path, name: str, force: bool) -> None:
+    if (out_dir / name).exists() and not force:
+        raise MdlcodecError(f"{out_dir / name} exists; choose another output folder (or pass --force)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MdlcodecError(f"{out_dir} exists and is not a folder")
+
+
+@cli.command("bench")
+@click.argument("data")
+@click.option("-m", "--model", "models", multiple=True, type=click.Path(path_type=Path),
+              help="SAE directory (repeatable). Without one the bench trains a BatchTopK SAE.")
+@click.option("-o", "--out-dir", type=_out_dir, required=True, help="Folder for results.json, results.md, rd.png.")
+@click.option("--max-mse", type=click.FloatRange(min=0, min_open=True),
+              help="Test MSE at which lossy methods are compared (default: 0.015 on MNIST, else 1% above the SAEs' own).")
+@click.option("--no-train", is_flag=True, help="Do not train an SAE when none is given (baselines only; needs --max-mse).")
+@click.option("--width", type=click.IntRange(min=1), help="Width of the SAE the bench trains (default: true features on toy data, else 256).")
+@click.option("--k", type=click.IntRange(min=1), help="k of the SAE the bench trains (default: true L0 on toy data, else 24).")
+@click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True, help="Most epochs for the SAE the bench trains.")
+@click.option("--save-sae", "save_sae_dir", type=_out_dir, help="Save the SAE the bench trains in this directory.")
+@click.option("--no-rd", is_flag=True, help="Skip the rate-distortion sweeps (and rd.png).")
+@click.option("--threads", type=click.IntRange(min=1), help="torch threads (default: torch's own choice).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seed of the SAE the bench trains.")
+@click.option("--force", is_flag=True, help="Replace results already in OUT_DIR.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
+def bench_cmd(data: str, models: tuple[Path, ...], out_dir: Path, max_mse: float | None, no_train: bool,
+              width: int | None, k: int | None, epochs: int, save_sae_dir: Path | None, no_rd: bool, threads: int | None, device: str,
+              seed: int, force: bool, as_json: bool) -> None:
+    """Bits per sample of DATA's test split for every method (float32/16, int8 + gzip/xz/zstd, PCA
+    transform coding, the SAE codec with and without its decoder), lossy ones at one test MSE."""
+    import torch
+
+    from mdlcodec.benchmark import (SAEEntry, bench_sae_config, default_max_mse, run_benchmark, train_bench_sae,
+                                    write_results)
+    from mdlcodec.data import load_dataset
+    from mdlcodec.models import load_sae, save_sae
+    from mdlcodec.models.train import check_device
+
+    _check_out(out_dir, "results.json", force)
+    check_device(device)
+    if threads:
+        torch.set_num_threads(threads)
+    say = (lambda m: None) if as_json else (lambda m: click.echo(m, err=True))
+    ds = load_dataset(data)
+    saes = [SAEEntry(p.name or str(p), load_sae(p, "cpu"), str(p)) for p in models]
+    for e in saes:
+        if e.sae.cfg.d_in != ds.d:
+            raise MdlcodecError(f"SAE {e.source} takes d_in={e.sae.cfg.d_in}, the data {data} has d={ds.d}")
+    training = []
+    if not saes and not no_train:
+        cfg = bench_sae_config(ds, width, k)
+        say(f"training {cfg.arch} width {cfg.d_sae} k {cfg.k} on {ds.name} (at most {epochs} epochs)...")
+        sae, info = train_bench_sae(ds, cfg, epochs, device, seed, progress=not as_json)
+        if save_sae_dir is not None:
+            save_sae(sae, save_sae_dir)
+        saes.append(SAEEntry(f"batchtopk w{cfg.d_sae} k{cfg.k}", sae, str(save_sae_dir or "trained by the bench")))
+        training.append({"label": saes[-1].label, **info})
+        say(f"  trained in {info['seconds']:.0f} s ({info['epochs']} epochs)"
+            + (f", saved in {save_sae_dir}" if save_sae_dir else ""))
+    if max_mse is None:
+        max_mse = default_max_mse(ds, saes)
+    results = run_benchmark(ds.train, ds.test, max_mse, saes, rd=not no_rd, device=device,
+                            progress=lambda m: say(f"  {m}"))
+    options = {k: (str(v) if isinstance(v, Path) else [str(p) for p in v] if isinstance(v, tuple) else v)
+               for k, v in click.get_current_context().params.items()}
+    results = {"bench_options": options, "dataset": ds.name, "spec": data,
+               "sae_training": training, **results}
+    paths = write_results(results, out_dir)
+    if as_json:
+        click.echo(json.dumps(results))
+        return
+    click.echo(Path(paths["markdown"]).read_text(), nl=False)
+    click.echo("written: " + ", ".join(str(p) for p in paths.values()))
+
+
+@cli.command("splitting")
+@click.option("-o", "--out-dir", type=_out_dir, required=True,
+              help="Folder for splitting.json, splitting.md, splitting.png.")
+@click.option("--n", "n", type=click.IntRange(min=100), default=20_000, show_default=True,
+              help="Samples per (p, rho) cell of the phase diagram (train and test each).")
+@click.option("--grid", type=click.IntRange(min=3), default=25, show_default=True, help="Grid points per axis.")
+@click.option("--points-n", type=click.IntRange(min=100), default=100_000, show_default=True,
+              help="Samples for the table of single (p, rho) points.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--force", is_flag=True, help="Replace results already in OUT_DIR.")
+def splitting_cmd(out_dir: Path, n: int, grid: int, points_n: int, seed: int, force: bool) -> None:
+    """The paper's Figure 3: booleans A, B coded with the real codec under the unsplit {A, B} and the
+    split {A&~B, B&~A, A&B} dictionaries; measured bits against the formulas and the phase diagram."""
+    import numpy as np
+
+    from mdlcodec.splitting import TABLE_POINTS, phase_diagram, splitting_point, write_splitting
+
+    _check_out(out_dir, "splitting.json", force)
+    ps = np.linspace(0.02, 0.98, grid)
+    rhos = np.linspace(0.0, 0.98, grid)
+    click.echo(f"coding {grid} x {grid} (p, rho) cells, {n:,} samples each...", err=True)
+    diagram = phase_diagram(ps, rhos, n, seed)
+    points = [splitting_point(p, r, points_n, seed) for p, r in TABLE_POINTS]
+    paths = write_splitting(diagram, points, out_dir)
+    click.echo(Path(paths["markdown"]).read_text(), nl=False)
+    click.echo("written: " + ", ".join(str(p) for p in paths.values()))

@@ -1,0 +1,74 @@
+"""Figure 3 with the real codec: measured bits against the theory formulas, exact round trips, and
+the phase diagram's verdicts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mdlcodec.cli.main import cli
+from mdlcodec.splitting import activations, phase_diagram, sample_booleans, splitting_point
+from mdlcodec.theory import splitting_joint
+
+POINTS = [(0.05, 0.0), (0.1, 0.5), (0.2, 0.2), (0.3, 0.9), (0.5, 0.6)]
+
+
+@pytest.mark.parametrize("p,rho", POINTS)
+def test_measured_bits_match_the_formulas(p, rho):
+    r = splitting_point(p, rho, n=50_000, seed=3)
+    for name in ("unsplit", "split"):
+        m = r[name]
+        assert m["exact"] and m["mse"] < 1e-12
+        # what the coder is built to reach: the cross-entropy of the coded symbols under the model
+        assert m["ideal_bits"] == pytest.approx(r["formula"][name], rel=0.01)
+        # no file goes below the source's entropy
+        assert m["payload_bits"] >= r["source_entropy"]
+        assert m["l0"] == pytest.approx(r["formula_l0"][name], rel=0.01)
+    # the unsplit file reaches the formula within 1%
+    assert r["unsplit"]["payload_bits"] == pytest.approx(r["formula"]["unsplit"], rel=0.01)
+    # the split file too, less the ANS coder's free trailing zeros (module docstring): the last
+    # activity step, "B&~A given A&~B" (never), coded with P = P(A and not B) once per A&~B sample
+    p10 = float(splitting_joint(p, rho)["p10"])
+    free = p10 * -np.log2(1 - p10)
+    assert r["formula"]["split"] * 0.99 - free <= r["split"]["payload_bits"] <= r["formula"]["split"] * 1.01
+    assert r["split"]["payload_bits"] == pytest.approx(r["split"]["ideal_bits"] - free, abs=0.01 + 0.01 * free)
+
+
+def test_sampling_is_exact_and_reproducible():
+    a, b = sample_booleans(0.3, 0.5, 10_000, seed=1)
+    j = splitting_joint(0.3, 0.5)
+    assert (a & b).sum() == round(10_000 * float(j["p11"]))
+    assert (a & ~b).sum() == (b & ~a).sum() == round(10_000 * float(j["p10"]))
+    a2, b2 = sample_booleans(0.3, 0.5, 10_000, seed=1)
+    assert np.array_equal(a, a2) and np.array_equal(b, b2)
+    x = activations(a, b)
+    assert x.shape == (10_000, 2) and set(np.unique(x)) <= {0.0, 1.0}
+
+
+def test_verdicts_follow_correlation():
+    assert splitting_point(0.3, 0.1, 20_000)["measured_shorter"] == "unsplit"
+    assert splitting_point(0.3, 0.9, 20_000)["measured_shorter"] == "split"
+
+
+def test_phase_diagram_small_grid():
+    d = phase_diagram(np.linspace(0.1, 0.5, 4), np.linspace(0.0, 0.95, 5), n=5_000)
+    assert d["all_decoded_exactly"] and d["payload_above_source_entropy"]
+    assert d["ideal"]["cells_same_verdict_as_formula"] == 1.0
+    assert max(d["ideal"]["max_relative_error"].values()) < 0.01
+    assert d["ideal"]["max_boundary_gap"] < 0.1  # grid step in rho is 0.24: the interpolated root is close
+
+
+def test_splitting_cli(tmp_path):
+    out = tmp_path / "s"
+    args = ["splitting", "-o", str(out), "--grid", "3", "--n", "2000", "--points-n", "2000"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "splitting.json").read_text())
+    assert len(res["points"]) >= 5 and len(res["grid"]["p"]) == 3
+    assert (out / "splitting.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| p | rho |" in r.stdout
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 1 and r.stderr.strip().startswith("error:") and "--force" in r.stderr
