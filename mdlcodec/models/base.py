@@ -100,8 +100,10 @@ class SAE(nn.Module):
             v = getattr(cfg, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
                 raise ModelError(f"{name} must be a number, got {v!r}")
-        if cfg.d_in <= 0 or cfg.d_sae <= 0:
-            raise ModelError(f"d_in and width (d_sae) must be positive, got d_in={cfg.d_in}, width={cfg.d_sae}")
+        if cfg.d_sae <= 0:
+            raise ModelError(f"width (d_sae) must be positive, got {cfg.d_sae}")
+        if cfg.d_in <= 0:
+            raise ModelError(f"d_in must be positive, got {cfg.d_in}")
         if not cfg.input_scale > 0 or not np.isfinite(cfg.input_scale):
             raise ModelError(f"input_scale must be a positive finite number, got {cfg.input_scale}")
 
@@ -162,5 +164,7 @@ def make_sae(cfg: SAEConfig, generator: torch.Generator | None = None) -> SAE:
 
 def check_k(cfg: SAEConfig) -> None:
     """Shared check for architectures that take k active latents."""
-    if cfg.k is None or not 1 <= cfg.k <= cfg.d_sae:
+    if cfg.k is None:
+        raise ModelError(f"{cfg.arch} needs k (--k), the number of active latents per sample")
+    if not 1 <= cfg.k <= cfg.d_sae:
         raise ModelError(f"{cfg.arch} needs 1 <= k <= width ({cfg.d_sae}), got k={cfg.k}")

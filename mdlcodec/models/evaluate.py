@@ -31,7 +31,7 @@ def evaluate(sae: SAE, x: np.ndarray | Tensor, batch_size: int = EVAL_BATCH) -> 
     fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool, device=device)
     for s in range(0, n, batch_size):
         xb = x[s:s + batch_size]
-        xb = (xb if isinstance(xb, Tensor) else torch.from_numpy(np.asarray(xb, np.float32))).to(device, torch.float32)
+        xb = (xb if isinstance(xb, Tensor) else torch.from_numpy(np.array(xb, np.float32))).to(device, torch.float32)
         x_hat, z = sae(xb)
         sse += float((x_hat - xb).double().pow(2).sum())
         xd = xb.double()

@@ -18,8 +18,10 @@ class ReluSAE(SAE):
     @classmethod
     def check(cls, cfg: SAEConfig) -> None:
         super().check(cfg)
-        if cfg.l1_coeff is None or not cfg.l1_coeff >= 0:
-            raise ModelError(f"relu needs an L1 coefficient l1_coeff >= 0 (--l1), got {cfg.l1_coeff}")
+        if cfg.l1_coeff is None:
+            raise ModelError("relu needs an L1 coefficient l1_coeff (--l1)")
+        if not cfg.l1_coeff >= 0:
+            raise ModelError(f"relu needs an L1 coefficient l1_coeff >= 0, got {cfg.l1_coeff}")
 
     def activate(self, pre: Tensor) -> Tensor:
         return pre.relu()

@@ -51,7 +51,7 @@ class TrainConfig:
     auxk_alpha: float = 1 / 32
     k_aux: int | None = None
     dead_after: int = 5_000
-    patience: int = 10
+    patience: int = 20
     min_improvement: float = 1e-3
     val_fraction: float = 0.1
     seed: int = 0
@@ -87,7 +87,9 @@ def input_scale_for(x: Tensor) -> float:
 
 
 def _as_tensor(x, what: str, d_in: int) -> Tensor:
-    x = x if isinstance(x, Tensor) else torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    if not isinstance(x, Tensor):
+        a = np.ascontiguousarray(x, dtype=np.float32)
+        x = torch.from_numpy(a if a.flags.writeable else a.copy())  # read-only memmaps are copied
     if x.ndim != 2 or x.shape[1] != d_in:
         raise ModelError(f"{what} has shape {list(x.shape)}, the SAE expects [n, {d_in}] (d_in={d_in})")
     if x.shape[0] == 0:
@@ -200,8 +202,8 @@ def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None) 
                 sums += torch.stack([loss.detach().double(), mse.detach().double(), aux.detach().double(), l0])
             bar.update(1)
             if step % 10 == 0 and tcfg.progress:
-                bar.set_postfix(loss=f"{float(loss):.4g}", L0=f"{float(l0):.1f}",
-                                mse=f"{float(mse) / (cfg.d_in * cfg.input_scale ** 2):.4g}")
+                bar.set_postfix(loss=f"{float(loss.detach()):.4g}", L0=f"{float(l0):.1f}",
+                                mse=f"{float(mse.detach()) / (cfg.d_in * cfg.input_scale ** 2):.4g}", refresh=False)
         sae.eval()
         val_mse = evaluate(sae, v)["mse"]
         sae.train()
@@ -209,7 +211,7 @@ def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None) 
         result.history.append({"epoch": epoch, "loss": s[0], "mse_loss": s[1], "auxk_loss": s[2], "l0": s[3],
                                "dead": int((since_fired >= tcfg.dead_after).sum()), "val_mse": val_mse,
                                "lr": opt.param_groups[0]["lr"]})
-        bar.set_postfix(loss=f"{s[0]:.4g}", L0=f"{s[3]:.1f}", val_mse=f"{val_mse:.4g}")
+        bar.set_postfix(loss=f"{s[0]:.4g}", L0=f"{s[3]:.1f}", val_mse=f"{val_mse:.4g}", refresh=False)
         if val_mse < best_mse:
             best_mse = val_mse
             best_state = ({k: t.detach().clone() for k, t in sae.state_dict().items()}, copy.deepcopy(sae.cfg))

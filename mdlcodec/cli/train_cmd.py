@@ -1,0 +1,61 @@
+"""`mdlcodec train`: train an SAE on a dataset, save it, print its test evaluation."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from mdlcodec.cli.main import cli
+
+
+@cli.command("train")
+@click.argument("data")
+@click.option("--arch", default="batchtopk", show_default=True, help="Architecture: topk, batchtopk, relu, ...")
+@click.option("--width", type=int, required=True, help="Number of latents (d_sae).")
+@click.option("--k", type=int, help="Active latents per sample (topk) or on average (batchtopk).")
+@click.option("--l1", "l1", type=float, help="L1 coefficient (relu).")
+@click.option("--epochs", type=int, help="Most passes over the training data (early stopping may end sooner).")
+@click.option("--lr", type=float, help="Adam learning rate.")
+@click.option("--batch-size", type=int, help="Samples per step.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--normalize/--no-normalize", default=True, show_default=True,
+              help="Scale inputs so that their mean squared norm is d_in (undone by decode).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Model directory to write.")
+def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None, epochs: int | None,
+              lr: float | None, batch_size: int | None, seed: int, device: str, normalize: bool,
+              as_json: bool, output: Path) -> None:
+    """Train an SAE on DATA's training split (10% held out for early stopping), save it to OUTPUT and
+    print its evaluation on DATA's test split. DATA: toy[:...], mnist[:PATH] or an activation file."""
+    from mdlcodec.data import load_dataset
+    from mdlcodec.models import SAEConfig, TrainConfig, evaluate, make_sae, save_sae, train_sae
+    from mdlcodec.models.train import check_device
+
+    cfg = SAEConfig(arch=arch, d_in=1, d_sae=width, k=k, l1_coeff=l1)
+    make_sae(cfg)  # refuse a bad architecture or width before loading any data
+    check_device(device)
+    ds = load_dataset(data)
+    cfg.d_in = ds.d
+    given = {"epochs": epochs, "lr": lr, "batch_size": batch_size}
+    tcfg = TrainConfig(seed=seed, device=device, normalize=normalize, progress=not as_json and sys.stderr.isatty(),
+                       **{name: v for name, v in given.items() if v is not None})
+    sae, result = train_sae(cfg, ds.train, None, tcfg)
+    ev = evaluate(sae, ds.test)
+    save_sae(sae, output)
+    report = {"data": ds.name, "model": str(output), "config": sae.cfg.to_dict(), "test": ev,
+              "epochs_run": len(result.history), "best_epoch": result.best_epoch,
+              "stopped_early": result.stopped_early, "seconds": result.seconds}
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    c = sae.cfg
+    click.echo(f"{c.arch} SAE, width {c.d_sae}, d_in {c.d_in}" + (f", k {c.k}" if c.k is not None else "")
+               + (f", l1 {c.l1_coeff:g}" if c.l1_coeff is not None else "") + f" on {ds.name}")
+    click.echo(f"trained {len(result.history)} epochs (best {result.best_epoch}"
+               + (", stopped early" if result.stopped_early else "") + f") in {result.seconds:.1f} s; saved to {output}")
+    click.echo(f"test: MSE {ev['mse']:.6g}  FVU {ev['fvu']:.4f}  L0 {ev['l0_mean']:.2f} +- {ev['l0_std']:.2f}  "
+               f"alive {ev['alive']}/{c.d_sae} (dead {100 * ev['dead_fraction']:.1f}%)")
