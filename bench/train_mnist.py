@@ -64,7 +64,8 @@ def main() -> None:
     print(f"machine: {report['machine']}")
     print(f"{ds.name}: BatchTopK width 128, k 16, seed {args.seed}; "
           f"{report['epochs_run']} epochs (best {report['best_epoch']})")
-    print(f"test MSE {ev['mse']:.5f} per pixel (target <= {TARGET_MSE}: {'met' if report['meets_mse_target'] else 'NOT met'}), "
+    met = "met" if report["meets_mse_target"] else "NOT met"
+    print(f"test MSE {ev['mse']:.5f} per pixel (target <= {TARGET_MSE}: {met}), "
           f"FVU {ev['fvu']:.4f}, L0 {ev['l0_mean']:.2f} +- {ev['l0_std']:.2f}, alive {ev['alive']}/128")
     print(f"wall time {wall:.1f} s (load {t_load:.1f} s, train {t_train:.1f} s; "
           f"target < {TARGET_SECONDS:.0f} s: {'met' if report['meets_time_target'] else 'NOT met'})")

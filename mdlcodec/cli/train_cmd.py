@@ -55,7 +55,8 @@ def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None,
     c = sae.cfg
     click.echo(f"{c.arch} SAE, width {c.d_sae}, d_in {c.d_in}" + (f", k {c.k}" if c.k is not None else "")
                + (f", l1 {c.l1_coeff:g}" if c.l1_coeff is not None else "") + f" on {ds.name}")
-    click.echo(f"trained {len(result.history)} epochs (best {result.best_epoch}"
-               + (", stopped early" if result.stopped_early else "") + f") in {result.seconds:.1f} s; saved to {output}")
+    stop = ", stopped early" if result.stopped_early else ""
+    click.echo(f"trained {len(result.history)} epochs (best {result.best_epoch}{stop}) in {result.seconds:.1f} s; "
+               f"saved to {output}")
     click.echo(f"test: MSE {ev['mse']:.6g}  FVU {ev['fvu']:.4f}  L0 {ev['l0_mean']:.2f} +- {ev['l0_std']:.2f}  "
                f"alive {ev['alive']}/{c.d_sae} (dead {100 * ev['dead_fraction']:.1f}%)")

@@ -26,7 +26,7 @@ def evaluate(sae: SAE, x: np.ndarray | Tensor, batch_size: int = EVAL_BATCH) -> 
     device = next(sae.parameters()).device
     was_training = sae.training
     sae.eval()
-    sse = sx = sxx = l0 = l0sq = 0.0
+    sse = sxx = l0 = l0sq = 0.0
     col_sum = torch.zeros(d, dtype=torch.float64, device=device)
     fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool, device=device)
     for s in range(0, n, batch_size):
