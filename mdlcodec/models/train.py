@@ -123,7 +123,8 @@ def _project_decoder_grad(W: torch.nn.Parameter) -> None:
 
 
 def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None) -> tuple[SAE, TrainResult]:
-    """Train a fresh SAE described by cfg on raw-scale train [n, d_in] (numpy or tensor).
+    """Train a fresh SAE described by cfg on raw-scale train [n, d_in] (numpy or tensor; loaded
+    whole into memory on tcfg.device).
 
     val [m, d_in]: held-out data for early stopping (MSE in raw units per dimension); if None the
     last val_fraction of a seeded shuffle of train is held out. Returns the SAE of the best epoch
