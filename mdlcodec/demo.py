@@ -27,6 +27,7 @@ def run_demo(out_dir: str | Path, device: str = "cpu", seed: int = 0, progress: 
     out_dir/test_decoded.npy. Bits are per sample of the test split.
     """
     from mdlcodec.codec import Codec, decode_file, encode_file, inspect_file
+    from mdlcodec.codec.codec import DEFAULT_CHUNK
     from mdlcodec.codec.precision import fit_codec
     from mdlcodec.data import load_dataset
     from mdlcodec.models import SAEConfig, TrainConfig, evaluate, save_sae, train_sae
@@ -53,7 +54,7 @@ def run_demo(out_dir: str | Path, device: str = "cpu", seed: int = 0, progress: 
     encode_file(codec, test_path, mdlc_path)
     decode_file(mdlc_path, recon_path, codec)
     info = inspect_file(mdlc_path, codec, test_path)
-    exact = bool(np.array_equal(np.load(recon_path), codec.reconstruct(codec.latents(ds.test))))
+    exact = bool(np.array_equal(np.load(recon_path), codec.reconstruct(codec.latents(ds.test, chunk_size=DEFAULT_CHUNK))))
     return {
         "data": ds.name, "true_features": n_true, "true_l0": float(truth.probs.sum()),
         "sae": {"arch": cfg.arch, "width": cfg.d_sae, "k": k},

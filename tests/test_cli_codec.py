@@ -42,11 +42,12 @@ def test_encode_decode_info_round_trip(files, embed):
     r = run("decode", out, *([] if embed else ["-m", model]), "-o", recon)
     assert r.exit_code == 0, r.output
     codec = Codec.load(model)
-    np.testing.assert_array_equal(np.load(recon), codec.reconstruct(codec.latents(ds.test)))
+    codes = codec.latents(ds.test, chunk_size=100)
+    np.testing.assert_array_equal(np.load(recon), codec.reconstruct(codes))
     lat = tmp / "lat.npz"
     assert run("decode", out, "-m", model, "-o", lat, "--latents").exit_code == 0
     z = np.load(lat)
-    assert np.array_equal(z["indptr"], codec.latents(ds.test).indptr) and np.array_equal(z["bins"], codec.latents(ds.test).bins)
+    assert np.array_equal(z["indptr"], codes.indptr) and np.array_equal(z["bins"], codes.bins)
     r = run("info", out, "-m", model, "--against", acts, "--json")
     info = json.loads(r.output)
     b = info["bits_per_sample"]
@@ -96,7 +97,10 @@ def test_bad_input_is_one_line_error(files):
         sae.W_dec[0, 0] += 1e-3
     shutil.rmtree(other)
     save_sae(sae, other)
-    shutil.copy(model / "codec.safetensors", other / "codec.safetensors")
+    shutil.copy(model / "codec.safetensors", other / "codec.safetensors")  # stale tables
+    one_line_error(run("decode", good, "-m", other, "-o", tmp / "o.npy"), "fitted for other SAE weights")
+    from mdlcodec.codec.precision import fit_codec
+    fit_codec(sae, ds.train, ds.test)[0].save_tables(other)
     one_line_error(run("decode", good, "-m", other, "-o", tmp / "o.npy"), "does not match")
     # a referenced file without its model
     one_line_error(run("decode", good, "-o", tmp / "o.npy"), "-m MODEL")

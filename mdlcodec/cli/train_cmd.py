@@ -24,18 +24,26 @@ from mdlcodec.cli.main import cli
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--normalize/--no-normalize", default=True, show_default=True,
               help="Scale inputs so that their mean squared norm is d_in (undone by decode).")
+@click.option("--codec-step", type=click.FloatRange(min=0, min_open=True),
+              help="Quantiser step of the codec tables fitted after training (default: at most 1% added MSE).")
+@click.option("--max-mse", type=click.FloatRange(min=0, min_open=True),
+              help="Fit the codec with the coarsest step whose quantised test MSE is at most this.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Model directory to write.")
 def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None, epochs: int | None,
               lr: float | None, batch_size: int | None, seed: int, device: str, normalize: bool,
-              as_json: bool, output: Path) -> None:
+              codec_step: float | None, max_mse: float | None, as_json: bool, output: Path) -> None:
     """Train an SAE on DATA's training split (10% held out for early stopping), save it to OUTPUT and
-    print its evaluation on DATA's test split. DATA: toy[:...], mnist[:PATH] or an activation file."""
+    print its evaluation on DATA's test split, then fit the codec tables (quantiser and entropy model,
+    OUTPUT/codec.safetensors) on the training split. DATA: toy[:...], mnist[:PATH] or an activation file."""
+    from mdlcodec.codec.precision import fit_codec
     from mdlcodec.data import load_dataset
     from mdlcodec.models import SAEConfig, TrainConfig, evaluate, make_sae, save_sae, train_sae
     from mdlcodec.models.train import check_device
 
     cfg = SAEConfig(arch=arch, d_in=1, d_sae=width, k=k, l1_coeff=l1)
+    if codec_step is not None and max_mse is not None:
+        raise click.UsageError("give --codec-step or --max-mse, not both")
     make_sae(cfg)  # refuse a bad architecture or width before loading any data
     check_device(device)
     ds = load_dataset(data)
@@ -46,9 +54,11 @@ def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None,
     sae, result = train_sae(cfg, ds.train, None, tcfg)
     ev = evaluate(sae, ds.test)
     save_sae(sae, output)
+    codec, codec_report = fit_codec(sae, ds.train, ds.test, codec_step, max_mse, device)
+    codec.save_tables(output)
     report = {"data": ds.name, "model": str(output), "config": sae.cfg.to_dict(), "test": ev,
               "epochs_run": len(result.history), "best_epoch": result.best_epoch,
-              "stopped_early": result.stopped_early, "seconds": result.seconds}
+              "stopped_early": result.stopped_early, "seconds": result.seconds, "codec": codec_report}
     if as_json:
         click.echo(json.dumps(report))
         return
@@ -60,3 +70,6 @@ def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None,
                f"saved to {output}")
     click.echo(f"test: MSE {ev['mse']:.6g}  FVU {ev['fvu']:.4f}  L0 {ev['l0_mean']:.2f} +- {ev['l0_std']:.2f}  "
                f"alive {ev['alive']}/{c.d_sae} (dead {100 * ev['dead_fraction']:.1f}%)")
+    b = codec_report["test_bits_per_sample"]
+    click.echo(f"codec: step {codec_report['step']:.4g}, quantised test MSE {codec_report['quantised_test_mse']:.6g}, "
+               f"{b['total']:.1f} bits/sample (activity {b['activity']:.1f} + values {b['values']:.1f})")

@@ -161,7 +161,8 @@ class Codec:
         """Write the quantiser and entropy model beside the SAE's weights (atomically)."""
         path = Path(model_dir) / TABLES_FILE
         with atomic_output(path) as tmp:
-            safetensors.numpy.save_file(self.tables_arrays(), str(tmp))
+            safetensors.numpy.save_file(self.tables_arrays(), str(tmp),
+                                        metadata={"sae_fingerprint": self.decoder.fingerprint()})
         return path
 
     @classmethod
@@ -175,10 +176,16 @@ class Codec:
             raise ModelError(f"{model_dir} has no codec tables ({TABLES_FILE}): run `mdlcodec fit-codec` first")
         try:
             arrays = safetensors.numpy.load_file(str(path))
+            with safetensors.safe_open(str(path), "np") as f:
+                fitted_for = (f.metadata() or {}).get("sae_fingerprint")
         except Exception as e:
             raise ModelError(f"cannot read {path}: {e}") from None
+        decoder = Decoder.from_sae(sae)
+        if fitted_for != decoder.fingerprint():
+            raise ModelError(f"the codec tables in {model_dir} were fitted for other SAE weights: "
+                             "run `mdlcodec fit-codec` again")
         quantiser, em = cls._tables_from_arrays(arrays)
-        return cls(Decoder.from_sae(sae), quantiser, em, cls.sae_encoder(sae, device))
+        return cls(decoder, quantiser, em, cls.sae_encoder(sae, device))
 
     def model_section(self) -> bytes:
         """The decoder and tables as the safetensors bytes of a self-contained file."""
@@ -203,11 +210,17 @@ class Codec:
         h.update(self.entropy_model.fingerprint().encode())
         return h.hexdigest()[:32]
 
-    def latents(self, x: np.ndarray) -> SparseCodes:
-        """Activations [n, d_in] -> quantised latents (what the file stores)."""
+    def latents(self, x: np.ndarray, chunk_size: int | None = None) -> SparseCodes:
+        """Activations [n, d_in] -> quantised latents: what a file encoded with ``chunk_size`` stores.
+
+        The encoder runs chunk by chunk as `encode` does (a matmul's float rounding may depend on
+        its batch, so a latent on a bin boundary could differ between chunkings)."""
         if self.encoder is None:
             raise ModelError("this codec was loaded from a file and has no encoder")
-        return self.quantiser.quantise(self.encoder(_check_activations(x, self.decoder.d_in, "activations")))
+        x = _check_activations(x, self.decoder.d_in, "activations")
+        if chunk_size is None or chunk_size >= len(x):
+            return self.quantiser.quantise(self.encoder(x))
+        return SparseCodes.concat([self.latents(x[s:s + chunk_size]) for s in range(0, len(x), chunk_size)])
 
     def reconstruct(self, codes: SparseCodes) -> np.ndarray:
         """Quantised latents -> activations [n, d_in] float32."""
