@@ -13,13 +13,6 @@ import numpy as np
 DEMO_SPEC = "toy"
 
 
-def feature_recovery(W_dec: np.ndarray, true_directions: np.ndarray, threshold: float = 0.9) -> float:
-    """Fraction of true directions [F, d] that some decoder row [d_sae, d] matches with cosine >= threshold."""
-    a = true_directions / np.linalg.norm(true_directions, axis=1, keepdims=True)
-    b = W_dec / np.maximum(np.linalg.norm(W_dec, axis=1, keepdims=True), 1e-12)
-    return float(((a @ b.T).max(axis=1) >= threshold).mean())
-
-
 def run_demo(out_dir: str | Path, device: str = "cpu", seed: int = 0, progress: bool = True) -> dict:
     """Train, evaluate, fit the codec, encode the test split to a file, decode it; report the figures.
 
@@ -30,7 +23,7 @@ def run_demo(out_dir: str | Path, device: str = "cpu", seed: int = 0, progress: 
     from mdlcodec.codec.codec import DEFAULT_CHUNK
     from mdlcodec.codec.precision import fit_codec
     from mdlcodec.data import load_dataset
-    from mdlcodec.models import SAEConfig, TrainConfig, evaluate, save_sae, train_sae
+    from mdlcodec.models import SAEConfig, TrainConfig, evaluate, feature_recovery, save_sae, train_sae
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -12,9 +12,8 @@ from click.testing import CliRunner
 
 from mdlcodec.cli.main import cli
 from mdlcodec.data import load_dataset
-from mdlcodec.demo import feature_recovery
 from mdlcodec.errors import ModelError
-from mdlcodec.models import SAEConfig, TrainConfig, evaluate, load_sae, make_sae, train_sae
+from mdlcodec.models import SAEConfig, TrainConfig, evaluate, feature_recovery, load_sae, make_sae, train_sae
 from mdlcodec.models.train import _auxk_loss, geometric_median, input_scale_for
 
 QUICK = dict(progress=False, epochs=3)

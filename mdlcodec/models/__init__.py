@@ -6,9 +6,9 @@ importing it below.
 
 from mdlcodec.models.base import ARCHITECTURES, SAE, SAEConfig, make_sae, register
 from mdlcodec.models import batchtopk, relu, topk  # noqa: F401  (register the architectures)
-from mdlcodec.models.evaluate import evaluate
+from mdlcodec.models.evaluate import evaluate, feature_recovery
 from mdlcodec.models.io import load_sae, save_sae
 from mdlcodec.models.train import TrainConfig, TrainResult, train_sae
 
-__all__ = ["ARCHITECTURES", "SAE", "SAEConfig", "make_sae", "register", "evaluate", "load_sae", "save_sae",
+__all__ = ["ARCHITECTURES", "SAE", "SAEConfig", "make_sae", "register", "evaluate", "feature_recovery", "load_sae", "save_sae",
            "TrainConfig", "TrainResult", "train_sae"]

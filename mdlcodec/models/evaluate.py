@@ -55,3 +55,10 @@ def evaluate(sae: SAE, x: np.ndarray | Tensor, batch_size: int = EVAL_BATCH) -> 
         "alive": alive,
         "dead_fraction": 1.0 - alive / sae.cfg.d_sae,
     }
+
+
+def feature_recovery(W_dec: np.ndarray, true_directions: np.ndarray, threshold: float = 0.9) -> float:
+    """Fraction of true directions [F, d] that some decoder row [d_sae, d] matches with cosine >= threshold."""
+    a = true_directions / np.linalg.norm(true_directions, axis=1, keepdims=True)
+    b = W_dec / np.maximum(np.linalg.norm(W_dec, axis=1, keepdims=True), 1e-12)
+    return float(((a @ b.T).max(axis=1) >= threshold).mean())
