@@ -86,7 +86,7 @@ def main() -> None:
               f"{r['entropy_encode_latents_per_s'] / 1e6:6.2f} M active latents/s")
         print(f"  entropy decode           {r['entropy_decode_samples_per_s']:10.0f} samples/s "
               f"{r['entropy_decode_latents_per_s'] / 1e6:6.2f} M active latents/s")
-        print(f"  reconstruct (matmul)     {r['reconstruct_samples_per_s']:10.0f} samples/s")
+        print(f"  reconstruct (sparse)     {r['reconstruct_samples_per_s']:10.0f} samples/s")
         print(f"  encoder total            {r['encoder_total_samples_per_s']:10.0f} samples/s; "
               f"entropy coding is {100 * r['entropy_share_of_encoder']:.1f}% of it")
         print(f"  decoder total            {r['decoder_total_samples_per_s']:10.0f} samples/s")

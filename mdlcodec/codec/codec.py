@@ -78,7 +78,10 @@ class Decoder:
             vals = np.asarray(values, dtype=np.float32)
             for j in range(int(counts.max())):
                 sel = order[bounds[j]:bounds[j + 1]]  # the j-th active feature of each row that has one
-                out[rows[sel]] += vals[sel, None] * self.W_dec[indices[sel]]
+                if len(sel) == n:  # every row has one, in row order
+                    out += vals[sel, None] * self.W_dec[indices[sel]]
+                else:
+                    out[rows[sel]] += vals[sel, None] * self.W_dec[indices[sel]]
         out /= np.float32(self.input_scale)
         return out
 
