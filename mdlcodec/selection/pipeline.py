@@ -1,0 +1,179 @@
+"""The MDL-SAE selection (the paper's Appendix C) from a dataset to results.
+
+    results = run_selection(ds, SelectionConfig(tol=0.015, widths=(64, 128, 256)), "runs/sel")
+
+1. calibrate: per width, the smallest k whose trained SAE meets test MSE <= tol (sweep.py);
+2. precision: the coarsest uniform step keeping the quantised test MSE <= tol;
+3. measure: DL of the test split in theory and from the real file, with the decoder's cost
+   (measure.py);
+4. select, among every trained SAE that meets tol (the calibrated k per width and any larger k
+   the calibration trained), the one whose test file is shortest: the eps-MDL-optimal SAE (the
+   argmin of the theoretical DL is reported beside it). "curve" is the DL of the calibrated k
+   per width, the paper's Figure 2A, and says whether its minimum is interior;
+5. the dense baseline at the same tol: PCA transform coding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mdlcodec import __version__
+from mdlcodec.benchmark import machine
+from mdlcodec.errors import MdlcodecError
+from mdlcodec.models import TrainConfig
+from mdlcodec.selection.measure import feature_density, measure_pca, measure_sae
+from mdlcodec.selection.sweep import DEFAULT_SLOPE, Progress, SAECache, _quiet, calibrate_width
+
+FULL_WIDTHS = (32, 64, 128, 256, 512, 1024, 2048, 4096)
+QUICK_WIDTHS = (32, 64, 128, 256, 512, 1024)
+
+
+@dataclass
+class SelectionConfig:
+    """tol: test MSE bound (mean over samples and dimensions); widths: dictionary sizes D tried;
+    arch: the SAE architecture (k = mean active latents); epochs, lr, batch_size, patience: the
+    fixed training budget of every SAE (early stopping on a held-out tenth of the training split);
+    k_resolution: calibration stops when the bracket [lo, hi] on k is within max(1, k_resolution * hi)
+    (0: the exact smallest passing k); max_trials: most SAEs trained per width; pca: add the dense
+    baseline row."""
+
+    tol: float = 0.015
+    widths: tuple[int, ...] = FULL_WIDTHS
+    arch: str = "batchtopk"
+    epochs: int = 60
+    lr: float = 4e-3
+    batch_size: int = 256
+    patience: int = 10
+    seed: int = 0
+    device: str = "cpu"
+    k_resolution: float = 0.0
+    max_trials: int = 10
+    pca: bool = True
+
+    @classmethod
+    def quick(cls, **overrides) -> "SelectionConfig":
+        """The quick setting: fewer widths, a shorter training budget, k to within 10%."""
+        return cls(**{"widths": QUICK_WIDTHS, "epochs": 15, "patience": 5, "k_resolution": 0.1, **overrides})
+
+    def check(self) -> None:
+        if not (np.isfinite(self.tol) and self.tol > 0):
+            raise MdlcodecError(f"tolerance must be a positive MSE, got {self.tol}")
+        if not self.widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in self.widths):
+            raise MdlcodecError(f"widths must be positive integers, got {list(self.widths)}")
+        if len(set(self.widths)) != len(self.widths):
+            raise MdlcodecError(f"widths repeat: {list(self.widths)}")
+        if self.epochs < 1 or self.patience < 1 or self.batch_size < 1 or not self.lr > 0 or self.max_trials < 1:
+            raise MdlcodecError("epochs, patience, batch size, learning rate and max trials must be positive")
+        if not 0 <= self.k_resolution < 1:
+            raise MdlcodecError(f"k resolution must be in [0, 1), got {self.k_resolution}")
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, patience=self.patience,
+                           seed=self.seed, device=self.device, progress=False)
+
+
+def versions() -> dict:
+    import constriction
+
+    return {"mdlcodec": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "constriction": getattr(constriction, "__version__", "unknown"), "python": platform.python_version()}
+
+
+@dataclass
+class Selected:
+    """What the figures need beyond results.json: per measured SAE (by cache hash), the decoder
+    rows [D, d_in] and each feature's density on the training split [D]."""
+
+    decoders: dict[str, np.ndarray]
+    densities: dict[str, np.ndarray]
+
+
+def run_selection(ds, cfg: SelectionConfig, run_dir: str | Path, progress: Progress = _quiet,
+                  command: str | None = None) -> tuple[dict, Selected]:
+    """Run the five steps on a Dataset (train/test splits); trained SAEs are cached under
+    RUN_DIR/cache. Returns the results (JSON-serialisable, see results.py) and the figures' inputs."""
+    cfg.check()
+    t_start = time.perf_counter()
+    tcfg = cfg.train_config()
+    cache = SAECache(Path(run_dir) / "cache", ds.train, ds.test)
+    rows, extra = [], Selected({}, {})
+    prev_k, slope = None, DEFAULT_SLOPE
+    for width in sorted(cfg.widths):
+        progress(f"width {width}: calibrating k (tol {cfg.tol:g})")
+        guess = max(1, round(0.9 * prev_k)) if prev_k else None
+        cal = calibrate_width(cache, width, cfg.tol, tcfg, cfg.arch, k_guess=guess, k_resolution=cfg.k_resolution,
+                              max_trials=cfg.max_trials, slope_hint=slope, progress=progress)
+        calibration = cal.to_dict()
+        if cal.k is None:
+            progress(f"width {width}: no k <= {min(width, ds.d)} meets test MSE <= {cfg.tol:g}")
+            rows.append({"method": "sae", "width": width, "k": None, "calibrated": True, "calibration": calibration})
+            continue
+        prev_k, slope = cal.k, cal.slope() or slope
+        for trial in sorted((t for t in cal.trials.values() if t.passed), key=lambda t: t.k):
+            t0 = time.perf_counter()
+            codec, m = measure_sae(cache.load(trial.hash, "cpu"), ds.train, ds.test, cfg.tol)
+            extra.decoders[trial.hash] = codec.decoder.W_dec
+            extra.densities[trial.hash] = feature_density(codec, ds.train)
+            ev, tr = trial.entry["test"], trial.entry["training"]
+            row = {"method": "sae", "width": width, "k": trial.k, "calibrated": trial.k == cal.k, "hash": trial.hash,
+                   "l0": ev["l0_mean"], "l0_std": ev["l0_std"], "test_mse": ev["mse"], "fvu": ev["fvu"],
+                   "alive": ev["alive"], "dead_fraction": ev["dead_fraction"], "epochs_run": tr["epochs_run"],
+                   "best_epoch": tr["best_epoch"], "train_seconds": tr["seconds"], **m,
+                   "measure_seconds": time.perf_counter() - t0}
+            if row["calibrated"]:
+                row["calibration"] = calibration
+                progress(f"width {width}: k {cal.k}, L0 {row['l0']:.1f}, test MSE {row['test_mse']:.5f}, "
+                         f"{row['bits_per_value']:.2f} bits/value, DL {m['dl_theory']['total']:.1f} (theory) / "
+                         f"{m['dl_measured']:.1f} (file) bits/sample")
+            rows.append(row)
+
+    measured = [r for r in rows if r["k"] is not None]
+    if not measured:
+        raise MdlcodecError(f"no width in {sorted(cfg.widths)} meets test MSE <= {cfg.tol:g} with any k; "
+                            "try wider SAEs or a larger --tol")
+    best = min(measured, key=lambda r: r["dl_measured"])
+    best_theory = min(measured, key=lambda r: r["dl_theory"]["total"])
+    curve = [r for r in measured if r["calibrated"]]
+    best_on_curve = min(curve, key=lambda r: r["dl_measured"])
+    i = curve.index(best_on_curve)
+    pca_row = None
+    if cfg.pca:
+        t0 = time.perf_counter()
+        _, m = measure_pca(ds.train, ds.test, cfg.tol)
+        pca_row = {"method": "pca", "width": m["components"], "k": None, "l0": m["quantised_l0"],
+                   "test_mse": None, "alive": m["components"], **m, "seconds": time.perf_counter() - t0}
+        progress(f"PCA: {m['components']} components, DL {m['dl_theory']['total']:.1f} (theory) / "
+                 f"{m['dl_measured']:.1f} (file) bits/sample")
+
+    results = {
+        "command": command,
+        "data": {"spec": ds.spec, "name": ds.name, "n_train": int(len(ds.train)), "n_test": int(len(ds.test)),
+                 "d": int(ds.d), "image_shape": list(ds.image_shape) if ds.image_shape else None,
+                 "fingerprint": cache.data_fp},
+        "config": dataclasses.asdict(cfg) | {"widths": sorted(cfg.widths)},
+        "train_config": dataclasses.asdict(tcfg),
+        "versions": versions(),
+        "machine": machine() | {"device": cfg.device},
+        "rows": rows,
+        "pca": pca_row,
+        "selected": {"width": best["width"], "k": best["k"], "l0": best["l0"], "dl_measured": best["dl_measured"],
+                     "dl_theory": best["dl_theory"]["total"], "hash": best["hash"], "calibrated": best["calibrated"],
+                     "theory_argmin": {"width": best_theory["width"], "k": best_theory["k"]},
+                     "beats_pca": pca_row is None or best["dl_measured"] < pca_row["dl_measured"]},
+        "curve": {"widths": [r["width"] for r in curve], "dl_measured": [r["dl_measured"] for r in curve],
+                  "argmin_width": best_on_curve["width"], "interior_minimum": 0 < i < len(curve) - 1},
+        "checks": {"max_payload_vs_theory_deviation": max(abs(r["measured_over_theory"] - 1) for r in measured),
+                   "max_file_vs_theory_deviation": max(abs(r["file_over_theory"] - 1) for r in measured),
+                   "all_quantised_within_tol": all(r["quantised_test_mse"] <= cfg.tol for r in measured)},
+        "timing": {"seconds": time.perf_counter() - t_start, "sae_trained": cache.trained,
+                   "sae_reused": cache.reused + sum(r["calibration"]["from_cache"] for r in rows if "calibration" in r),
+                   "train_seconds": cache.train_seconds},
+    }
+    return results, extra
