@@ -309,12 +309,17 @@ class PCAMatch:
     search: list[dict] = field(default_factory=list)
 
 
+SEARCH_ROWS = 8192
+"""Rows of each split the component search codes per candidate (the chosen codec is refit on all)."""
+
+
 def match_pca(pca: PCA, train: np.ndarray, test: np.ndarray, max_mse: float,
-              candidates: list[int] | None = None) -> PCAMatch:
-    """For each candidate m, the coarsest step meeting ``max_mse`` on the test split, the entropy
-    model fit on the training split, and the test split's code length under it (the cross-entropy
-    the coder reaches, which the measured file matches to a fraction of a percent); keeps the m with
-    the fewest bits. Raises DataError if no candidate meets the target."""
+              candidates: list[int] | None = None, search_rows: int = SEARCH_ROWS) -> PCAMatch:
+    """For each candidate m: the coarsest step meeting ``max_mse`` on the whole test split; an entropy
+    model fit on the first ``search_rows`` training rows; the code length under it of the first
+    ``search_rows`` test rows (the cross-entropy the coder reaches, which a measured file matches to a
+    fraction of a percent). Keeps the m with the fewest bits, and refits its entropy model on the whole
+    training split. Raises DataError if no candidate meets the target."""
     test = _as_rows(test)
     ms = candidates if candidates is not None else pca_candidates(pca, test, max_mse)
     search, best = [], None
@@ -323,11 +328,14 @@ def match_pca(pca: PCA, train: np.ndarray, test: np.ndarray, max_mse: float,
         if step is None:
             search.append({"m": m, "step": None, "ideal_bits_per_sample": None})
             continue
-        codec = pca_codec(pca, m, step, train)
-        bits = codec.chunk_coder.ideal_bits(codec.latents(test))["total"] / len(test)
+        codec = pca_codec(pca, m, step, train[:search_rows])
+        bits = codec.chunk_coder.ideal_bits(codec.latents(test[:search_rows]))["total"] / len(test[:search_rows])
         search.append({"m": m, "step": step, "ideal_bits_per_sample": bits})
         if best is None or bits < best[0]:
             best = (bits, m, step, codec)
     if best is None:
         raise DataError(f"PCA cannot reach test MSE {max_mse:g} with the candidate component counts {ms}")
-    return PCAMatch(best[3], best[1], best[2], max_mse, search)
+    _, m, step, codec = best
+    if len(train) > search_rows:
+        codec = pca_codec(pca, m, step, train)
+    return PCAMatch(codec, m, step, max_mse, search)

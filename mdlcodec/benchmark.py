@@ -27,7 +27,8 @@ from typing import Callable
 import numpy as np
 
 from mdlcodec.atomic import atomic_output
-from mdlcodec.baselines import COMPRESSORS, PCA, CodecMethod, IntCompressed, Method, StoredFloat, match_pca
+from mdlcodec.baselines import (COMPRESSORS, PCA, CodecMethod, IntCompressed, Method, StoredFloat, match_pca,
+                                pca_candidates)
 from mdlcodec.codec import Codec, EntropyModel, Quantiser, SparseCodes
 from mdlcodec.codec.codec import DEFAULT_CHUNK
 from mdlcodec.codec.precision import coarsest_step
@@ -40,6 +41,7 @@ PAPER_MNIST_MAX_MSE = 0.015
 RD_INT_BITS = (2, 3, 4, 5, 6, 7, 8)
 RD_PCA_FACTORS = (0.1, 0.25, 0.5, 0.7, 1.4, 2.0, 2.8, 4.0)
 RD_SAE_STEP_FACTORS = (0.25, 0.5, 2.0, 4.0, 8.0)
+RD_PCA_CANDIDATES = 6  # component counts tried per rate-distortion point (12 at the matched point)
 
 Progress = Callable[[str], None]
 
@@ -124,11 +126,12 @@ def _sae_rd(codec: Codec, z_train: np.ndarray, test: np.ndarray, factors) -> lis
 
 def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: list[SAEEntry] = (),
                   rd: bool = True, device: str = "cpu", progress: Progress = _quiet,
-                  pca_candidates: list[int] | None = None) -> dict:
+                  pca_ms: list[int] | None = None) -> dict:
     """Every method on the test split [n, d] (models fit on the training split), lossy ones matched
     at test MSE ``max_mse``. Returns a JSON-serialisable dict: "methods" (one row per method, see
     ``measure``), "rd" (rate-distortion points per lossy family), "comparison" (SAE codecs against
-    PCA at max_mse), "machine"."""
+    PCA at max_mse), "machine". ``pca_ms``: the component counts PCA tries (default
+    ``baselines.pca_candidates``)."""
     from mdlcodec.codec.codec import Decoder
 
     train = np.ascontiguousarray(train, np.float32)
@@ -147,7 +150,7 @@ def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: lis
     progress("PCA: fit and search (components, step) for the target MSE")
     t = time.perf_counter()
     pca = PCA.fit(train)
-    match = match_pca(pca, train, test, max_mse, pca_candidates)
+    match = match_pca(pca, train, test, max_mse, pca_ms)
     search_s = time.perf_counter() - t
     params = {"components": match.m, "search": match.search, "search_s": search_s}
     pca_label = f"pca m={match.m}"
@@ -206,7 +209,7 @@ def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: lis
                 "bits_per_sample": pca_row["bits_per_sample"], "mse": pca_row["mse"], "fvu": pca_row["fvu"]}]
         for f in RD_PCA_FACTORS:
             try:
-                mt = match_pca(pca, train, test, max_mse * f)
+                mt = match_pca(pca, train, test, max_mse * f, pca_candidates(pca, test, max_mse * f, RD_PCA_CANDIDATES))
             except Exception as e:  # a target PCA cannot reach is just a missing point
                 progress(f"  PCA at MSE {max_mse * f:g}: skipped ({e})")
                 continue

@@ -56,8 +56,8 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--widths", help="Comma-separated dictionary sizes (default: 32..4096 doubling; --quick: 32..1024).")
 @click.option("-o", "--out-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Run folder: results.json/csv/md, figures, and cache/ of trained SAEs (reused on a re-run).")
-@click.option("--quick", is_flag=True, help="Quick setting: 15 epochs per SAE, k to within 10%, widths up to 1024.")
-@click.option("--epochs", type=click.IntRange(min=1), help="Most epochs per SAE (default 60; --quick 15).")
+@click.option("--quick", is_flag=True, help="Quick setting: at most 30 epochs per SAE (patience 5), k to within 10%, widths 32..1024.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Most epochs per SAE (default 60; --quick 30).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Samples per training step (default 256).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--seed", type=int, default=0, show_default=True)

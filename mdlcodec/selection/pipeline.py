@@ -60,7 +60,7 @@ class SelectionConfig:
     @classmethod
     def quick(cls, **overrides) -> "SelectionConfig":
         """The quick setting: fewer widths, a shorter training budget, k to within 10%."""
-        return cls(**{"widths": QUICK_WIDTHS, "epochs": 15, "patience": 5, "k_resolution": 0.1, **overrides})
+        return cls(**{"widths": QUICK_WIDTHS, "epochs": 30, "patience": 5, "k_resolution": 0.1, **overrides})
 
     def check(self) -> None:
         if not (np.isfinite(self.tol) and self.tol > 0):

@@ -1,0 +1,41 @@
+"""Regenerate every figure of the README's Results section into docs/results/ and print the tables.
+
+    python bench/readme_results.py            # all three (about 25 minutes on 2 CPU cores)
+    python bench/readme_results.py splitting  # one of: mnist, lm, splitting
+
+Each entry is exactly the command the README shows beside its table; this script only runs them in
+turn (with --force, replacing the committed results) from the repository root.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+COMMANDS = {
+    "mnist": "mdlcodec bench mnist -o docs/results/mnist --threads 1",
+    "lm": "mdlcodec bench toy:lm,n=60000 --width 1024 --epochs 20 -o docs/results/lm --threads 1",
+    "splitting": "mdlcodec splitting -o docs/results/splitting",
+}
+
+
+def main(names: list[str]) -> int:
+    unknown = [n for n in names if n not in COMMANDS]
+    if unknown:
+        print(f"error: unknown result(s) {', '.join(unknown)}; choose from {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    for name in names or list(COMMANDS):
+        cmd = shlex.split(COMMANDS[name]) + ["--force"]
+        print(f"$ {COMMANDS[name]} --force", flush=True)
+        code = subprocess.call([sys.executable, "-m", "mdlcodec", *cmd[1:]], cwd=ROOT)
+        if code:
+            return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
