@@ -80,10 +80,15 @@ class SelectionConfig:
 
 
 def versions() -> dict:
-    import constriction
+    """Versions of what decides the results (constriction has no __version__: ask its package metadata)."""
+    from importlib import metadata
 
+    try:
+        constriction_version = metadata.version("constriction")
+    except metadata.PackageNotFoundError:
+        constriction_version = "unknown"
     return {"mdlcodec": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "constriction": getattr(constriction, "__version__", "unknown"), "python": platform.python_version()}
+            "constriction": constriction_version, "python": platform.python_version()}
 
 
 @dataclass
