@@ -78,6 +78,9 @@ class SAE(nn.Module):
 
     arch: ClassVar[str] = ""
     uses_auxk: ClassVar[bool] = False  # whether training adds the AuxK loss for dead latents
+    # Names of the fixed (untrained) tensors that define the architecture beyond cfg, e.g. the tree's
+    # "parents": required keyword arguments of __init__ (and make_sae), registered buffers, saved beside the weights.
+    structure: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: SAEConfig, generator: torch.Generator | None = None):
         super().__init__()
@@ -153,13 +156,24 @@ def register(name: str):
     return deco
 
 
-def make_sae(cfg: SAEConfig, generator: torch.Generator | None = None) -> SAE:
-    """A freshly initialised SAE for cfg (random unit-norm decoder rows, tied encoder, zero biases)."""
+def architecture(cfg: SAEConfig) -> type[SAE]:
+    """The registered class of cfg.arch, after checking cfg against it (ModelError if unknown or invalid)."""
     if cfg.arch not in ARCHITECTURES:
         raise ModelError(f"unknown architecture {cfg.arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
     cls = ARCHITECTURES[cfg.arch]
     cls.check(cfg)
-    return cls(cfg, generator)
+    return cls
+
+
+def make_sae(cfg: SAEConfig, generator: torch.Generator | None = None, **structure) -> SAE:
+    """A freshly initialised SAE for cfg (random unit-norm decoder rows, tied encoder, zero biases).
+
+    structure: the architecture's fixed tensors named in its `structure` (tree: parents=[d_sae] ints)."""
+    cls = architecture(cfg)
+    unexpected = sorted(set(structure) - set(cls.structure))
+    if unexpected:
+        raise ModelError(f"{cfg.arch} SAE takes no {', '.join(unexpected)}")
+    return cls(cfg, generator, **structure)
 
 
 def check_k(cfg: SAEConfig) -> None:

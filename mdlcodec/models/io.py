@@ -1,5 +1,6 @@
 """Save and load an SAE as a directory: cfg.json (SAELens-like, field "architecture") and
-sae_weights.safetensors (W_enc, b_enc, W_dec, b_dec as float32). The round trip is bit-exact."""
+sae_weights.safetensors (W_enc, b_enc, W_dec, b_dec as float32, plus the architecture's structure
+tensors as int64, e.g. a tree's "parents"). The round trip is bit-exact."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import safetensors.torch
 import torch
 
 from mdlcodec.errors import ModelError
-from mdlcodec.models.base import SAE, SAEConfig, make_sae
+from mdlcodec.models.base import SAE, SAEConfig, architecture, make_sae
 
 CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
@@ -21,7 +22,9 @@ WEIGHT_NAMES = ("W_enc", "b_enc", "W_dec", "b_dec")
 
 
 def _weights(sae: SAE) -> dict[str, torch.Tensor]:
-    return {n: getattr(sae, n).detach().to("cpu", torch.float32).contiguous() for n in WEIGHT_NAMES}
+    out = {n: getattr(sae, n).detach().to("cpu", torch.float32).contiguous() for n in WEIGHT_NAMES}
+    out.update({n: getattr(sae, n).detach().to("cpu", torch.int64).contiguous() for n in sae.structure})
+    return out
 
 
 def _write_files(sae: SAE, folder: Path) -> None:
@@ -78,14 +81,21 @@ def load_sae(model_dir: str | Path, device: str = "cpu") -> SAE:
         cfg = SAEConfig.from_dict(raw)
     except ModelError as e:
         raise ModelError(f"{cfg_path}: {e}") from None
-    sae = make_sae(cfg, torch.Generator().manual_seed(0))  # weights are overwritten; keep the global RNG untouched
+    structure = architecture(cfg).structure
     try:
         weights = safetensors.torch.load_file(str(w_path))
     except Exception as e:  # safetensors raises several types for damaged files
         raise ModelError(f"cannot read {w_path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    missing = [n for n in WEIGHT_NAMES if n not in weights]
+    missing = [n for n in (*WEIGHT_NAMES, *structure) if n not in weights]
     if missing:
         raise ModelError(f"{w_path} lacks weight(s) {', '.join(missing)}")
+    for n in structure:
+        if weights[n].dtype != torch.int64:
+            raise ModelError(f"{w_path}: {n} is {weights[n].dtype}, expected int64")
+    try:  # weights are overwritten; a seeded generator keeps the global RNG untouched
+        sae = make_sae(cfg, torch.Generator().manual_seed(0), **{n: weights[n] for n in structure})
+    except ModelError as e:  # cfg is valid: the structure tensors are not
+        raise ModelError(f"{w_path}: {e}") from None
     with torch.no_grad():
         for n in WEIGHT_NAMES:
             p, w = getattr(sae, n), weights[n]
