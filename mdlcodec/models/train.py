@@ -122,21 +122,38 @@ def _project_decoder_grad(W: torch.nn.Parameter) -> None:
         W.grad -= (W.grad * W).sum(1, keepdim=True) * W
 
 
-def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None) -> tuple[SAE, TrainResult]:
+def _check_init(cfg: SAEConfig, init: SAE, structure: dict) -> None:
+    """Refuse a warm start whose SAE does not fit cfg, or that also gets structure tensors."""
+    if structure:
+        raise ModelError(f"give {', '.join(sorted(structure))} or an initial SAE, not both")
+    for name in ("arch", "d_in", "d_sae"):
+        if getattr(cfg, name) != getattr(init.cfg, name):
+            raise ModelError(f"the initial SAE has {name}={getattr(init.cfg, name)!r}, the config asks for "
+                             f"{getattr(cfg, name)!r}")
+    type(init).check(cfg)
+
+
+def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None, init: SAE | None = None,
+              **structure) -> tuple[SAE, TrainResult]:
     """Train a fresh SAE described by cfg on raw-scale train [n, d_in] (numpy or tensor; loaded
     whole into memory on tcfg.device).
 
     val [m, d_in]: held-out data for early stopping (MSE in raw units per dimension); if None the
-    last val_fraction of a seeded shuffle of train is held out. Returns the SAE of the best epoch
-    (in eval mode, on tcfg.device; cfg.input_scale and, for batchtopk, cfg.threshold filled in)
-    and the TrainResult.
+    last val_fraction of a seeded shuffle of train is held out. structure: the architecture's fixed
+    tensors, as for make_sae (tree: parents=[d_sae] ints). init: fine-tune a copy of this SAE instead
+    (its weights, input_scale, threshold and structure; cfg must name its architecture and shape and
+    may change k or l1_coeff; tcfg.normalize is ignored). Returns the SAE of the best epoch (in eval
+    mode, on tcfg.device; cfg.input_scale and, for batchtopk, cfg.threshold filled in) and the TrainResult.
     """
     tcfg = tcfg or TrainConfig()
     check_device(tcfg.device)
     if tcfg.batch_size <= 0 or tcfg.epochs <= 0 or tcfg.lr <= 0:
         raise ModelError("batch size, epochs and learning rate must be positive")
     cfg = copy.deepcopy(cfg)
-    make_sae(cfg, torch.Generator())  # validates cfg before any work
+    if init is None:
+        make_sae(cfg, torch.Generator(), **structure)  # validates cfg before any work
+    else:
+        _check_init(cfg, init, structure)
     gen = torch.Generator().manual_seed(tcfg.seed)
     x = _as_tensor(train, "training data", cfg.d_in)
     if val is None:
@@ -149,14 +166,20 @@ def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None) 
         v = _as_tensor(val, "validation data", cfg.d_in)
     dev = torch.device(tcfg.device)
 
-    cfg.input_scale = input_scale_for(x) if tcfg.normalize else 1.0
-    cfg.threshold = None
-    sae = make_sae(cfg, gen)
+    if init is None:
+        cfg.input_scale = input_scale_for(x) if tcfg.normalize else 1.0
+        cfg.threshold = None
+        sae = make_sae(cfg, gen, **structure)
+    else:
+        cfg.input_scale, cfg.threshold = init.cfg.input_scale, init.cfg.threshold
+        sae = copy.deepcopy(init).cpu()
+        sae.cfg = cfg
     xs = (x * cfg.input_scale).to(dev)
     v = v.to(dev)
-    with torch.no_grad():
-        sub = torch.randperm(xs.shape[0], generator=gen)[:MEDIAN_SAMPLES]
-        sae.b_dec.copy_(geometric_median(xs[sub.to(dev)].cpu()))
+    if init is None:
+        with torch.no_grad():
+            sub = torch.randperm(xs.shape[0], generator=gen)[:MEDIAN_SAMPLES]
+            sae.b_dec.copy_(geometric_median(xs[sub.to(dev)].cpu()))
     sae.to(dev).train()
 
     n = xs.shape[0]
