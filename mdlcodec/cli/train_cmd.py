@@ -28,30 +28,62 @@ from mdlcodec.cli.main import cli
               help="Quantiser step of the codec tables fitted after training (default: at most 1% added MSE).")
 @click.option("--max-mse", type=click.FloatRange(min=0, min_open=True),
               help="Fit the codec with the coarsest step whose quantised test MSE is at most this.")
+@click.option("--parents", "parents_file", type=click.Path(path_type=Path),
+              help="Tree: the forest, a JSON list of d_sae parent indices (-1 for roots) or {\"parents\": [...]}.")
+@click.option("--grow-from", type=click.Path(path_type=Path),
+              help="Tree: start from this flat (batchtopk/topk) model, its forest grown from its codes on DATA's "
+                   "training split.")
+@click.option("--min-implication", type=click.FloatRange(0, 1, min_open=True), default=0.9, show_default=True,
+              help="With --grow-from: a feature's parent fires on at least this share of the samples it fires on.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Model directory to write.")
 def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None, epochs: int | None,
               lr: float | None, batch_size: int | None, seed: int, device: str, normalize: bool,
-              codec_step: float | None, max_mse: float | None, as_json: bool, output: Path) -> None:
+              codec_step: float | None, max_mse: float | None, parents_file: Path | None, grow_from: Path | None,
+              min_implication: float, as_json: bool, output: Path) -> None:
     """Train an SAE on DATA's training split (10% held out for early stopping), save it to OUTPUT and
     print its evaluation on DATA's test split, then fit the codec tables (quantiser and entropy model,
-    OUTPUT/codec.safetensors) on the training split. DATA: toy[:...], mnist[:PATH] or an activation file."""
+    OUTPUT/codec.safetensors) on the training split. DATA: toy[:...], mnist[:PATH] or an activation file.
+    A tree SAE (--arch tree) needs its forest: --parents FILE.json, or --grow-from a flat model (its
+    weights and input scale are the start; --k defaults to its k)."""
     from mdlcodec.codec.precision import fit_codec
     from mdlcodec.data import load_dataset
-    from mdlcodec.models import SAEConfig, TrainConfig, evaluate, make_sae, save_sae, train_sae
+    from mdlcodec.errors import ModelError
+    from mdlcodec.models import SAEConfig, TrainConfig, evaluate, load_sae, save_sae, train_sae
+    from mdlcodec.models.base import architecture
     from mdlcodec.models.train import check_device
+    from mdlcodec.models.tree import forest_depths, tree_from_flat
 
     cfg = SAEConfig(arch=arch, d_in=1, d_sae=width, k=k, l1_coeff=l1)
     if codec_step is not None and max_mse is not None:
         raise click.UsageError("give --codec-step or --max-mse, not both")
-    make_sae(cfg)  # refuse a bad architecture or width before loading any data
+    structure, flat = {}, None
+    if arch != "tree" and (parents_file or grow_from):
+        raise ModelError("--parents and --grow-from are for --arch tree")
+    if arch == "tree":
+        if parents_file is None and grow_from is None:
+            raise ModelError("a tree SAE needs its forest: give --parents FILE.json or --grow-from MODEL_DIR")
+        if parents_file is not None and grow_from is not None:
+            raise ModelError("give --parents or --grow-from, not both")
+        if grow_from is not None:
+            flat = load_sae(grow_from, device)
+            if flat.cfg.d_sae != width:
+                raise ModelError(f"--width {width} differs from the width {flat.cfg.d_sae} of {grow_from}")
+            cfg.k = flat.cfg.k if k is None else k
+    architecture(cfg)  # refuse a bad architecture or width before loading any data
+    if parents_file is not None:
+        structure["parents"] = _read_parents(parents_file, width)
     check_device(device)
     ds = load_dataset(data)
     cfg.d_in = ds.d
     given = {"epochs": epochs, "lr": lr, "batch_size": batch_size}
     tcfg = TrainConfig(seed=seed, device=device, normalize=normalize, progress=not as_json and sys.stderr.isatty(),
                        **{name: v for name, v in given.items() if v is not None})
-    sae, result = train_sae(cfg, ds.train, None, tcfg)
+    if flat is None:
+        sae, result = train_sae(cfg, ds.train, None, tcfg, **structure)
+    else:
+        init = tree_from_flat(flat, ds.train, min_implication)
+        sae, result = train_sae(cfg, ds.train, None, tcfg, init=init)
     ev = evaluate(sae, ds.test)
     save_sae(sae, output)
     codec, codec_report = fit_codec(sae, ds.train, ds.test, codec_step, max_mse, device)
@@ -59,12 +91,19 @@ def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None,
     report = {"data": ds.name, "model": str(output), "config": sae.cfg.to_dict(), "test": ev,
               "epochs_run": len(result.history), "best_epoch": result.best_epoch,
               "stopped_early": result.stopped_early, "seconds": result.seconds, "codec": codec_report}
+    if arch == "tree":
+        parents = sae.parents.cpu().numpy()
+        report["forest"] = {"children": int((parents >= 0).sum()),
+                            "depth": int(forest_depths(parents).max(initial=0))}
     if as_json:
         click.echo(json.dumps(report))
         return
     c = sae.cfg
     click.echo(f"{c.arch} SAE, width {c.d_sae}, d_in {c.d_in}" + (f", k {c.k}" if c.k is not None else "")
                + (f", l1 {c.l1_coeff:g}" if c.l1_coeff is not None else "") + f" on {ds.name}")
+    if "forest" in report:
+        f = report["forest"]
+        click.echo(f"forest: {f['children']} children of {c.d_sae} features, depth {f['depth']}")
     stop = ", stopped early" if result.stopped_early else ""
     click.echo(f"trained {len(result.history)} epochs (best {result.best_epoch}{stop}) in {result.seconds:.1f} s; "
                f"saved to {output}")
@@ -73,3 +112,25 @@ def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None,
     b = codec_report["test_bits_per_sample"]
     click.echo(f"codec: step {codec_report['step']:.4g}, quantised test MSE {codec_report['quantised_test_mse']:.6g}, "
                f"{b['total']:.1f} bits/sample (activity {b['activity']:.1f} + values {b['values']:.1f})")
+
+
+def _read_parents(path: Path, width: int) -> np.ndarray:
+    """The forest [width] int64 in a JSON file: a list of parent indices (-1 for roots), or an object
+    whose key "parents" holds one; ModelError (one line) if unreadable or not a forest of width features."""
+    import numpy as np
+
+    from mdlcodec.errors import ModelError
+    from mdlcodec.models.tree import check_forest
+
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelError(f"cannot read the forest {path}: {e}") from None
+    if isinstance(raw, dict):
+        raw = raw.get("parents")
+    if not isinstance(raw, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in raw):
+        raise ModelError(f"{path} must hold a JSON list of integers (or {{\"parents\": [...]}})")
+    try:
+        return check_forest(np.array(raw, dtype=np.int64), width)
+    except (ModelError, OverflowError) as e:
+        raise ModelError(f"{path}: {e}") from None
