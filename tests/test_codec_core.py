@@ -76,7 +76,7 @@ def test_activity_costs_sum_of_feature_entropies():
     per_sample = coder.ideal_bits(codes)["activity"] / codes.n
     expected = binary_entropy(p_model).sum()
     assert per_sample == pytest.approx(expected, rel=0.01)
-    assert tables.prob[1:].min() > 0 and tables.prob[1:].max() < 1
+    assert tables.layers[0].prob[1:].min() > 0 and tables.layers[0].prob[1:].max() < 1
 
 
 def test_bits_approach_true_entropy_of_known_source():
@@ -104,5 +104,6 @@ def test_fixed_point_tables_depend_only_on_counts():
     counts = np.array([0, 5, 17, 1000, 3])
     a = ActivityTables.from_counts(counts, 1000)
     b = ActivityTables.from_counts(counts.astype(np.int32), 1000)
+    a, b = a.layers[0], b.layers[0]
     assert a.levels == 3 and np.array_equal(a.prob, b.prob)
     assert np.all(a.prob[1:] * (1 << 24) == np.round(a.prob[1:] * (1 << 24)))

@@ -1,11 +1,13 @@
-"""Which features are active: coded by splitting the feature range in halves.
+"""Which features are active: coded by splitting the feature range in halves, layer by layer of a
+feature forest.
 
-The features 0..d_sae-1 are the leaves of a complete binary tree (heap numbering: root 1, children
-of node h are 2h and 2h+1, leaf of feature f is P + f with P = 2**L >= d_sae; leaves past d_sae are
-padding, never active). A node is active in a sample when any feature below it is. For each sample
-the coder sends: the root's bit; then, for every active node, its left child's bit, and its right
-child's bit only if the left child was active (otherwise the right one must be). With independent
-features of probability p_f, every coded bit has an exact conditional probability:
+Flat model (every feature a root). The features 0..d_sae-1 are the leaves of a complete binary
+tree (heap numbering: root 1, children of node h are 2h and 2h+1, leaf of feature f is P + f with
+P = 2**L >= d_sae; leaves past d_sae are padding, never active). A node is active in a sample when
+any feature below it is. For each sample the coder sends: the root's bit; then, for every active
+node, its left child's bit, and its right child's bit only if the left child was active (otherwise
+the right one must be). With independent features of probability p_f, every coded bit has an
+exact conditional probability:
 
     q_h = P(node h active) = 1 - prod_{f below h} (1 - p_f)
     root:            P = q_1
@@ -15,19 +17,30 @@ features of probability p_f, every coded bit has an exact conditional probabilit
 so by the chain rule a sample costs exactly sum_f H(p_f) bits in expectation, with O(L0 log d_sae)
 coded bits instead of d_sae.
 
-Determinism. The probabilities come from the integer counts by integer arithmetic only:
-  u_leaf = floor((2N + 1 - 2 a_f) * 2**32 / (2N + 2))   (1 - p_f in 32-bit fixed point; 2**32 for padding)
-  u_h    = floor(u_2h * u_2h+1 / 2**32)                 (1 - q_h)
-  q_h    = 2**32 - u_h
-  prob[h] (24-bit fixed point, clamped to [1, 2**24 - 1]):
+Forest (``parents[f]`` = f's parent, -1 for a root). Features are grouped in layers by depth; layer
+l is coded after layer l-1 with its own binary tree over its features (ascending ids), exactly as
+above, but each leaf's probability depends on whether its parent fired in this sample:
+p_f = P(f | parent active) or P(f | parent inactive) (0 in a "tree" model, where a child never
+fires without its parent). Node values differ from the layer's base table (every parent inactive)
+only above the children of active parents, so only those nodes are recomputed, per sample. A
+sample costs sum_roots H(p_f) + sum_children H(f | parent) bits in expectation (a tree model:
+sum_children P(parent active) H(p_f | parent active)). The flat model is the one-layer case.
+
+Determinism. Probabilities come from integer counts by integer arithmetic only. A leaf with a of
+N samples active gets (1 - p) in 32-bit fixed point:
+  u = floor((2N + 1 - 2a) * 2**32 / (2N + 2))            (Krichevsky-Trofimov p = (a + 1/2) / (N + 1))
+  u = 2**32  for padding, and for a tree model's child whose parent is inactive
+  u_h = floor(u_2h * u_2h+1 / 2**32)                      (1 - q_h), q_h = 2**32 - u_h
+  coded probability (24-bit fixed point, clamped to [1, 2**24 - 1]):
       h even (left child): floor(q_h * 2**24 / q_parent)   (1 where q_parent = 0)
       h odd (root, right): floor(q_h / 2**8)
-The coder receives prob[h] / 2**24, an exactly representable float64.
+The coder receives prob / 2**24, an exactly representable float64.
 
-Coding order, the same for a whole chunk of n samples (breadth first, so each level is one
-vectorised call): root bits of all n samples; then for each level from the top, the left bits of
-all active nodes at that level in (sample, node) order, then the right bits of those whose left bit
-was 1. A node at level l of sample r has the key (r << l) | position; its parent's key is key >> 1.
+Coding order for a chunk of n samples, layer after layer (breadth first, so each level is one
+vectorised call): the layer's root bits of all n samples; then for each level from the top, the
+left bits of all active nodes at that level in (sample, node) order, then the right bits of those
+whose left bit was 1. A node at level l of sample r has the key (r << l) | position; its parent's
+key is key >> 1.
 """
 
 from __future__ import annotations
@@ -37,44 +50,166 @@ from dataclasses import dataclass
 import numpy as np
 
 from mdlcodec.codec.sparse import SparseCodes
+from mdlcodec.models.tree import forest_depths
 
 FIXED_BITS = 24
 _ONE = 1 << 32
+_U_ONE = np.uint64(_ONE)
+
+
+def leaf_values(active: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """[m] uint64: 1 - (a + 1/2) / (N + 1) in 32-bit fixed point, for a of N samples active."""
+    return np.array([((2 * int(n) + 1 - 2 * int(a)) << 32) // (2 * int(n) + 2) for a, n in zip(active, total)],
+                    dtype=np.uint64).reshape(len(active))
+
+
+def _mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """floor(a * b / 2**32) for a, b in [0, 2**32] (uint64; the one overflowing case is 2**32 * 2**32)."""
+    return np.where((a == _U_ONE) & (b == _U_ONE), _U_ONE, (a * b) >> np.uint64(32))
+
+
+def _prob_left(q: np.ndarray, q_parent: np.ndarray) -> np.ndarray:
+    fixed = np.where(q_parent > 0, (q << np.uint64(FIXED_BITS)) // np.maximum(q_parent, np.uint64(1)), 1)
+    return np.clip(fixed.astype(np.int64), 1, (1 << FIXED_BITS) - 1).astype(np.float64) / (1 << FIXED_BITS)
+
+
+def _prob_solo(q: np.ndarray) -> np.ndarray:
+    fixed = (q >> np.uint64(32 - FIXED_BITS)).astype(np.int64)
+    return np.clip(fixed, 1, (1 << FIXED_BITS) - 1).astype(np.float64) / (1 << FIXED_BITS)
+
+
+def _heap(lvl: int, keys: np.ndarray) -> np.ndarray:
+    return (1 << lvl) | (keys & ((1 << lvl) - 1))
+
+
+@dataclass(frozen=True)
+class Layer:
+    """The features of one depth of the forest and the tables that code their activity.
+
+    features [m] int64 ascending global ids; levels L (P = 2**L >= m leaves); u [2P] uint64, each
+    node's 1 - q_h with every leaf in its base context (index 0 unused); prob [2P] float64, the
+    probability each node's bit is coded with in that context; u_on [m] uint64, a leaf's value when
+    its parent is active (None for the roots); child_ptr [d_sae + 1] and child_local: the layer's
+    children (as leaf positions) of every global feature, CSR (None for the roots).
+    """
+
+    features: np.ndarray
+    levels: int
+    u: np.ndarray
+    prob: np.ndarray
+    u_on: np.ndarray | None = None
+    child_ptr: np.ndarray | None = None
+    child_local: np.ndarray | None = None
+
+    @classmethod
+    def build(cls, features: np.ndarray, u_leaf: np.ndarray, u_on: np.ndarray | None = None,
+              parents: np.ndarray | None = None, d_sae: int = 0) -> "Layer":
+        m = len(features)
+        levels = max(0, (m - 1).bit_length())
+        size = 1 << levels
+        u = np.full(2 * size, _U_ONE, dtype=np.uint64)
+        u[size:size + m] = u_leaf
+        for lvl in range(levels - 1, -1, -1):
+            h = np.arange(1 << lvl, 2 << lvl)
+            u[h] = _mul(u[2 * h], u[2 * h + 1])
+        q = _U_ONE - u
+        prob = np.zeros(2 * size)
+        prob[1] = _prob_solo(q[1:2])[0]
+        left = np.arange(2, 2 * size, 2)
+        prob[left] = _prob_left(q[left], q[left >> 1])
+        prob[left + 1] = _prob_solo(q[left + 1])
+        child_ptr = child_local = None
+        if parents is not None:
+            order = np.argsort(parents, kind="stable")
+            child_local = order.astype(np.int64)
+            child_ptr = np.zeros(d_sae + 1, dtype=np.int64)
+            np.cumsum(np.bincount(parents, minlength=d_sae), out=child_ptr[1:])
+        return cls(np.asarray(features, np.int64), levels, u, prob, u_on, child_ptr, child_local)
+
+    def on_keys(self, rows: np.ndarray, parent_feats: np.ndarray) -> np.ndarray:
+        """Leaf keys (sorted) of this layer's children of the active (row, parent feature) pairs."""
+        if self.child_ptr is None or not len(rows):
+            return np.zeros(0, dtype=np.int64)
+        start, stop = self.child_ptr[parent_feats], self.child_ptr[parent_feats + 1]
+        counts = stop - start
+        if not counts.sum():
+            return np.zeros(0, dtype=np.int64)
+        offs = np.repeat(start - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        return np.sort((np.repeat(rows, counts) << self.levels) | self.child_local[offs])
+
+    def context(self, on_keys: np.ndarray) -> list | None:
+        """Per-sample node values that differ from the base table: for each level l, (sorted keys,
+        u values) of the nodes above a leaf in on_keys; None when there are none."""
+        if not len(on_keys):
+            return None
+        L = self.levels
+        out: list = [None] * (L + 1)
+        out[L] = (on_keys, self.u_on[on_keys & ((1 << L) - 1)])
+        keys = on_keys
+        for lvl in range(L, 0, -1):
+            keys = np.unique(keys >> 1)
+            out[lvl - 1] = (keys, _mul(self._u(out, lvl, keys << 1), self._u(out, lvl, (keys << 1) | 1)))
+        return out
+
+    def _u(self, ctx: list | None, lvl: int, keys: np.ndarray) -> np.ndarray:
+        base = self.u[_heap(lvl, keys)]
+        if ctx is None or not len(keys):
+            return base
+        ck, cu = ctx[lvl]
+        i = np.minimum(np.searchsorted(ck, keys), len(ck) - 1)
+        return np.where(ck[i] == keys, cu[i], base)
+
+    def root_probs(self, ctx: list | None, n: int) -> np.ndarray:
+        if ctx is None:
+            return np.full(n, self.prob[1])
+        return _prob_solo(_U_ONE - self._u(ctx, 0, np.arange(n, dtype=np.int64)))
+
+    def child_probs(self, ctx: list | None, lvl: int, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities of the left and of the right child's bit of active nodes (keys at level lvl)."""
+        if ctx is None:
+            h_left = _heap(lvl + 1, parents << 1)
+            return self.prob[h_left], self.prob[h_left + 1]
+        q_par = _U_ONE - self._u(ctx, lvl, parents)
+        q_left = _U_ONE - self._u(ctx, lvl + 1, parents << 1)
+        q_right = _U_ONE - self._u(ctx, lvl + 1, (parents << 1) | 1)
+        return _prob_left(q_left, q_par), _prob_solo(q_right)
 
 
 @dataclass(frozen=True)
 class ActivityTables:
-    """prob: [2P] float64, the probability with which node h's bit is coded (index 0 unused)."""
+    """The layers of the forest (one layer when the model is flat) and each feature's place in them."""
 
-    levels: int  # L, depth of the leaves
-    prob: np.ndarray
+    layers: list[Layer]
+    layer_of: np.ndarray  # [d_sae] int64
+    local: np.ndarray     # [d_sae] int64, position of each feature in its layer
 
     @classmethod
-    def from_counts(cls, active_counts: np.ndarray, n_samples: int) -> "ActivityTables":
-        d = len(active_counts)
-        levels = max(0, (d - 1).bit_length())
-        size = 1 << levels
-        n = int(n_samples)
-        u = np.empty(2 * size, dtype=object)
-        u[size:size + d] = [((2 * n + 1 - 2 * int(a)) << 32) // (2 * n + 2) for a in active_counts]
-        u[size + d:] = _ONE
-        u[0] = _ONE  # unused slot
-        for lvl in range(levels - 1, -1, -1):
-            h = np.arange(1 << lvl, 2 << lvl)
-            u[h] = (u[2 * h] * u[2 * h + 1]) >> 32
-        q = _ONE - u
-        fixed = np.zeros(2 * size, dtype=object)
-        fixed[1] = q[1] >> (32 - FIXED_BITS)
-        for h0 in (2, 3):  # even (left) and odd (right) children
-            h = np.arange(h0, 2 * size, 2)
-            if h0 == 2:
-                qp = q[h >> 1]
-                fixed[h] = [(a << FIXED_BITS) // b if b > 0 else 1 for a, b in zip(q[h], qp)]
-            else:
-                fixed[h] = q[h] >> (32 - FIXED_BITS)
-        fixed = np.clip(fixed[1:].astype(np.int64), 1, (1 << FIXED_BITS) - 1)
-        prob = np.concatenate([[0.0], fixed.astype(np.float64) / (1 << FIXED_BITS)])
-        return cls(levels, prob)
+    def from_counts(cls, active_counts: np.ndarray, n_samples: int, parents: np.ndarray | None = None,
+                    joint_counts: np.ndarray | None = None, tree: bool = False) -> "ActivityTables":
+        """Tables from integer counts. active_counts [d_sae]: samples (of n_samples) with f active;
+        parents [d_sae] (-1: root; depths must be finite); joint_counts [d_sae]: samples with f and
+        its parent both active; tree: a child never fires without its parent (P = 0 then)."""
+        a = np.asarray(active_counts, np.int64)
+        d = len(a)
+        if parents is None:
+            parents = np.full(d, -1, dtype=np.int64)
+            joint_counts = np.zeros(d, dtype=np.int64)
+        parents, joint = np.asarray(parents, np.int64), np.asarray(joint_counts, np.int64)
+        depth = forest_depths(parents)
+        layer_of, local = depth, np.zeros(d, dtype=np.int64)
+        layers = []
+        for lvl in range(int(depth.max()) + 1 if d else 1):
+            feats = np.flatnonzero(depth == lvl)
+            local[feats] = np.arange(len(feats))
+            if lvl == 0:
+                layers.append(Layer.build(feats, leaf_values(a[feats], np.full(len(feats), n_samples))))
+                continue
+            par = parents[feats]
+            on = leaf_values(joint[feats], a[par])
+            off = (np.full(len(feats), _U_ONE, dtype=np.uint64) if tree
+                   else leaf_values(a[feats] - joint[feats], n_samples - a[par]))
+            layers.append(Layer.build(feats, off, on, par, d))
+        return cls(layers, layer_of, local)
 
 
 @dataclass
@@ -91,10 +226,9 @@ class ActivityDecisions:
         return total
 
 
-def activity_decisions(codes: SparseCodes, tables: ActivityTables) -> ActivityDecisions:
-    """The bits that describe which features are active in each sample, in decoding order."""
-    L, prob = tables.levels, tables.prob
-    keys = (codes.rows() << L) | codes.indices.astype(np.int64)
+def _layer_decisions(layer: Layer, ctx: list | None, keys: np.ndarray, n: int, steps: list) -> None:
+    """Append the bits of one layer: keys [m] sorted leaf keys (row << L) | position of its active features."""
+    L = layer.levels
     level_keys, parent_of = [keys], []  # parent_of[j]: index in level j's keys of each child's parent
     for _ in range(L):
         k = level_keys[-1] >> 1
@@ -105,9 +239,9 @@ def activity_decisions(codes: SparseCodes, tables: ActivityTables) -> ActivityDe
         level_keys.append(k[new])
     level_keys.reverse()
     parent_of.reverse()
-    root = np.zeros(codes.n, dtype=np.int32)
+    root = np.zeros(n, dtype=np.int32)
     root[level_keys[0]] = 1
-    steps = [(root, np.full(codes.n, prob[1]))]
+    steps.append((root, layer.root_probs(ctx, n)))
     for lvl in range(L):
         parents, children = level_keys[lvl], level_keys[lvl + 1]
         pidx = parent_of[lvl]
@@ -116,9 +250,22 @@ def activity_decisions(codes: SparseCodes, tables: ActivityTables) -> ActivityDe
         left_on[pidx[~is_right]] = True
         right_on = np.zeros(len(parents), dtype=bool)
         right_on[pidx[is_right]] = True
-        h_left = (1 << (lvl + 1)) + ((parents << 1) & ((1 << (lvl + 1)) - 1))
-        steps.append((left_on.astype(np.int32), prob[h_left]))
-        steps.append((right_on[left_on].astype(np.int32), prob[h_left[left_on] + 1]))
+        p_left, p_right = layer.child_probs(ctx, lvl, parents)
+        steps.append((left_on.astype(np.int32), p_left))
+        steps.append((right_on[left_on].astype(np.int32), p_right[left_on]))
+
+
+def activity_decisions(codes: SparseCodes, tables: ActivityTables) -> ActivityDecisions:
+    """The bits that describe which features are active in each sample, in decoding order."""
+    rows, feats = codes.rows(), codes.indices.astype(np.int64)
+    steps: list = []
+    prev_rows = prev_feats = np.zeros(0, dtype=np.int64)
+    for i, layer in enumerate(tables.layers):
+        mine = tables.layer_of[feats] == i if len(tables.layers) > 1 else slice(None)
+        r, f = rows[mine], feats[mine]
+        ctx = layer.context(layer.on_keys(prev_rows, prev_feats))
+        _layer_decisions(layer, ctx, (r << layer.levels) | tables.local[f], codes.n, steps)
+        prev_rows, prev_feats = r, f
     return ActivityDecisions(steps)
 
 
@@ -127,16 +274,27 @@ def decode_activity(decode_bits, n: int, tables: ActivityTables, d_sae: int) -> 
 
     Returns rows [nnz] int64 and features [nnz] int32, sorted by (row, feature).
     """
-    L, prob = tables.levels, tables.prob
-    keys = np.flatnonzero(decode_bits(np.full(n, prob[1]))).astype(np.int64)
-    for lvl in range(L):
-        h_left = (1 << (lvl + 1)) + ((keys << 1) & ((1 << (lvl + 1)) - 1))
-        left_on = decode_bits(prob[h_left]).astype(bool)
-        right_on = ~left_on
-        right_on[left_on] = decode_bits(prob[h_left[left_on] + 1]).astype(bool)
-        children = np.stack([keys << 1, (keys << 1) | 1], axis=1)
-        keys = children[np.stack([left_on, right_on], axis=1)]
-    feats = keys & ((1 << L) - 1)
-    if len(feats) and feats.max() >= d_sae:
-        raise ValueError("decoded a padding feature: the stream does not match the model")
-    return keys >> L, feats.astype(np.int32)
+    all_rows, all_feats = [], []
+    prev_rows = prev_feats = np.zeros(0, dtype=np.int64)
+    for layer in tables.layers:
+        L = layer.levels
+        ctx = layer.context(layer.on_keys(prev_rows, prev_feats))
+        keys = np.flatnonzero(decode_bits(layer.root_probs(ctx, n))).astype(np.int64)
+        for lvl in range(L):
+            p_left, p_right = layer.child_probs(ctx, lvl, keys)
+            left_on = decode_bits(p_left).astype(bool)
+            right_on = ~left_on
+            right_on[left_on] = decode_bits(p_right[left_on]).astype(bool)
+            children = np.stack([keys << 1, (keys << 1) | 1], axis=1)
+            keys = children[np.stack([left_on, right_on], axis=1)]
+        pos = keys & ((1 << L) - 1)
+        if len(pos) and pos.max() >= len(layer.features):
+            raise ValueError("decoded a padding feature: the stream does not match the model")
+        prev_rows, prev_feats = keys >> L, layer.features[pos]
+        all_rows.append(prev_rows)
+        all_feats.append(prev_feats)
+    rows, feats = np.concatenate(all_rows), np.concatenate(all_feats)
+    if len(tables.layers) > 1:
+        order = np.lexsort((feats, rows))
+        rows, feats = rows[order], feats[order]
+    return rows, feats.astype(np.int32)

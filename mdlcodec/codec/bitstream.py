@@ -1,7 +1,8 @@
 """One chunk of samples as one ANS stream (constriction's stack coder, 32-bit words).
 
 Decoding order (the encoder writes the reverse, since ANS is last-in first-out):
-  1. activity: the bits of ``activity.py`` (root bits, then level by level);
+  1. activity: the bits of ``activity.py`` (per layer of the feature forest: root bits, then level
+     by level);
   2. values: for each feature f in ascending order that is active in the chunk, the value symbols
      of its active latents in sample order, each from feature f's categorical (bin - value_lo[f],
      or T_f for an escape);
@@ -14,8 +15,6 @@ cleanly only if the decoder ends with an empty coder; anything else is refused.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
-
 import constriction
 import numpy as np
 
@@ -37,9 +36,9 @@ class ChunkCoder:
 
     model: EntropyModel
 
-    @cached_property
+    @property
     def tables(self) -> ActivityTables:
-        return ActivityTables.from_counts(self.model.active_counts, self.model.n_samples)
+        return self.model.activity_tables
 
     def _check(self, codes: SparseCodes) -> None:
         if codes.d_sae != self.model.d_sae:

@@ -10,9 +10,17 @@ Counts (what is stored):
                    (T_f >= 1 entries, bins value_lo[f] .. value_lo[f] + T_f - 1)
   value_counts     [sum T_f] how often each bin occurred among the active latents
   escape_counts    [d_sae] how often an active latent fell outside its feature's table
+Optional hierarchy (``hierarchy.py``), absent from a flat model's arrays and fingerprint:
+  parents          [d_sae] each feature's parent feature, -1 for a root
+  joint_counts     [d_sae] how many samples had f and its parent both active (0 for a root)
+  hierarchy_kind   [1] 1 = "tree" (a child never fires without its parent: P(f | parent off) = 0),
+                   2 = "conditional" (f's activity is coded given its parent's, both states)
 
 Smoothing rule (every symbol the coder can meet gets a non-zero probability):
   P(f active)            = (a_f + 1/2) / (N + 1)                 (Krichevsky-Trofimov)
+  with a hierarchy, for a child f of g:
+  P(f | g active)        = (joint_f + 1/2) / (a_g + 1)
+  P(f | g inactive)      = (a_f - joint_f + 1/2) / (N - a_g + 1)   (0 for a "tree")
   P(bin b | f active)    proportional to value_counts[b] + 1, for the T_f bins of the table
   P(escape | f active)   proportional to escape_counts[f] + 1; an escaped bin is then sent raw
                          as 32 bits (zigzag, two uniform 16-bit symbols).
@@ -30,6 +38,8 @@ from functools import cached_property
 import constriction
 import numpy as np
 
+from mdlcodec.codec.activity import ActivityTables
+from mdlcodec.codec.hierarchy import Hierarchy
 from mdlcodec.codec.sparse import SparseCodes
 
 MAX_TABLE_BINS = 4096
@@ -42,6 +52,11 @@ def _bits(p: np.ndarray) -> np.ndarray:
     return -np.log2(p)
 
 
+def _h2(p: np.ndarray) -> np.ndarray:
+    """Binary entropy in bits, elementwise."""
+    return p * _bits(p) + (1 - p) * _bits(1 - p)
+
+
 @dataclass(eq=False)
 class EntropyModel:
     n_samples: int
@@ -50,6 +65,7 @@ class EntropyModel:
     value_offsets: np.ndarray
     value_counts: np.ndarray
     escape_counts: np.ndarray
+    hierarchy: Hierarchy | None = None
 
     @property
     def d_sae(self) -> int:
@@ -92,18 +108,35 @@ class EntropyModel:
         return cls(codes.n, active.astype(np.int64), lo.astype(np.int32), offsets,
                    value_counts.astype(np.int64), escapes.astype(np.int64))
 
+    def with_hierarchy(self, hierarchy: Hierarchy | None) -> "EntropyModel":
+        """The same counts with activity coded under ``hierarchy`` (None: flat), counted on the same codes."""
+        if hierarchy is not None and len(hierarchy.parents) != self.d_sae:
+            raise ValueError(f"hierarchy has {len(hierarchy.parents)} features, the model {self.d_sae}")
+        return EntropyModel(self.n_samples, self.active_counts, self.value_lo, self.value_offsets,
+                            self.value_counts, self.escape_counts, hierarchy)
+
+    @cached_property
+    def activity_tables(self) -> ActivityTables:
+        h = self.hierarchy
+        if h is None:
+            return ActivityTables.from_counts(self.active_counts, self.n_samples)
+        return ActivityTables.from_counts(self.active_counts, self.n_samples, h.parents, h.joint_counts,
+                                          tree=h.kind == "tree")
+
     # -- storage ---------------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"n_samples": np.array([self.n_samples], dtype=np.int64), "active_counts": self.active_counts,
-                "value_lo": self.value_lo, "value_offsets": self.value_offsets,
-                "value_counts": self.value_counts, "escape_counts": self.escape_counts}
+        out = {"n_samples": np.array([self.n_samples], dtype=np.int64), "active_counts": self.active_counts,
+               "value_lo": self.value_lo, "value_offsets": self.value_offsets,
+               "value_counts": self.value_counts, "escape_counts": self.escape_counts}
+        return out if self.hierarchy is None else {**out, **self.hierarchy.to_arrays()}
 
     @classmethod
     def from_arrays(cls, a: dict[str, np.ndarray]) -> "EntropyModel":
         """Inverse of to_arrays; raises ValueError if the arrays are inconsistent."""
         m = cls(int(a["n_samples"][0]), np.ascontiguousarray(a["active_counts"], np.int64),
                 np.ascontiguousarray(a["value_lo"], np.int32), np.ascontiguousarray(a["value_offsets"], np.int64),
-                np.ascontiguousarray(a["value_counts"], np.int64), np.ascontiguousarray(a["escape_counts"], np.int64))
+                np.ascontiguousarray(a["value_counts"], np.int64), np.ascontiguousarray(a["escape_counts"], np.int64),
+                Hierarchy.from_arrays(a))
         d = m.d_sae
         if (m.n_samples < 0 or m.value_lo.shape != (d,) or m.escape_counts.shape != (d,)
                 or m.value_offsets.shape != (d + 1,) or m.value_offsets[0] != 0
@@ -111,6 +144,12 @@ class EntropyModel:
                 or np.any(m.active_counts < 0) or np.any(m.active_counts > m.n_samples)
                 or np.any(m.value_counts < 0) or np.any(m.escape_counts < 0)):
             raise ValueError("inconsistent entropy model tables")
+        h = m.hierarchy
+        if h is not None:
+            par = np.maximum(h.parents, 0)
+            if (len(h.parents) != d or np.any(h.joint_counts > m.active_counts)
+                    or np.any(h.joint_counts > m.active_counts[par])):
+                raise ValueError("inconsistent hierarchy tables")
         return m
 
     def fingerprint(self) -> str:
@@ -160,10 +199,26 @@ class EntropyModel:
         bits = table_bits[self.value_offsets[feats[~esc]] + sym[~esc]].sum()
         return float(bits + (escape_bits[feats[esc]] + ESCAPE_RAW_BITS).sum())
 
-    def expected_bits_per_sample(self) -> dict[str, float]:
-        """The model's own entropy in bits per sample: activity sum_f H(p_f), values sum_f p_f H(value_f)."""
+    def activity_entropy(self) -> float:
+        """The activity code's expected bits per sample under the model: sum_f H(p_f) when flat; with a
+        hierarchy, sum_roots H(p_f) + sum_children [P(g) H(f | g) + (1 - P(g)) H(f | not g)], g the parent
+        (a tree's H(f | not g) is 0), probabilities by the smoothing rule, P(g) the parent's marginal."""
         p = self.p_active
-        activity = float((p * _bits(p) + (1 - p) * _bits(1 - p)).sum())
+        h = self.hierarchy
+        if h is None:
+            return float(_h2(p).sum())
+        a, n, g = self.active_counts, self.n_samples, h.parents
+        root = g < 0
+        child = ~root
+        pg, ag = p[g[child]], a[g[child]]
+        on = _h2((h.joint_counts[child] + 0.5) / (ag + 1.0))
+        off = 0.0 if h.kind == "tree" else _h2((a[child] - h.joint_counts[child] + 0.5) / (n - ag + 1.0))
+        return float(_h2(p[root]).sum() + (pg * on + (1 - pg) * off).sum())
+
+    def expected_bits_per_sample(self) -> dict[str, float]:
+        """The model's own entropy in bits per sample: activity (``activity_entropy``), values sum_f p_f H(value_f)."""
+        p = self.p_active
+        activity = self.activity_entropy()
         table_bits, escape_bits = self._value_log_probs
         sizes = self.table_sizes
         total = np.add.reduceat(self.value_counts, self.value_offsets[:-1]) + sizes + self.escape_counts + 1
