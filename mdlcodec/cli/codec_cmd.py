@@ -26,9 +26,13 @@ def _fmt_bits(info: dict) -> list[str]:
 @click.option("--step", type=click.FloatRange(min=0, min_open=True), help="Quantiser step in latent units.")
 @click.option("--max-mse", type=click.FloatRange(min=0, min_open=True),
               help="Use the coarsest step whose quantised test MSE is at most this (default: at most 1% above the SAE's own).")
+@click.option("--hierarchy", type=click.Choice(["auto", "flat", "chowliu"]), default="auto", show_default=True,
+              help="Activity code: auto (a tree SAE's forest, else flat), flat, or a Chow-Liu forest learned "
+                   "from the training codes (stored with the tables).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def fit_codec_cmd(model: Path, data: str, step: float | None, max_mse: float | None, device: str, as_json: bool) -> None:
+def fit_codec_cmd(model: Path, data: str, step: float | None, max_mse: float | None, hierarchy: str, device: str,
+                  as_json: bool) -> None:
     """Fit MODEL's quantiser and entropy tables on DATA's training split (writes MODEL/codec.safetensors)."""
     from mdlcodec.codec.precision import fit_codec
     from mdlcodec.data import load_dataset
@@ -37,7 +41,7 @@ def fit_codec_cmd(model: Path, data: str, step: float | None, max_mse: float | N
     if step is not None and max_mse is not None:
         raise click.UsageError("give --step or --max-mse, not both")
     ds = load_dataset(data)
-    codec, report = fit_codec(load_sae(model), ds.train, ds.test, step, max_mse, device)
+    codec, report = fit_codec(load_sae(model), ds.train, ds.test, step, max_mse, device, hierarchy)
     codec.save_tables(model)
     if as_json:
         click.echo(json.dumps(report))
@@ -47,6 +51,10 @@ def fit_codec_cmd(model: Path, data: str, step: float | None, max_mse: float | N
                f"(unquantised {report['test_mse']:.6g})  L0 {report['quantised_l0']:.2f}")
     click.echo(f"test bits/sample {b['total']:.2f} = activity {b['activity']:.2f} + values {b['values']:.2f} "
                f"({report['bits_per_value']:.2f} bits/value); tables written to {model}")
+    if "hierarchy" in report:
+        h = report["hierarchy"]
+        click.echo(f"hierarchy: {h['kind']}, {h['edges']} edges ({h['table_bits']:.0f} bits of tables); flat coding "
+                   f"would take {h['flat_test_bits_per_sample']['total']:.2f} bits/sample")
 
 
 @cli.command("encode")
@@ -55,13 +63,26 @@ def fit_codec_cmd(model: Path, data: str, step: float | None, max_mse: float | N
 @click.option("-o", "--output", type=_out_file, required=True)
 @click.option("--embed-model", is_flag=True, help="Store the decoder and tables in the file (self-contained two-part code).")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=4096, show_default=True)
+@click.option("--hierarchy", type=click.Choice(["model", "flat", "chowliu", "tree"]), default="model", show_default=True,
+              help="Activity code: the model tables' own, flat (drop a stored hierarchy), or insist on the stored "
+                   "Chow-Liu forest (fit-codec --hierarchy chowliu) or tree SAE forest.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
-def encode_cmd(acts: Path, model: Path, output: Path, embed_model: bool, chunk_size: int, device: str, force: bool) -> None:
+def encode_cmd(acts: Path, model: Path, output: Path, embed_model: bool, chunk_size: int, hierarchy: str, device: str,
+               force: bool) -> None:
     """Encode an activation file [n, d] (.npy, .npz, .safetensors, .pt) into OUTPUT (.mdlc)."""
     from mdlcodec.codec import Codec, encode_file
+    from mdlcodec.errors import ModelError
 
-    r = encode_file(Codec.load(model, device), acts, output, chunk_size, embed_model, force)
+    codec = Codec.load(model, device)
+    stored = codec.entropy_model.hierarchy
+    if hierarchy == "flat":
+        codec = codec.with_hierarchy(None)
+    elif hierarchy != "model" and (stored is None or stored.kind != {"chowliu": "conditional"}.get(hierarchy, hierarchy)):
+        fix = ("run `mdlcodec fit-codec MODEL DATA --hierarchy chowliu` first" if hierarchy == "chowliu"
+               else "train a tree SAE (--arch tree)")
+        raise ModelError(f"the codec tables in {model} hold no {hierarchy} hierarchy: {fix}")
+    r = encode_file(codec, acts, output, chunk_size, embed_model, force)
     click.echo(f"{r['samples']} samples -> {output} ({r['bytes']} bytes, "
                f"{8 * r['bytes'] / max(r['samples'], 1):.2f} bits/sample)")
 

@@ -7,3 +7,4 @@ from mdlcodec.cli import train_cmd  # noqa: F401
 from mdlcodec.cli import demo_cmd  # noqa: F401
 from mdlcodec.cli import bench_cmd  # noqa: F401
 from mdlcodec.cli import select_cmd  # noqa: F401
+from mdlcodec.cli import hierarchy_cmd  # noqa: F401

@@ -26,6 +26,7 @@ from mdlcodec.atomic import atomic_output
 from mdlcodec.codec.bitstream import ChunkCoder, StreamError
 from mdlcodec.codec.container import Header, Reader, write_chunk, write_preamble
 from mdlcodec.codec.entropy_model import EntropyModel
+from mdlcodec.codec.hierarchy import Hierarchy, chow_liu
 from mdlcodec.codec.quantiser import Quantiser
 from mdlcodec.codec.sparse import SparseCodes
 from mdlcodec.errors import CodecError, ModelError
@@ -33,6 +34,7 @@ from mdlcodec.errors import CodecError, ModelError
 TABLES_FILE = "codec.safetensors"
 DEFAULT_CHUNK = 4096
 _ENCODE_BATCH = 1024
+HIERARCHIES = ("auto", "flat", "chowliu")
 
 
 @dataclass
@@ -140,15 +142,36 @@ class Codec:
         return encode
 
     @classmethod
-    def fit(cls, sae, train_x: np.ndarray, step: float | np.ndarray, device: str = "cpu") -> "Codec":
-        """Quantise the training split's latents with ``step`` and count them into an entropy model."""
+    def fit(cls, sae, train_x: np.ndarray, step: float | np.ndarray, device: str = "cpu",
+            hierarchy: str = "auto") -> "Codec":
+        """Quantise the training split's latents with ``step`` and count them into an entropy model.
+
+        hierarchy: "auto" (a tree SAE's own forest, coded as a tree; flat for other SAEs), "flat",
+        or "chowliu" (a Chow-Liu forest learned from the training codes, see ``hierarchy.py``)."""
+        if hierarchy not in HIERARCHIES:
+            raise ModelError(f"unknown hierarchy {hierarchy!r}; choose from {', '.join(HIERARCHIES)}")
         decoder = Decoder.from_sae(sae)
         step_arr = np.broadcast_to(np.asarray(step, np.float32), (decoder.d_sae,))
         quantiser = Quantiser(step_arr)
         encoder = cls.sae_encoder(sae, device)
         x = _check_activations(train_x, decoder.d_in, "training data")
         parts = [quantiser.quantise(encoder(x[s:s + DEFAULT_CHUNK])) for s in range(0, len(x), DEFAULT_CHUNK)]
-        return cls(decoder, quantiser, EntropyModel.fit(SparseCodes.concat(parts)), encoder)
+        codes = SparseCodes.concat(parts)
+        forest = None
+        if hierarchy == "chowliu":
+            forest = chow_liu(codes)
+        elif hierarchy == "auto" and hasattr(sae, "parents"):
+            forest = Hierarchy.count(codes, sae.parents.cpu().numpy(), "tree")
+        return cls(decoder, quantiser, EntropyModel.fit(codes).with_hierarchy(forest), encoder)
+
+    def with_hierarchy(self, hierarchy: Hierarchy | None) -> "Codec":
+        """This codec with its activity coded under ``hierarchy`` (None: flat); same decoder and quantiser."""
+        return Codec(self.decoder, self.quantiser, self.entropy_model.with_hierarchy(hierarchy), self.encoder)
+
+    def hierarchy_bits(self) -> float:
+        """Bits of the hierarchy's tables in the two-part code (0 when flat), see Hierarchy.table_bits."""
+        h = self.entropy_model.hierarchy
+        return h.table_bits(self.entropy_model.n_samples) if h is not None else 0.0
 
     def tables_arrays(self) -> dict[str, np.ndarray]:
         return {"step": self.quantiser.step, **self.entropy_model.to_arrays()}
@@ -260,6 +283,16 @@ class Codec:
         if header.entropy_model_fingerprint != self.entropy_fingerprint:
             raise CodecError("the model does not match the file (codec tables fingerprint differs)")
 
+    def for_header(self, header: Header) -> "Codec":
+        """The codec that decodes a file with this header: this one, or, for a file coded flat
+        (``encode --hierarchy flat``) with tables that also hold a hierarchy, its flat version; checked."""
+        if self.entropy_model.hierarchy is not None and header.entropy_model_fingerprint != self.entropy_fingerprint:
+            flat = self.with_hierarchy(None)
+            if header.entropy_model_fingerprint == flat.entropy_fingerprint:
+                return flat
+        self.check_header(header)
+        return self
+
     def read_codes(self, reader: Reader, stats: dict | None = None) -> Iterator[SparseCodes]:
         """Decode the chunks of an opened file, one SparseCodes per chunk."""
         self.check_header(reader.header)
@@ -272,7 +305,7 @@ class Codec:
     def decode_latents(self, data: bytes) -> SparseCodes:
         """Bytes of an .mdlc file -> its quantised latents, exactly as encoded."""
         reader = Reader.open(io.BytesIO(data))
-        parts = list(self.read_codes(reader))
+        parts = list(self.for_header(reader.header).read_codes(reader))
         return SparseCodes.concat(parts) if parts else SparseCodes(np.zeros(1, np.int64), np.zeros(0, np.int32),
                                                                    np.zeros(0, np.int32), self.decoder.d_sae)
 

@@ -50,8 +50,7 @@ def encode_file(codec: Codec, src: str | Path, dst: str | Path, chunk_size: int 
 def open_codec(reader: Reader, codec: Codec | None) -> Codec:
     """The codec to decode a file with: the one given (checked by fingerprint) or the file's own."""
     if codec is not None:
-        codec.check_header(reader.header)
-        return codec
+        return codec.for_header(reader.header)
     if reader.model_bytes is None:
         raise CodecError("this file does not embed its model: pass the model it was encoded with (-m MODEL)")
     own = Codec.from_model_section(reader.model_bytes)
@@ -129,6 +128,9 @@ def inspect_file(src: str | Path, codec: Codec | None = None, against: str | Pat
                     "ideal_payload": ideal}
     info["model_expected_bits_per_sample"] = codec.entropy_model.expected_bits_per_sample()
     info["decoder_bits"] = codec.decoder.bits()
+    forest = codec.entropy_model.hierarchy
+    if forest is not None:
+        info["hierarchy"] = {"kind": forest.kind, "edges": forest.n_edges, "table_bits": codec.hierarchy_bits()}
     if x is not None and h.n:
         info["mse"] = sq_err / (h.n * h.d_in)
         total_var = s2 - float((s1 ** 2).sum()) / h.n

@@ -47,9 +47,10 @@ def default_step(decoder, z: np.ndarray, x: np.ndarray, relative: float = DEFAUL
 
 
 def fit_codec(sae, train_x: np.ndarray, test_x: np.ndarray, step: float | None = None,
-              max_mse: float | None = None, device: str = "cpu"):
+              max_mse: float | None = None, device: str = "cpu", hierarchy: str = "auto"):
     """Choose the step on the test split (given, or the coarsest meeting ``max_mse``, or the default
-    1% rule), fit the entropy model on the training split, and report the test figures.
+    1% rule), fit the entropy model on the training split (with ``hierarchy``, see Codec.fit), and
+    report the test figures (with a hierarchy, the flat code's bits beside them).
 
     Returns (codec, report); the report's bits are per sample of the test split.
     """
@@ -60,7 +61,7 @@ def fit_codec(sae, train_x: np.ndarray, test_x: np.ndarray, step: float | None =
     z = Codec.sae_encoder(sae, device)(test_x)
     if step is None:
         step = coarsest_step(decoder, z, test_x, max_mse) if max_mse is not None else default_step(decoder, z, test_x)
-    codec = Codec.fit(sae, train_x, step, device)
+    codec = Codec.fit(sae, train_x, step, device, hierarchy)
     codes = codec.quantiser.quantise(z)
     ideal = codec.chunk_coder.ideal_bits(codes)
     x64 = test_x.astype(np.float64)
@@ -73,4 +74,9 @@ def fit_codec(sae, train_x: np.ndarray, test_x: np.ndarray, step: float | None =
         "bits_per_value": ideal["values"] / max(codes.nnz, 1),
         "model_expected_bits_per_sample": codec.entropy_model.expected_bits_per_sample(),
     }
+    forest = codec.entropy_model.hierarchy
+    if forest is not None:
+        flat = codec.with_hierarchy(None).chunk_coder.ideal_bits(codes)
+        report["hierarchy"] = {"kind": forest.kind, "edges": forest.n_edges, "table_bits": codec.hierarchy_bits(),
+                               "flat_test_bits_per_sample": {k: v / max(codes.n, 1) for k, v in flat.items()}}
     return codec, report

@@ -1,0 +1,50 @@
+"""`mdlcodec hierarchy`: the strongest parent-child feature pairs of a model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from mdlcodec.cli.main import cli
+
+
+@cli.command("hierarchy")
+@click.argument("model", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("data")
+@click.option("--top", type=click.IntRange(min=1), default=20, show_default=True, help="Pairs to print.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the whole hierarchy as JSON (parents, mutual information, P(child | parent)).")
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path),
+              help="For image data: save the strongest pairs' decoder rows side by side.")
+@click.option("--device", default="cpu", show_default=True)
+def hierarchy_cmd(model: Path, data: str, top: int, output: Path | None, png: Path | None, device: str) -> None:
+    """Print MODEL's strongest parent-child pairs on DATA's training split: its stored forest (a tree
+    SAE's, or one fitted by `fit-codec --hierarchy chowliu`), else a Chow-Liu forest learned now."""
+    from mdlcodec.atomic import atomic_output
+    from mdlcodec.codec import Codec
+    from mdlcodec.data import load_dataset
+    from mdlcodec.errors import DataError
+    from mdlcodec.hierarchy_report import image_shape, model_hierarchy, plot_pairs
+
+    codec = Codec.load(model, device)
+    ds = load_dataset(data)
+    _, report = model_hierarchy(codec, ds.train)
+    click.echo(f"{report['kind']} hierarchy ({report['source']}) over {report['d_sae']} features: "
+               f"{report['edges_count']} edges, {report['table_bits']:.0f} bits of tables, "
+               f"counted on {report['n_samples']} training samples")
+    click.echo(f"{'parent':>7} {'child':>7} {'MI bits':>9} {'P(c|p)':>8} {'P(c|~p)':>8}")
+    for e in report["edges"][:top]:
+        click.echo(f"{e['parent']:>7} {e['child']:>7} {e['mutual_information_bits']:>9.4f} "
+                   f"{e['p_child_given_parent']:>8.3f} {e['p_child_given_not_parent']:>8.4f}")
+    if output is not None:
+        with atomic_output(output) as tmp:
+            Path(tmp).write_text(json.dumps(report) + "\n")
+        click.echo(f"wrote {output}")
+    if png is not None:
+        shape = image_shape(codec.decoder.d_in)
+        if shape is None:
+            raise DataError(f"--png needs image data (a square d_in), this model has d_in {codec.decoder.d_in}")
+        plot_pairs(codec.decoder.W_dec, report["edges"], shape, png, top=min(top, 8))
+        click.echo(f"wrote {png}")

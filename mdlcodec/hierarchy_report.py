@@ -1,0 +1,54 @@
+"""What a model's feature hierarchy says: its strongest parent-child pairs, as JSON and, for image
+data, as decoder rows side by side (the `mdlcodec hierarchy` command's work)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from mdlcodec.codec import Codec
+from mdlcodec.codec.codec import DEFAULT_CHUNK
+from mdlcodec.codec.hierarchy import Hierarchy, chow_liu
+from mdlcodec.selection.plots import _save
+
+
+def model_hierarchy(codec: Codec, train_x: np.ndarray) -> tuple[Hierarchy, dict]:
+    """The codec's stored hierarchy (a tree SAE's forest, or a fitted Chow-Liu forest), else a Chow-Liu
+    forest learned now, both counted on the quantised codes of train_x [n, d_in]. Returns it with its
+    JSON export: kind, samples, parents [d_sae], and the edges strongest first (Hierarchy.edges)."""
+    codes = codec.latents(train_x, DEFAULT_CHUNK)
+    stored = codec.entropy_model.hierarchy
+    h = Hierarchy.count(codes, stored.parents, stored.kind) if stored is not None else chow_liu(codes)
+    active = np.bincount(codes.indices, minlength=codes.d_sae)
+    return h, {"kind": h.kind, "source": "stored" if stored is not None else "chow-liu (learned now)",
+               "n_samples": codes.n, "d_sae": codes.d_sae, "edges_count": h.n_edges,
+               "table_bits": h.table_bits(codes.n), "parents": h.parents.tolist(),
+               "edges": h.edges(active, codes.n)}
+
+
+def image_shape(d_in: int) -> tuple[int, int] | None:
+    """(s, s) when d_in is a square (image data such as MNIST), else None."""
+    s = math.isqrt(d_in)
+    return (s, s) if s * s == d_in else None
+
+
+def plot_pairs(w_dec: np.ndarray, edges: list[dict], shape: tuple[int, int], path: str | Path, top: int = 8) -> Path:
+    """Parent and child decoder rows (W_dec [d_sae, d_in]) of the ``top`` strongest edges as images,
+    one pair per row: parent left, child right (red positive, blue negative)."""
+    pairs = edges[:top]
+    fig = Figure(figsize=(3.2, 1.5 * max(len(pairs), 1) + 0.3))
+    axes = fig.subplots(max(len(pairs), 1), 2, squeeze=False)
+    for i, e in enumerate(pairs):
+        for j, (f, label) in enumerate(((e["parent"], "parent"), (e["child"], "child"))):
+            img = w_dec[f].reshape(shape)
+            lim = float(np.abs(img).max()) or 1.0
+            ax = axes[i, j]
+            ax.imshow(img, cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{label} {f}" + (f"  MI {e['mutual_information_bits']:.3f}" if j else ""), fontsize=7)
+    fig.tight_layout(pad=0.3)
+    return _save(fig, path)
