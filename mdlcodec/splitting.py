@@ -37,13 +37,11 @@ source's entropy H(A, B). Both boundaries are reported: from the files, and from
 
 from __future__ import annotations
 
-import io
-from dataclasses import dataclass
-
 import numpy as np
 
-from mdlcodec.codec import Codec, Decoder, EntropyModel, Quantiser
-from mdlcodec.codec.container import Reader
+from mdlcodec.boolean_features import Measured, exact_patterns, measure_codec, write_text
+from mdlcodec.boolean_features import dictionary_codec as _dictionary_codec
+from mdlcodec.codec import Codec
 from mdlcodec.theory import entropy_bits, feature_splitting_dl, splitting_joint, splitting_phase_boundary
 
 SQRT2 = float(np.float32(np.sqrt(2.0)))
@@ -58,13 +56,8 @@ def sample_booleans(p: float, rho: float, n: int, seed: int) -> tuple[np.ndarray
     n10 = int(round(n * float(j["p10"])))
     if 2 * n10 + n11 > n:
         raise ValueError(f"n = {n} is too small for p = {p}, rho = {rho}")
-    a = np.zeros(n, bool)
-    b = np.zeros(n, bool)
-    a[:n11 + n10] = True
-    b[:n11] = True
-    b[n11 + n10:n11 + 2 * n10] = True
-    perm = np.random.default_rng(seed).permutation(n)
-    return a[perm], b[perm]
+    ab = exact_patterns([[1, 1], [1, 0], [0, 1]], [n11, n10, n10], n, seed)
+    return ab[:, 0], ab[:, 1]
 
 
 def activations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -93,36 +86,12 @@ DICTIONARIES = {
 def dictionary_codec(name: str, train_x: np.ndarray) -> Codec:
     """The codec of dictionary ``name`` ("unsplit" or "split"), entropy model fit on train_x [n, 2]."""
     w, step, enc = DICTIONARIES[name]
-    q = Quantiser(step)
-    return Codec(Decoder(w, np.zeros(2, np.float32), 1.0), q, EntropyModel.fit(q.quantise(enc(train_x))), enc)
-
-
-@dataclass
-class Measured:
-    """One dictionary coding one test set: bits per sample measured from the file (payload: the ANS
-    words; file: every byte), the ideal code length under the model, L0, reconstruction MSE, and
-    whether decoding returned exactly the encoded latents."""
-
-    payload_bits: float
-    file_bits: float
-    ideal_bits: float
-    l0: float
-    mse: float
-    exact: bool
+    return _dictionary_codec(w, step, enc, train_x)
 
 
 def measure_dictionary(name: str, train_x: np.ndarray, test_x: np.ndarray) -> Measured:
     """Encode test_x [n, 2] (one chunk) with dictionary ``name``'s codec and decode it back."""
-    codec = dictionary_codec(name, train_x)
-    n = len(test_x)
-    data = codec.encode(test_x, chunk_size=max(n, 1))
-    reader = Reader.open(io.BytesIO(data))
-    payload = sum(32 * len(words) for _, words in reader.chunks())
-    codes = codec.latents(test_x)
-    decoded = codec.decode_latents(data)
-    x_hat = codec.reconstruct(decoded)
-    return Measured(payload / n, 8 * len(data) / n, codec.chunk_coder.ideal_bits(codes)["total"] / n,
-                    codes.nnz / n, float(np.mean((x_hat.astype(np.float64) - test_x) ** 2)), decoded == codes)
+    return measure_codec(dictionary_codec(name, train_x), test_x)
 
 
 def splitting_point(p: float, rho: float, n: int = 50_000, seed: int = 0) -> dict:
@@ -274,12 +243,10 @@ def write_splitting(diagram: dict, points: list[dict], out_dir) -> dict:
     import json
     from pathlib import Path
 
-    from mdlcodec.benchmark import _write_text
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "splitting.json", "markdown": out / "splitting.md", "png": out / "splitting.png"}
-    _write_text(paths["json"], json.dumps({"grid": diagram, "points": points}, indent=1) + "\n")
+    write_text(paths["json"], json.dumps({"grid": diagram, "points": points}, indent=1) + "\n")
     d = diagram
     summary = (f"Grid: {len(d['p'])} x {len(d['rho'])} (p, rho) cells, n = {d['n']:,} samples per cell and "
                f"dictionary. Ideal code length vs formula: max relative error "
@@ -292,6 +259,6 @@ def write_splitting(diagram: dict, points: list[dict], out_dir) -> dict:
                f"{d['payload']['max_boundary_gap']:.3f} in rho. Every file decoded to its latents exactly: "
                f"{d['all_decoded_exactly']}; every file at or above the source entropy H(A,B): "
                f"{d['payload_above_source_entropy']}.\n")
-    _write_text(paths["markdown"], "Bits per sample.\n\n" + markdown_points(points) + "\n" + summary)
+    write_text(paths["markdown"], "Bits per sample.\n\n" + markdown_points(points) + "\n" + summary)
     plot_phase_diagram(diagram, paths["png"])
     return paths
