@@ -12,7 +12,8 @@ description length is measured from a real .mdlc file, not computed from a formu
   on training activations (optionally under a feature forest, ``codec.hierarchy.Hierarchy``).
 - ``measure_codec``: encode a test set into one chunk, decode it back, and report payload, file
   and ideal bits per sample, L0, MSE and whether the latents came back exactly.
-- ``write_text``: atomic text output for the figures' JSON and markdown.
+- ``make_out_dir``, ``write_text``: the output folder, and atomic text output for the figures' JSON
+  and markdown.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from mdlcodec.atomic import atomic_output
 from mdlcodec.codec import Codec, Decoder, EntropyModel, Quantiser
 from mdlcodec.codec.container import Reader
 from mdlcodec.codec.hierarchy import Hierarchy
+from mdlcodec.errors import MdlcodecError
 
 
 def exact_patterns(patterns, counts, n: int, seed: int) -> np.ndarray:
@@ -91,3 +93,13 @@ def write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (a temporary file renamed into place)."""
     with atomic_output(path) as tmp:
         Path(tmp).write_text(text)
+
+
+def make_out_dir(out_dir: str | Path) -> Path:
+    """``out_dir`` as a Path, created with its parents if missing; MdlcodecError if it cannot be."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MdlcodecError(f"cannot create the output folder {out}: {e.strerror or e}") from None
+    return out

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mdlcodec.boolean_features import Measured, exact_patterns, measure_codec, write_text
+from mdlcodec.boolean_features import Measured, exact_patterns, make_out_dir, measure_codec, write_text
 from mdlcodec.boolean_features import dictionary_codec as _dictionary_codec
 from mdlcodec.codec import Codec
 from mdlcodec.theory import entropy_bits, feature_splitting_dl, splitting_joint, splitting_phase_boundary
@@ -241,10 +241,8 @@ def write_splitting(diagram: dict, points: list[dict], out_dir) -> dict:
     """splitting.json (grid and points), splitting.md (the points table and agreement figures) and
     splitting.png (the phase diagram) in out_dir (created if missing), each written atomically."""
     import json
-    from pathlib import Path
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_out_dir(out_dir)
     paths = {"json": out / "splitting.json", "markdown": out / "splitting.md", "png": out / "splitting.png"}
     write_text(paths["json"], json.dumps({"grid": diagram, "points": points}, indent=1) + "\n")
     d = diagram

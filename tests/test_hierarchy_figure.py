@@ -1,0 +1,102 @@
+"""Figure 5 with the real codec: measured bits against the theory formulas, the tree never longer
+than flat, exact round trips, and the command's files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mdlcodec.cli.main import cli
+from mdlcodec.hierarchy_figure import (activations, free_trailing_bits, hierarchy_codec, hierarchy_point,
+                                       phase_diagram, sample_animals)
+from mdlcodec.theory import hierarchy_dl
+
+POINTS = [(0.05, 0.5), (0.2, 0.1), (0.3, 0.9), (0.5, 0.5), (0.9, 0.3)]
+
+
+@pytest.mark.parametrize("p_a,q", POINTS)
+def test_measured_bits_match_the_formulas(p_a, q):
+    r = hierarchy_point(p_a, q, n=50_000, seed=3)
+    for name in ("flat", "tree"):
+        m = r[name]
+        assert m["exact"] and m["mse"] < 1e-12
+        # the cross-entropy of the coded symbols under the model is the formula's DL
+        assert m["ideal_bits"] == pytest.approx(r["formula"][name], rel=0.01)
+        assert m["l0"] == pytest.approx(r["formula_l0"][name], rel=0.01)
+        assert m["payload_bits"] >= r["source_entropy"] - 1e-9  # no file below the source's entropy
+    # the tree: never longer than flat, by the formula and by the ideal code lengths
+    assert r["formula"]["tree"] <= r["formula"]["flat"]
+    assert r["tree"]["ideal_bits"] <= r["flat"]["ideal_bits"]
+    # the tree's DL is the source's entropy, and its file reaches it
+    assert r["formula"]["tree"] == pytest.approx(r["source_entropy"], rel=1e-9)
+    assert r["tree"]["payload_bits"] == pytest.approx(r["formula"]["tree"], rel=0.01)
+    # the flat file is its ideal length less the coder's free trailing zeros (module docstring)
+    free = free_trailing_bits(p_a, q)
+    assert r["flat"]["payload_bits"] == pytest.approx(r["flat"]["ideal_bits"] - free, abs=0.01 + 0.01 * free)
+    # and the files keep the order, up to one 32-bit word of the coder's final state
+    assert r["tree"]["payload_bits"] <= r["flat"]["payload_bits"] + 32 / r["n"]
+
+
+def test_sampling_is_exact_and_birds_are_animals():
+    a, b = sample_animals(0.3, 0.4, 10_000, seed=1)
+    assert a.sum() == 3_000 and b.sum() == 1_200 and not np.any(b & ~a)
+    a2, b2 = sample_animals(0.3, 0.4, 10_000, seed=1)
+    assert np.array_equal(a, a2) and np.array_equal(b, b2)
+    x = activations(a, b)
+    assert x.shape == (10_000, 2) and set(np.unique(x)) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="p_B|A"):
+        sample_animals(0.3, 1.5, 100, seed=0)
+
+
+def test_dictionaries_are_flat_and_tree():
+    x = activations(*sample_animals(0.5, 0.5, 2_000, seed=0))
+    flat, tree = hierarchy_codec("flat", x), hierarchy_codec("tree", x)
+    assert flat.entropy_model.hierarchy is None
+    h = tree.entropy_model.hierarchy
+    assert h.kind == "tree" and h.parents.tolist() == [-1, 0] and h.joint_counts.tolist() == [0, 500]
+    # the flat dictionary's features never fire together; the tree's child only with its parent
+    zf = flat.latents(x).to_dense()
+    zt = tree.latents(x).to_dense()
+    assert not np.any((zf[:, 0] != 0) & (zf[:, 1] != 0))
+    assert not np.any((zt[:, 1] != 0) & (zt[:, 0] == 0))
+
+
+def test_phase_diagram_small_grid():
+    axis = np.linspace(0.1, 0.9, 4)
+    d = phase_diagram(axis, axis, n=5_000)
+    assert d["all_decoded_exactly"] and all(d["payload_above_source_entropy"].values())
+    assert d["formula"]["tree_never_longer"] and d["ideal"]["tree_never_longer"]
+    assert max(d["ideal"]["max_relative_error"].values()) < 0.01
+    assert d["payload"]["max_tree_excess_bits"] <= 32
+    f = hierarchy_dl(*np.meshgrid(axis, axis))
+    assert np.allclose(d["formula_bits"]["tree"], f.tree_dl) and np.allclose(d["formula_bits"]["flat"], f.flat_dl)
+
+
+def test_hierarchy_figure_cli(tmp_path):
+    out = tmp_path / "h"
+    args = ["hierarchy-figure", "-o", str(out), "--grid", "3", "--n", "2000", "--points-n", "2000"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "hierarchy_figure.json").read_text())
+    assert len(res["points"]) >= 5 and len(res["grid"]["p_a"]) == 3
+    assert (out / "hierarchy_figure.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| p_A |" in r.stdout and "| p_A |" in (out / "hierarchy_figure.md").read_text()
+    r = CliRunner().invoke(cli, args)  # results there: refused without --force
+    assert r.exit_code == 1 and r.stderr.strip().startswith("error:") and "--force" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_hierarchy_figure_cli_bad_output(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    args = ["--grid", "3", "--n", "200", "--points-n", "200"]
+    r = CliRunner().invoke(cli, ["hierarchy-figure", "-o", str(f / "sub"), *args])  # a folder under a file
+    assert r.exit_code == 1 and r.stderr.strip().startswith("error:") and "output folder" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = CliRunner().invoke(cli, ["hierarchy-figure", "-o", str(f), *args])  # a file: click refuses it
+    assert r.exit_code == 2 and "is a file" in r.stderr
+    r = CliRunner().invoke(cli, ["hierarchy-figure", "-o", str(tmp_path / "g"), "--grid", "2"])
+    assert r.exit_code == 2 and "--grid" in r.stderr
