@@ -170,13 +170,14 @@ class IntCompressed(Method):
 class CodecMethod(Method):
     """An mdlcodec Codec as a method. Without ``embed_model`` the file refers to its model by
     fingerprint, and ``model_bits`` is the decoder as a self-contained file would store it
-    (``Decoder.bits()``: float32 W_dec, b_dec, input_scale); with it the file carries the decoder and
-    tables, so its bytes already hold the two-part code."""
+    (``Decoder.bits()``: float32 W_dec, b_dec, input_scale) plus a hierarchy's tables
+    (``Codec.hierarchy_bits()``); with it the file carries the decoder and tables, so its bytes
+    already hold the two-part code."""
 
     def __init__(self, codec: Codec, name: str, embed_model: bool = False, chunk_size: int = DEFAULT_CHUNK,
                  params: dict | None = None):
         self.codec, self.name, self.embed_model, self.chunk_size = codec, name, embed_model, chunk_size
-        self.model_bits = 0 if embed_model else codec.decoder.bits()
+        self.model_bits = 0 if embed_model else codec.decoder.bits() + codec.hierarchy_bits()
         self._params = dict(params or {})
 
     @property

@@ -31,6 +31,7 @@ from mdlcodec.baselines import (COMPRESSORS, PCA, CodecMethod, IntCompressed, Me
                                 pca_candidates)
 from mdlcodec.codec import Codec, EntropyModel, Quantiser, SparseCodes
 from mdlcodec.codec.codec import DEFAULT_CHUNK
+from mdlcodec.codec.hierarchy import Hierarchy, chow_liu
 from mdlcodec.codec.precision import coarsest_step
 from mdlcodec.errors import ModelError
 
@@ -186,6 +187,15 @@ def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: lis
         rows.append(measure(CodecMethod(codec, label, params=extra), test))
         sae_row = rows[-1]
         rows.append(measure(CodecMethod(codec, f"{label} self-contained", embed_model=True), test))
+        forests = [("chow-liu", chow_liu(codes_train))]
+        if hasattr(entry.sae, "parents"):  # a tree SAE: its own forest, coded as a tree
+            forests.insert(0, ("tree", Hierarchy.count(codes_train, entry.sae.parents.cpu().numpy(), "tree")))
+        for name, forest in forests:
+            progress(f"SAE {entry.label}: encode/decode with the {name} hierarchy")
+            coded = codec.with_hierarchy(forest)
+            rows.append(measure(CodecMethod(coded, f"{label} {name}", params={
+                **extra, "hierarchy": name, "edges": forest.n_edges, "hierarchy_table_bits": coded.hierarchy_bits(),
+                "model_expected_bits_per_sample": coded.entropy_model.expected_bits_per_sample()["total"]}), test))
         comparison.append({"sae": label, "sae_bits_per_sample": sae_row["bits_per_sample"], "sae_mse": sae_row["mse"],
                            "pca": pca_label, "pca_bits_per_sample": pca_row["bits_per_sample"],
                            "pca_mse": pca_row["mse"],

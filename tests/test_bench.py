@@ -107,7 +107,8 @@ def test_run_benchmark_and_writer(toy_sae, tmp_path):
     target = 1.05 * evaluate(sae, ds.test)["mse"]
     res = run_benchmark(ds.train, ds.test, target, [SAEEntry("toy", sae, "fixture")], rd=True)
     names = [r["method"] for r in res["methods"]]
-    for n in ["float32", "float16", "int8+gzip", "int8+xz", "int8+zstd", "sae toy", "sae toy self-contained"]:
+    for n in ["float32", "float16", "int8+gzip", "int8+xz", "int8+zstd", "sae toy", "sae toy self-contained",
+              "sae toy chow-liu"]:
         assert n in names
     assert any(n.startswith("pca m=") for n in names)
     for r in res["methods"]:
@@ -118,6 +119,10 @@ def test_run_benchmark_and_writer(toy_sae, tmp_path):
     own = next(r for r in res["methods"] if r["method"] == "sae toy self-contained")
     assert sae_row["model_bits"] == 32 * (24 * 12 + 12 + 1)
     assert own["bytes"] > sae_row["bytes"] + sae_row["model_bits"] / 8  # decoder and tables inside
+    cl = next(r for r in res["methods"] if r["method"] == "sae toy chow-liu")
+    assert cl["mse"] == sae_row["mse"]  # the same latents, their activity coded given a Chow-Liu forest
+    assert cl["model_bits"] == sae_row["model_bits"] + cl["params"]["hierarchy_table_bits"]
+    assert cl["bits_per_sample"] <= sae_row["bits_per_sample"] + cl["params"]["hierarchy_table_bits"] / len(ds.test)
     (c,) = res["comparison"]
     assert c["shorter"] in (c["sae"], c["pca"])
     assert set(res["rd"]) >= {"pca", "sae toy", "int+zstd", "float16"}
