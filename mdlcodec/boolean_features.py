@@ -89,6 +89,27 @@ def measure_codec(codec: Codec, test_x: np.ndarray) -> Measured:
                     codes.nnz / n, float(np.mean((x_hat.astype(np.float64) - test_x) ** 2)), decoded == codes)
 
 
+def measure_grid(point: Callable[[float, float], dict], xs: np.ndarray, ys: np.ndarray,
+                 names: tuple[str, ...]) -> tuple[dict, np.ndarray, bool]:
+    """Run ``point(x, y)`` (a dict with the source entropy and, per dictionary name, its Measured
+    bits and the formula) over the grid. Returns ({"payload"|"ideal"|"formula": {name: [len(ys),
+    len(xs)]}} bits per sample, the source entropy [len(ys), len(xs)], whether every file decoded exactly)."""
+    shape = (len(ys), len(xs))
+    grids = {g: {k: np.full(shape, np.nan) for k in names} for g in ("payload", "ideal", "formula")}
+    entropy = np.full(shape, np.nan)
+    exact = True
+    for i, x in enumerate(xs):
+        for j, y in enumerate(ys):
+            pt = point(float(x), float(y))
+            entropy[j, i] = pt["source_entropy"]
+            for k in names:
+                grids["payload"][k][j, i] = pt[k]["payload_bits"]
+                grids["ideal"][k][j, i] = pt[k]["ideal_bits"]
+                grids["formula"][k][j, i] = pt["formula"][k]
+                exact &= pt[k]["exact"]
+    return grids, entropy, bool(exact)
+
+
 def write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (a temporary file renamed into place)."""
     with atomic_output(path) as tmp:

@@ -39,7 +39,8 @@ import json
 
 import numpy as np
 
-from mdlcodec.boolean_features import dictionary_codec, exact_patterns, make_out_dir, measure_codec, write_text
+from mdlcodec.boolean_features import (dictionary_codec, exact_patterns, make_out_dir, measure_codec, measure_grid,
+                                       write_text)
 from mdlcodec.codec import Codec
 from mdlcodec.theory import entropy_bits, hierarchy_dl
 
@@ -127,19 +128,7 @@ def phase_diagram(p_as, p_bs, n: int = 20_000, seed: int = 0) -> dict:
     [len(p_bs), len(p_as)]); the source entropy; relative errors against the formulas; and whether
     the tree was never longer than flat (by the formula, the ideal lengths and the files)."""
     p_as, p_bs = np.asarray(p_as, float), np.asarray(p_bs, float)
-    shape = (len(p_bs), len(p_as))
-    grids = {g: {k: np.full(shape, np.nan) for k in NAMES} for g in ("payload", "ideal", "formula")}
-    entropy = np.full(shape, np.nan)
-    exact = True
-    for i, pa in enumerate(p_as):
-        for j, q in enumerate(p_bs):
-            pt = hierarchy_point(float(pa), float(q), n, seed)
-            entropy[j, i] = pt["source_entropy"]
-            for k in NAMES:
-                grids["payload"][k][j, i] = pt[k]["payload_bits"]
-                grids["ideal"][k][j, i] = pt[k]["ideal_bits"]
-                grids["formula"][k][j, i] = pt["formula"][k]
-                exact &= pt[k]["exact"]
+    grids, entropy, exact = measure_grid(lambda pa, q: hierarchy_point(pa, q, n, seed), p_as, p_bs, NAMES)
     out = {"n": n, "seed": seed, "p_a": p_as.tolist(), "p_b_given_a": p_bs.tolist(),
            "all_decoded_exactly": bool(exact), "source_entropy": entropy.tolist()}
     for g, v in grids.items():

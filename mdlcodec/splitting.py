@@ -39,7 +39,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mdlcodec.boolean_features import Measured, exact_patterns, make_out_dir, measure_codec, write_text
+from mdlcodec.boolean_features import (Measured, exact_patterns, make_out_dir, measure_codec, measure_grid,
+                                       write_text)
 from mdlcodec.boolean_features import dictionary_codec as _dictionary_codec
 from mdlcodec.codec import Codec
 from mdlcodec.theory import entropy_bits, feature_splitting_dl, splitting_joint, splitting_phase_boundary
@@ -135,19 +136,7 @@ def phase_diagram(ps, rhos, n: int = 20_000, seed: int = 0) -> dict:
     file payload, the ideal code length and the formula (bits per sample, arrays [len(rhos), len(ps)]);
     the boundary per p from the files, from the ideal lengths and from theory; and their agreement."""
     ps, rhos = np.asarray(ps, float), np.asarray(rhos, float)
-    shape = (len(rhos), len(ps))
-    grids = {g: {k: np.full(shape, np.nan) for k in DICTIONARIES} for g in ("payload", "ideal", "formula")}
-    entropy = np.full(shape, np.nan)
-    exact = True
-    for i, p in enumerate(ps):
-        for j, rho in enumerate(rhos):
-            pt = splitting_point(float(p), float(rho), n, seed)
-            entropy[j, i] = pt["source_entropy"]
-            for k in DICTIONARIES:
-                grids["payload"][k][j, i] = pt[k]["payload_bits"]
-                grids["ideal"][k][j, i] = pt[k]["ideal_bits"]
-                grids["formula"][k][j, i] = pt["formula"][k]
-                exact &= pt[k]["exact"]
+    grids, entropy, exact = measure_grid(lambda p, rho: splitting_point(p, rho, n, seed), ps, rhos, DICTIONARIES)
     analytic = np.asarray(splitting_phase_boundary(ps), float)
     out = {"n": n, "seed": seed, "p": ps.tolist(), "rho": rhos.tolist(), "all_decoded_exactly": bool(exact),
            "source_entropy": entropy.tolist(), "boundary_analytic": analytic.tolist()}
