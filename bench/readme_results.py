@@ -23,8 +23,9 @@ COMMANDS = {
     "lm": "mdlcodec bench toy:lm,n=60000 --width 1024 --epochs 20 -o docs/results/lm --threads 1",
     "splitting": "mdlcodec splitting -o docs/results/splitting",
     "select": "mdlcodec select mnist --quick --threads 1 -o docs/results/select",
+    "hierarchy": "mdlcodec hierarchy-figure -o docs/results/hierarchy",
 }
-TAKES_FORCE = {"mnist", "lm", "splitting"}
+TAKES_FORCE = {"mnist", "lm", "splitting", "hierarchy"}
 
 
 def main(names: list[str]) -> int:
