@@ -1,7 +1,7 @@
 """Regenerate every figure of the README's Results section into docs/results/ and print the tables.
 
-    python bench/readme_results.py            # all four (about 25 minutes on 2 CPU cores)
-    python bench/readme_results.py splitting  # any of: mnist, lm, splitting, select
+    python bench/readme_results.py            # all five (about 25 minutes on 2 CPU cores)
+    python bench/readme_results.py splitting  # any of: mnist, lm, splitting, select, hierarchy
 
 Each entry is exactly the command the README shows beside its table; this script only runs them in
 turn from the repository root, the bench and splitting commands with --force (replacing the
