@@ -59,21 +59,21 @@ def csv_text(results: dict) -> str:
 def markdown_table(results: dict, calibrated_only: bool = True) -> str:
     """The table for a README: bits per test sample; by default one line per width (its calibrated
     k), the selected SAE wherever it is, and PCA."""
-    head = ("| method | width | k | L0 | test MSE | quantised MSE | alive | bits/value | DL theory | DL file "
-            "| file/theory | decoder bits |")
+    head = ("| method | width | k | L0 | test MSE | quantised MSE | alive | bits/value | DL theory | payload "
+            "| payload/theory | whole file | decoder bits |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in table_rows(results):
         if calibrated_only and r["method"] == "sae" and not (r["calibrated"] or r["selected"]):
             continue
         if r["k"] is None and r["method"] == "sae":
-            lines.append(f"| SAE | {r['width']} | - | - | no k meets tol | | | | | | | |")
+            lines.append(f"| SAE | {r['width']} | - | - | no k meets tol | | | | | | | | |")
             continue
         name = ("**SAE (MDL)**" if r["selected"] else "SAE") if r["method"] == "sae" else "PCA (dense)"
         k = r["k"] if r["k"] is not None else "-"
         mse = f"{r['test_mse']:.5f}" if r["test_mse"] is not None else "-"
         lines.append(f"| {name} | {r['width']} | {k} | {r['l0']:.1f} | {mse} | {r['quantised_test_mse']:.5f} | "
-                     f"{r['alive']} | {r['bits_per_value']:.2f} | {r['dl_theory']:.1f} | {r['dl_measured']:.1f} | "
-                     f"{r['dl_measured'] / r['dl_theory']:.4f} | {r['decoder_bits']:,} |")
+                     f"{r['alive']} | {r['bits_per_value']:.2f} | {r['dl_theory']:.2f} | {r['payload_measured']:.2f} | "
+                     f"{r['payload_measured'] / r['dl_theory']:.5f} | {r['dl_measured']:.1f} | {r['decoder_bits']:,} |")
     return "\n".join(lines) + "\n"
 
 
