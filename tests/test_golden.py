@@ -35,3 +35,20 @@ def test_golden_self_contained_file_needs_no_model(expected):
     codec = Codec.from_model_section(reader.model_bytes)
     assert codec.decode_latents(data) == expected
     np.testing.assert_array_equal(codec.decode(data), Codec.load(GOLDEN / "model").decode(data))
+
+
+def test_golden_hierarchical_file(expected):
+    """A self-contained file whose activity is coded under a feature forest: it decodes exactly from
+    its own model section, and the model plus that forest re-encode it byte for byte."""
+    from mdlcodec.codec.container import Reader
+    import io
+
+    data = (GOLDEN / "hierarchy.mdlc").read_bytes()
+    own = Codec.from_model_section(Reader.open(io.BytesIO(data)).model_bytes)
+    forest = own.entropy_model.hierarchy
+    assert forest.kind == "conditional"
+    assert forest.parents.tolist() == [-1, 0, 0, 1, -1, 4, 4, 5, -1, 8, 9, 10, -1, 12, 12, 13]
+    assert own.decode_latents(data) == expected
+    codec = Codec.load(GOLDEN / "model").with_hierarchy(forest)
+    assert codec.encode(np.load(GOLDEN / "input.npy"), chunk_size=10, embed_model=True) == data
+    assert data != (GOLDEN / "embedded.mdlc").read_bytes()
