@@ -15,10 +15,11 @@ All integers are little-endian.
                  sae_fingerprint         Decoder.fingerprint() of the decoder it was coded for
                  entropy_model_fingerprint  fingerprint of quantiser steps + entropy-model counts
                  mdlcodec                version that wrote it (informative)
-    model   := length u64, that many bytes of safetensors (decoder and tables, see codec.py),
-               crc32 u32 over the length and the bytes. Present iff flags bit 0: the file is then
-               self-contained, the two-part code of the paper.
-    chunk   := n_rows u32, n_words u32, n_words * 4 bytes of ANS words (bitstream.py),
+    model   := length u64, that many bytes of safetensors (decoder and tables, see codec.py; the
+               table arrays are listed in entropy_model.py, a feature forest's among them when
+               activity is coded hierarchically), crc32 u32 over the length and the bytes. Present
+               iff flags bit 0: the file is then self-contained, the two-part code of the paper.
+    chunk   := n_rows u32, n_words u32, n_words * 4 bytes of ANS words (bitstream.py, activity.py),
                crc32 u32 over n_rows, n_words and the words.
 
 A reader refuses, with a CodecError naming the problem: another magic or version, a bad CRC, a
