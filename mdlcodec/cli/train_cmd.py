@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from mdlcodec.cli.main import cli
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @cli.command("train")
