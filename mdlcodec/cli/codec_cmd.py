@@ -125,5 +125,8 @@ def info_cmd(src: Path, model: Path | None, against: Path | None, as_json: bool)
         click.echo(f"theoretical DL (model entropy): {e['total']:.2f} bits/sample "
                    f"(activity {e['activity']:.2f}, values {e['values']:.2f}); "
                    f"decoder {info['decoder_bits']} bits once")
+    if "hierarchy" in info:
+        h = info["hierarchy"]
+        click.echo(f"activity coded under a {h['kind']} forest: {h['edges']} edges, {h['table_bits']:.0f} bits of tables once")
     if "mse" in info:
         click.echo(f"reconstruction: MSE {info['mse']:.6g}, FVU {info['fvu']:.4f}")
