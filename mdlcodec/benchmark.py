@@ -31,7 +31,7 @@ from mdlcodec.baselines import (COMPRESSORS, PCA, CodecMethod, IntCompressed, Me
                                 pca_candidates)
 from mdlcodec.codec import Codec, EntropyModel, Quantiser, SparseCodes
 from mdlcodec.codec.codec import DEFAULT_CHUNK
-from mdlcodec.codec.hierarchy import Hierarchy, chow_liu
+from mdlcodec.codec.hierarchy import Hierarchy, chow_liu, prune_to_forest
 from mdlcodec.codec.precision import coarsest_step
 from mdlcodec.errors import ModelError
 
@@ -189,7 +189,8 @@ def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: lis
         rows.append(measure(CodecMethod(codec, f"{label} self-contained", embed_model=True), test))
         forests = [("chow-liu", chow_liu(codes_train))]
         if hasattr(entry.sae, "parents"):  # a tree SAE: its own forest, coded as a tree
-            forests.insert(0, ("tree", Hierarchy.count(codes_train, entry.sae.parents.cpu().numpy(), "tree")))
+            parents = entry.sae.parents.cpu().numpy()
+            forests.insert(0, ("tree", Hierarchy.count(prune_to_forest(codes_train, parents), parents, "tree")))
         for name, forest in forests:
             progress(f"SAE {entry.label}: encode/decode with the {name} hierarchy")
             coded = codec.with_hierarchy(forest)

@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 from mdlcodec.cli.main import cli
 from mdlcodec.codec.bitstream import ChunkCoder
 from mdlcodec.codec.entropy_model import EntropyModel
-from mdlcodec.codec.hierarchy import Hierarchy, chow_liu
+from mdlcodec.codec.hierarchy import Hierarchy, chow_liu, prune_to_forest
 from mdlcodec.codec.sparse import SparseCodes
 from mdlcodec.data import load_dataset
 from mdlcodec.theory import binary_entropy
@@ -204,13 +204,29 @@ def test_cli_chow_liu_fit_encode_decode_and_report(tmp_path, toy_model_dir):
     assert r.exit_code == 1 and "square" in r.output and not (tmp_path / "h.png").exists()
 
 
+def test_prune_to_forest_drops_children_of_inactive_parents():
+    parents = np.array([-1, 0, 1, -1, 3])
+    dense = np.array([[0, 2, 3, 1, 0],    # 1 and its child 2 lose their parent 0
+                      [1, 0, 4, 0, 5],    # 2 loses parent 1, 4 loses parent 3
+                      [1, 1, 1, 1, 1]])   # all kept
+    pruned = prune_to_forest(SparseCodes.from_dense(dense), parents).to_dense()
+    assert pruned.tolist() == [[0, 0, 0, 1, 0], [1, 0, 0, 0, 0], [1, 1, 1, 1, 1]]
+
+
+def codec_sae(model_dir):
+    from mdlcodec.models import load_sae
+    return load_sae(model_dir)
+
+
 def test_tree_sae_codes_with_its_forest(tmp_path):
     """A tree SAE's codec uses its forest as a tree: children are coded only under active parents."""
     ds = load_dataset("toy:n_features=32,d=16,l0=3,hierarchy=8,n=4000")
     parents = ds.truth.parents
     (tmp_path / "parents.json").write_text(json.dumps(parents.tolist()))
+    # A coarse step rounds some parents' values to bin 0: their children must go with them.
     r = CliRunner().invoke(cli, ["train", ds.spec, "--arch", "tree", "--width", "32", "--k", "3", "--epochs", "5",
-                                 "--parents", str(tmp_path / "parents.json"), "-o", str(tmp_path / "tree"), "--json"])
+                                 "--parents", str(tmp_path / "parents.json"), "-o", str(tmp_path / "tree"), "--json",
+                                 "--codec-step", "3"])
     assert r.exit_code == 0, r.output
     report = json.loads(r.output)
     assert report["codec"]["hierarchy"]["kind"] == "tree"
@@ -223,3 +239,8 @@ def test_tree_sae_codes_with_its_forest(tmp_path):
     dense = codes.to_dense() != 0
     kids = np.flatnonzero(parents >= 0)
     assert not (dense[:, kids] & ~dense[:, parents[kids]]).any()
+    unpruned = codec.quantiser.quantise(Codec.sae_encoder(codec_sae(tmp_path / "tree"))(ds.test)).to_dense() != 0
+    assert (unpruned[:, kids] & ~unpruned[:, parents[kids]]).any()  # the step did round some parents away
+    bits = codec.chunk_coder.ideal_bits(codes)["activity"]
+    assert 8 * len(data) > bits  # no child was coded at the 24-bit price of an impossible event
+    assert bits / codes.n < codec.with_hierarchy(None).chunk_coder.ideal_bits(codes)["activity"] / codes.n + 0.5

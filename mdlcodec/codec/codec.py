@@ -26,7 +26,7 @@ from mdlcodec.atomic import atomic_output
 from mdlcodec.codec.bitstream import ChunkCoder, StreamError
 from mdlcodec.codec.container import Header, Reader, write_chunk, write_preamble
 from mdlcodec.codec.entropy_model import EntropyModel
-from mdlcodec.codec.hierarchy import Hierarchy, chow_liu
+from mdlcodec.codec.hierarchy import Hierarchy, chow_liu, prune_to_forest
 from mdlcodec.codec.quantiser import Quantiser
 from mdlcodec.codec.sparse import SparseCodes
 from mdlcodec.errors import CodecError, ModelError
@@ -161,7 +161,9 @@ class Codec:
         if hierarchy == "chowliu":
             forest = chow_liu(codes)
         elif hierarchy == "auto" and hasattr(sae, "parents"):
-            forest = Hierarchy.count(codes, sae.parents.cpu().numpy(), "tree")
+            parents = sae.parents.cpu().numpy()
+            codes = prune_to_forest(codes, parents)
+            forest = Hierarchy.count(codes, parents, "tree")
         return cls(decoder, quantiser, EntropyModel.fit(codes).with_hierarchy(forest), encoder)
 
     def with_hierarchy(self, hierarchy: Hierarchy | None) -> "Codec":
@@ -245,8 +247,15 @@ class Codec:
             raise ModelError("this codec was loaded from a file and has no encoder")
         x = _check_activations(x, self.decoder.d_in, "activations")
         if chunk_size is None or chunk_size >= len(x):
-            return self.quantiser.quantise(self.encoder(x))
+            return self.quantise(self.encoder(x))
         return SparseCodes.concat([self.latents(x[s:s + chunk_size]) for s in range(0, len(x), chunk_size)])
+
+    def quantise(self, z: np.ndarray) -> SparseCodes:
+        """Dense latents [n, d_sae] -> quantised latents; under a "tree" hierarchy a child whose
+        parent's bin is 0 is dropped with it (``hierarchy.prune_to_forest``)."""
+        codes = self.quantiser.quantise(z)
+        h = self.entropy_model.hierarchy
+        return prune_to_forest(codes, h.parents) if h is not None and h.kind == "tree" else codes
 
     def reconstruct(self, codes: SparseCodes) -> np.ndarray:
         """Quantised latents -> activations [n, d_in] float32."""

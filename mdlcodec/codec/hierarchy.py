@@ -113,6 +113,28 @@ class Hierarchy:
                  if off[j] else 0.0} for j in order]
 
 
+def prune_to_forest(codes: SparseCodes, parents: np.ndarray) -> SparseCodes:
+    """codes without the entries whose parent is inactive in the same sample, root to leaves. A tree
+    SAE's child never fires without its parent, but quantisation may round the parent's value to
+    bin 0; the child goes with it, so that a tree's codes keep the property its code relies on."""
+    parents = np.asarray(parents, np.int64)
+    depth = forest_depths(parents)
+    rows, feats = codes.rows(), codes.indices.astype(np.int64)
+    keys = rows * codes.d_sae + feats  # sorted: codes are in (row, feature) order
+    keep = np.ones(len(feats), dtype=bool)
+    for lvl in range(1, int(depth.max(initial=0)) + 1):
+        at = np.flatnonzero(keep & (depth[feats] == lvl))
+        if not len(at):
+            continue
+        alive = keys[keep]
+        want = rows[at] * codes.d_sae + parents[feats[at]]
+        i = np.minimum(np.searchsorted(alive, want), len(alive) - 1)
+        keep[at[alive[i] != want]] = False
+    if keep.all():
+        return codes
+    return SparseCodes.from_rows(rows[keep], codes.indices[keep], codes.bins[keep], codes.n, codes.d_sae)
+
+
 def _xlogx(c: np.ndarray) -> np.ndarray:
     c = np.asarray(c, np.float64)
     return np.where(c > 0, c * np.log2(np.maximum(c, 1)), 0.0)

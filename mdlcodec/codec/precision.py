@@ -5,23 +5,29 @@ from __future__ import annotations
 
 import numpy as np
 
+from mdlcodec.codec.hierarchy import prune_to_forest
 from mdlcodec.codec.quantiser import Quantiser
 
 DEFAULT_RELATIVE_MSE = 0.01
 """Default bound: quantisation may add at most 1% to the SAE's own MSE."""
 
 
-def quantised_mse(decoder, z: np.ndarray, x: np.ndarray, step: float) -> float:
-    """MSE (mean over samples and dimensions) of the reconstruction from latents z [n, d_sae] quantised with ``step``."""
+def quantised_mse(decoder, z: np.ndarray, x: np.ndarray, step: float, parents: np.ndarray | None = None) -> float:
+    """MSE (mean over samples and dimensions) of the reconstruction from latents z [n, d_sae] quantised
+    with ``step`` (and, for a tree SAE's forest ``parents``, pruned to it: ``hierarchy.prune_to_forest``)."""
     q = Quantiser.uniform(step, z.shape[1])
     codes = q.quantise(z)
+    if parents is not None:
+        codes = prune_to_forest(codes, parents)
     x_hat = decoder.reconstruct_sparse(codes.indptr, codes.indices, q.values(codes))
     return float(np.mean((x_hat.astype(np.float64) - x) ** 2))
 
 
-def coarsest_step(decoder, z: np.ndarray, x: np.ndarray, max_mse: float, iters: int = 24) -> float:
+def coarsest_step(decoder, z: np.ndarray, x: np.ndarray, max_mse: float, iters: int = 24,
+                  parents: np.ndarray | None = None) -> float:
     """The largest uniform step (latent units) whose quantised MSE on (z, x) is <= max_mse, by bisection
-    on log2(step). Raises ValueError if the unquantised reconstruction already exceeds max_mse."""
+    on log2(step) (``parents``: see quantised_mse). Raises ValueError if the unquantised
+    reconstruction already exceeds max_mse."""
     x = np.asarray(x, dtype=np.float64)
     base = float(np.mean((decoder.reconstruct(z).astype(np.float64) - x) ** 2))
     if base > max_mse:
@@ -29,21 +35,22 @@ def coarsest_step(decoder, z: np.ndarray, x: np.ndarray, max_mse: float, iters: 
     top = float(np.abs(z).max()) if z.size else 1.0
     hi = np.log2(max(top, 1e-12)) + 1.0  # coarser than every latent: all bins round to 0 or +-1
     lo = hi - 30.0
-    if quantised_mse(decoder, z, x, 2.0 ** hi) <= max_mse:
+    if quantised_mse(decoder, z, x, 2.0 ** hi, parents) <= max_mse:
         return float(2.0 ** hi)
     for _ in range(iters):
         mid = (lo + hi) / 2
-        if quantised_mse(decoder, z, x, 2.0 ** mid) <= max_mse:
+        if quantised_mse(decoder, z, x, 2.0 ** mid, parents) <= max_mse:
             lo = mid
         else:
             hi = mid
     return float(np.float32(2.0 ** lo))
 
 
-def default_step(decoder, z: np.ndarray, x: np.ndarray, relative: float = DEFAULT_RELATIVE_MSE) -> float:
+def default_step(decoder, z: np.ndarray, x: np.ndarray, relative: float = DEFAULT_RELATIVE_MSE,
+                 parents: np.ndarray | None = None) -> float:
     """The coarsest step adding at most ``relative`` (1%) to the unquantised MSE on held-out (z, x)."""
     base = float(np.mean((decoder.reconstruct(z).astype(np.float64) - np.asarray(x, np.float64)) ** 2))
-    return coarsest_step(decoder, z, x, base * (1 + relative))
+    return coarsest_step(decoder, z, x, base * (1 + relative), parents=parents)
 
 
 def fit_codec(sae, train_x: np.ndarray, test_x: np.ndarray, step: float | None = None,
@@ -59,10 +66,12 @@ def fit_codec(sae, train_x: np.ndarray, test_x: np.ndarray, step: float | None =
     decoder = Decoder.from_sae(sae)
     test_x = _check_activations(test_x, decoder.d_in, "test data")
     z = Codec.sae_encoder(sae, device)(test_x)
+    codec_parents = sae.parents.cpu().numpy() if hierarchy == "auto" and hasattr(sae, "parents") else None
     if step is None:
-        step = coarsest_step(decoder, z, test_x, max_mse) if max_mse is not None else default_step(decoder, z, test_x)
+        step = (coarsest_step(decoder, z, test_x, max_mse, parents=codec_parents) if max_mse is not None
+                else default_step(decoder, z, test_x, parents=codec_parents))
     codec = Codec.fit(sae, train_x, step, device, hierarchy)
-    codes = codec.quantiser.quantise(z)
+    codes = codec.quantise(z)
     ideal = codec.chunk_coder.ideal_bits(codes)
     x64 = test_x.astype(np.float64)
     report = {
