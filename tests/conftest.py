@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,3 +47,13 @@ def toy_model_dir(tmp_path_factory):
     codec, _ = fit_codec(sae, ds.train, ds.test)
     codec.save_tables(model_dir)
     return model_dir, ds
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a module of small models: as fast, and fair to a shared 2-core machine
+    (use with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -10,7 +10,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from mdlcodec.cli.main import cli
@@ -33,12 +32,7 @@ def toy_config(widths=WIDTHS, **kw) -> SelectionConfig:
     return SelectionConfig(tol=TOL, widths=widths, epochs=30, batch_size=64, **kw)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,7 @@ from mdlcodec.models.train import _auxk_loss, geometric_median, input_scale_for
 QUICK = dict(progress=False, epochs=3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are small: one thread is as fast and fairer to a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

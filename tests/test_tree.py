@@ -23,12 +23,7 @@ PARENTS = np.array([-1, 0, 1, 2, -1, 4, 4] + [-1] * 9, dtype=np.int64)
 HIERARCHY_TOY = "toy:hierarchy=8,n=4000,d=64"  # as many dimensions as features: an exact linear encoder exists
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tree(threshold: float | None = 0.2, seed: int = 0) -> TreeSAE:
