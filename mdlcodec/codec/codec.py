@@ -157,14 +157,19 @@ class Codec:
         x = _check_activations(train_x, decoder.d_in, "training data")
         parts = [quantiser.quantise(encoder(x[s:s + DEFAULT_CHUNK])) for s in range(0, len(x), DEFAULT_CHUNK)]
         codes = SparseCodes.concat(parts)
-        forest = None
+        forest, parents = None, cls.tree_parents(sae, hierarchy)
         if hierarchy == "chowliu":
             forest = chow_liu(codes)
-        elif hierarchy == "auto" and hasattr(sae, "parents"):
-            parents = sae.parents.cpu().numpy()
+        elif parents is not None:
             codes = prune_to_forest(codes, parents)
             forest = Hierarchy.count(codes, parents, "tree")
         return cls(decoder, quantiser, EntropyModel.fit(codes).with_hierarchy(forest), encoder)
+
+    @staticmethod
+    def tree_parents(sae, hierarchy: str = "auto") -> np.ndarray | None:
+        """parents [d_sae] of the forest ``fit`` codes ``sae`` under as a tree: a tree SAE's own with
+        hierarchy "auto", else None."""
+        return sae.parents.cpu().numpy() if hierarchy == "auto" and hasattr(sae, "parents") else None
 
     def with_hierarchy(self, hierarchy: Hierarchy | None) -> "Codec":
         """This codec with its activity coded under ``hierarchy`` (None: flat); same decoder and quantiser."""

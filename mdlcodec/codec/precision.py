@@ -66,7 +66,7 @@ def fit_codec(sae, train_x: np.ndarray, test_x: np.ndarray, step: float | None =
     decoder = Decoder.from_sae(sae)
     test_x = _check_activations(test_x, decoder.d_in, "test data")
     z = Codec.sae_encoder(sae, device)(test_x)
-    codec_parents = sae.parents.cpu().numpy() if hierarchy == "auto" and hasattr(sae, "parents") else None
+    codec_parents = Codec.tree_parents(sae, hierarchy)
     if step is None:
         step = (coarsest_step(decoder, z, test_x, max_mse, parents=codec_parents) if max_mse is not None
                 else default_step(decoder, z, test_x, parents=codec_parents))
