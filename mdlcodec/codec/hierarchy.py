@@ -187,13 +187,9 @@ def chow_liu(codes: SparseCodes, max_depth: int = MAX_DEPTH) -> Hierarchy:
                 _, pred = scipy.sparse.csgraph.breadth_first_order(sym, int(r), directed=False)
                 tree = pred >= 0
                 parents[tree] = pred[tree]
-        parents = _prune(parents, a, _joint(codes, parents), n)
+        parents = _prune(parents, a, Hierarchy.count(codes, parents, "conditional").joint_counts, n)
         parents = _cap_depth(parents, max_depth)
     return Hierarchy.count(codes, parents, "conditional")
-
-
-def _joint(codes: SparseCodes, parents: np.ndarray) -> np.ndarray:
-    return Hierarchy.count(codes, parents, "conditional").joint_counts
 
 
 EDGE_BITS = 64.0
