@@ -73,7 +73,7 @@ def chowliu_savings(label: str, sae, train_x: np.ndarray, test_x: np.ndarray, ma
                     repeats: int, source: dict) -> dict:
     """Fit the Chow-Liu codec, derive the flat one from the same tables, and measure both."""
     from mdlcodec.codec.precision import fit_codec
-    from mdlcodec.models.tree import forest_depths
+    from mdlcodec.core.forest import forest_depths
 
     t = time.perf_counter()
     codec, report = fit_codec(sae, train_x, test_x, max_mse=max_mse, hierarchy="chowliu")
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                        "torch": torch.__version__, "numpy": np.__version__},
            "seconds": time.perf_counter() - t_all, "rows": rows, "table": table}
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    from mdlcodec.atomic import atomic_output
+    from mdlcodec.core.atomic import atomic_output
 
     with atomic_output(args.output) as tmp:
         Path(tmp).write_text(json.dumps(out, indent=1) + "\n")

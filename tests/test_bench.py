@@ -10,12 +10,26 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mdlcodec.baselines import COMPRESSORS, PCA, CodecMethod, IntCompressed, StoredFloat, match_pca, pca_codec
-from mdlcodec.benchmark import SAEEntry, markdown_table, measure, run_benchmark, write_results
+from mdlcodec.baselines import (
+    COMPRESSORS,
+    PCA,
+    CodecMethod,
+    IntCompressed,
+    StoredFloat,
+    match_pca,
+    pca_codec,
+)
+from mdlcodec.benchmark import (
+    SAEEntry,
+    markdown_table,
+    measure,
+    run_benchmark,
+    write_results,
+)
 from mdlcodec.cli.main import cli
 from mdlcodec.codec import Codec
 from mdlcodec.codec.container import Reader
-from mdlcodec.errors import CodecError
+from mdlcodec.core.errors import CodecError
 from mdlcodec.models import evaluate
 
 TOY = "toy:n=1500,n_features=24,d=12,l0=2"

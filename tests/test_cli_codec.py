@@ -90,8 +90,9 @@ def test_bad_input_is_one_line_error(files):
     # a model whose fingerprint differs
     other = tmp / "other"
     shutil.copytree(model, other)
-    from mdlcodec.models import load_sae, save_sae
     import torch
+
+    from mdlcodec.models import load_sae, save_sae
     sae = load_sae(other)
     with torch.no_grad():
         sae.W_dec[0, 0] += 1e-3

@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mdlcodec.codec.activity import ActivityTables
 from mdlcodec.codec.bitstream import ChunkCoder

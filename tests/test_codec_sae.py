@@ -5,7 +5,8 @@ import io
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mdlcodec.codec import Codec, Decoder, EntropyModel, Quantiser
 from mdlcodec.codec.container import Reader

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mdlcodec.codec import Codec, Decoder, EntropyModel, Quantiser
-from mdlcodec.errors import CodecError
+from mdlcodec.core.errors import CodecError
 
 
 def linear_topk_codec(d_in=12, d_sae=40, k=3, seed=0, n_fit=400):

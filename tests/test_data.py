@@ -12,10 +12,17 @@ from click.testing import CliRunner
 from safetensors.numpy import save_file
 
 from mdlcodec.cli.main import cli
-from mdlcodec.data import (ToyConfig, check_finite, load_activations, load_dataset, make_toy, split_index)
+from mdlcodec.core.errors import DataError
+from mdlcodec.data import (
+    ToyConfig,
+    check_finite,
+    load_activations,
+    load_dataset,
+    make_toy,
+    split_index,
+)
 from mdlcodec.data import dataset as dataset_module
 from mdlcodec.data.mnist import read_idx_images
-from mdlcodec.errors import DataError
 
 
 def _matrix(n=10, d=3, dtype=np.float32) -> np.ndarray:

@@ -27,8 +27,9 @@ def test_golden_decodes_exactly_and_reencodes_byte_for_byte(name, expected):
 
 
 def test_golden_self_contained_file_needs_no_model(expected):
-    from mdlcodec.codec.container import Reader
     import io
+
+    from mdlcodec.codec.container import Reader
 
     data = (GOLDEN / "embedded.mdlc").read_bytes()
     reader = Reader.open(io.BytesIO(data))
@@ -40,8 +41,9 @@ def test_golden_self_contained_file_needs_no_model(expected):
 def test_golden_hierarchical_file(expected):
     """A self-contained file whose activity is coded under a feature forest: it decodes exactly from
     its own model section, and the model plus that forest re-encode it byte for byte."""
-    from mdlcodec.codec.container import Reader
     import io
+
+    from mdlcodec.codec.container import Reader
 
     data = (GOLDEN / "hierarchy.mdlc").read_bytes()
     own = Codec.from_model_section(Reader.open(io.BytesIO(data)).model_bytes)

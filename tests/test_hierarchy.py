@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mdlcodec.cli.main import cli
 from mdlcodec.codec.bitstream import ChunkCoder

@@ -10,8 +10,14 @@ import pytest
 from click.testing import CliRunner
 
 from mdlcodec.cli.main import cli
-from mdlcodec.hierarchy_figure import (activations, free_trailing_bits, hierarchy_codec, hierarchy_point,
-                                       phase_diagram, sample_animals)
+from mdlcodec.experiments.hierarchy_figure import (
+    activations,
+    free_trailing_bits,
+    hierarchy_codec,
+    hierarchy_point,
+    phase_diagram,
+    sample_animals,
+)
 from mdlcodec.theory import hierarchy_dl
 
 POINTS = [(0.05, 0.5), (0.2, 0.1), (0.3, 0.9), (0.5, 0.5), (0.9, 0.3)]

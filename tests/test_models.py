@@ -8,8 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from mdlcodec.errors import ModelError
-from mdlcodec.models import ARCHITECTURES, SAE, SAEConfig, evaluate, load_sae, make_sae, register, save_sae
+from mdlcodec.core.errors import ModelError
+from mdlcodec.models import (
+    ARCHITECTURES,
+    SAE,
+    SAEConfig,
+    evaluate,
+    load_sae,
+    make_sae,
+    register,
+    save_sae,
+)
 
 
 def _sae(arch: str = "batchtopk", d_in: int = 12, d_sae: int = 20, seed: int = 0, **kw) -> SAE:

@@ -10,7 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from mdlcodec.cli.main import cli
-from mdlcodec.splitting import activations, phase_diagram, sample_booleans, splitting_point
+from mdlcodec.experiments.splitting import (
+    activations,
+    phase_diagram,
+    sample_booleans,
+    splitting_point,
+)
 from mdlcodec.theory import splitting_joint
 
 POINTS = [(0.05, 0.0), (0.1, 0.5), (0.2, 0.2), (0.3, 0.9), (0.5, 0.6)]

@@ -11,9 +11,17 @@ import torch
 from click.testing import CliRunner
 
 from mdlcodec.cli.main import cli
+from mdlcodec.core.errors import ModelError
 from mdlcodec.data import load_dataset
-from mdlcodec.errors import ModelError
-from mdlcodec.models import SAEConfig, TrainConfig, evaluate, feature_recovery, load_sae, make_sae, train_sae
+from mdlcodec.models import (
+    SAEConfig,
+    TrainConfig,
+    evaluate,
+    feature_recovery,
+    load_sae,
+    make_sae,
+    train_sae,
+)
 from mdlcodec.models.train import _auxk_loss, geometric_median, input_scale_for
 
 QUICK = dict(progress=False, epochs=3)

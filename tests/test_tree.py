@@ -13,10 +13,20 @@ import torch
 from click.testing import CliRunner
 
 from mdlcodec.cli.main import cli
+from mdlcodec.core.errors import ModelError
+from mdlcodec.core.forest import forest_depths
 from mdlcodec.data import ToyConfig, load_dataset, make_toy
-from mdlcodec.errors import ModelError
-from mdlcodec.models import (SAEConfig, TrainConfig, TreeSAE, forest_depths, grow_forest, load_sae, make_sae,
-                             save_sae, train_sae, tree_from_flat)
+from mdlcodec.models import (
+    SAEConfig,
+    TrainConfig,
+    TreeSAE,
+    grow_forest,
+    load_sae,
+    make_sae,
+    save_sae,
+    train_sae,
+    tree_from_flat,
+)
 
 # 0 -> 1 -> 2 -> 3 (a chain), 4 -> {5, 6}, 7.. roots
 PARENTS = np.array([-1, 0, 1, 2, -1, 4, 4] + [-1] * 9, dtype=np.int64)

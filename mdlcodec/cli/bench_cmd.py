@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from mdlcodec.cli.main import cli
-from mdlcodec.errors import MdlcodecError
+from mdlcodec.core.errors import MdlcodecError
 
 _out_dir = click.Path(file_okay=False, path_type=Path)
 
@@ -46,8 +46,14 @@ def bench_cmd(data: str, models: tuple[Path, ...], out_dir: Path, max_mse: float
     transform coding, the SAE codec with and without its decoder), lossy ones at one test MSE."""
     import torch
 
-    from mdlcodec.benchmark import (SAEEntry, bench_sae_config, default_max_mse, run_benchmark, train_bench_sae,
-                                    write_results)
+    from mdlcodec.benchmark import (
+        SAEEntry,
+        bench_sae_config,
+        default_max_mse,
+        run_benchmark,
+        train_bench_sae,
+        write_results,
+    )
     from mdlcodec.data import load_dataset
     from mdlcodec.models import load_sae, save_sae
     from mdlcodec.models.train import check_device
@@ -104,8 +110,13 @@ def splitting_cmd(out_dir: Path, n: int, grid: int, points_n: int, seed: int, fo
     split {A&~B, B&~A, A&B} dictionaries; measured bits against the formulas and the phase diagram."""
     import numpy as np
 
-    from mdlcodec.boolean_features import make_out_dir
-    from mdlcodec.splitting import TABLE_POINTS, phase_diagram, splitting_point, write_splitting
+    from mdlcodec.experiments.boolean_features import make_out_dir
+    from mdlcodec.experiments.splitting import (
+        TABLE_POINTS,
+        phase_diagram,
+        splitting_point,
+        write_splitting,
+    )
 
     _check_out(out_dir, "splitting.json", force)
     make_out_dir(out_dir)  # before the work: a folder that cannot be made fails now
@@ -135,8 +146,13 @@ def hierarchy_figure_cmd(out_dir: Path, n: int, grid: int, points_n: int, seed: 
     tree's saving over (p_A, p_B|A)."""
     import numpy as np
 
-    from mdlcodec.boolean_features import make_out_dir
-    from mdlcodec.hierarchy_figure import TABLE_POINTS, hierarchy_point, phase_diagram, write_hierarchy_figure
+    from mdlcodec.experiments.boolean_features import make_out_dir
+    from mdlcodec.experiments.hierarchy_figure import (
+        TABLE_POINTS,
+        hierarchy_point,
+        phase_diagram,
+        write_hierarchy_figure,
+    )
 
     _check_out(out_dir, "hierarchy_figure.json", force)
     make_out_dir(out_dir)  # before the work: a folder that cannot be made fails now

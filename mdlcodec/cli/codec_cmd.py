@@ -72,7 +72,7 @@ def encode_cmd(acts: Path, model: Path, output: Path, embed_model: bool, chunk_s
                force: bool) -> None:
     """Encode an activation file [n, d] (.npy, .npz, .safetensors, .pt) into OUTPUT (.mdlc)."""
     from mdlcodec.codec import Codec, encode_file
-    from mdlcodec.errors import ModelError
+    from mdlcodec.core.errors import ModelError
 
     codec = Codec.load(model, device)
     stored = codec.entropy_model.hierarchy

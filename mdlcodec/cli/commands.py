@@ -1,10 +1,12 @@
 """Imports every command module; each attaches its commands to the `mdlcodec` group."""
 
-from mdlcodec.cli import codec_cmd  # noqa: F401
-from mdlcodec.cli import data_cmd  # noqa: F401
-from mdlcodec.cli import dl_cmd  # noqa: F401
-from mdlcodec.cli import train_cmd  # noqa: F401
-from mdlcodec.cli import demo_cmd  # noqa: F401
-from mdlcodec.cli import bench_cmd  # noqa: F401
-from mdlcodec.cli import select_cmd  # noqa: F401
-from mdlcodec.cli import hierarchy_cmd  # noqa: F401
+from mdlcodec.cli import (
+    bench_cmd,  # noqa: F401
+    codec_cmd,  # noqa: F401
+    data_cmd,  # noqa: F401
+    demo_cmd,  # noqa: F401
+    dl_cmd,  # noqa: F401
+    hierarchy_cmd,  # noqa: F401
+    select_cmd,  # noqa: F401
+    train_cmd,  # noqa: F401
+)

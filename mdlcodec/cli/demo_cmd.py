@@ -21,7 +21,7 @@ def demo_cmd(out_dir: Path | None, device: str, seed: int, as_json: bool) -> Non
     """Train an SAE on synthetic superposition data, then encode and decode its test split for real."""
     import torch
 
-    from mdlcodec.demo import run_demo
+    from mdlcodec.experiments.demo import run_demo
 
     # The toy SAE (64 x 32) gains nothing from threads, and OpenMP threads that wait on each other
     # made it 20 times slower (about 5 minutes instead of 12 s) while another process held a core.

@@ -9,7 +9,7 @@ from typing import Callable, TypeVar
 import click
 
 from mdlcodec.cli.main import cli
-from mdlcodec.errors import MdlcodecError
+from mdlcodec.core.errors import MdlcodecError
 
 T = TypeVar("T")
 

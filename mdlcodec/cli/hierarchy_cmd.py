@@ -22,11 +22,15 @@ from mdlcodec.cli.main import cli
 def hierarchy_cmd(model: Path, data: str, top: int, output: Path | None, png: Path | None, device: str) -> None:
     """Print MODEL's strongest parent-child pairs on DATA's training split: its stored forest (a tree
     SAE's, or one fitted by `fit-codec --hierarchy chowliu`), else a Chow-Liu forest learned now."""
-    from mdlcodec.atomic import atomic_output
     from mdlcodec.codec import Codec
+    from mdlcodec.core.atomic import atomic_output
+    from mdlcodec.core.errors import DataError
     from mdlcodec.data import load_dataset
-    from mdlcodec.errors import DataError
-    from mdlcodec.hierarchy_report import image_shape, model_hierarchy, plot_pairs
+    from mdlcodec.experiments.hierarchy_report import (
+        image_shape,
+        model_hierarchy,
+        plot_pairs,
+    )
 
     codec = Codec.load(model, device)
     ds = load_dataset(data)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from mdlcodec.errors import MdlcodecError
+from mdlcodec.core.errors import MdlcodecError
 
 
 class _Group(click.Group):

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from mdlcodec.cli.main import cli
-from mdlcodec.errors import MdlcodecError
+from mdlcodec.core.errors import MdlcodecError
 
 
 def parse_widths(text: str) -> tuple[int, ...]:

@@ -52,12 +52,20 @@ def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None,
     A tree SAE (--arch tree) needs its forest: --parents FILE.json, or --grow-from a flat model (its
     weights and input scale are the start; --k defaults to its k)."""
     from mdlcodec.codec.precision import fit_codec
+    from mdlcodec.core.errors import ModelError
+    from mdlcodec.core.forest import forest_depths
     from mdlcodec.data import load_dataset
-    from mdlcodec.errors import ModelError
-    from mdlcodec.models import SAEConfig, TrainConfig, evaluate, load_sae, save_sae, train_sae
+    from mdlcodec.models import (
+        SAEConfig,
+        TrainConfig,
+        evaluate,
+        load_sae,
+        save_sae,
+        train_sae,
+    )
     from mdlcodec.models.base import architecture
     from mdlcodec.models.train import check_device
-    from mdlcodec.models.tree import forest_depths, tree_from_flat
+    from mdlcodec.models.tree import tree_from_flat
 
     cfg = SAEConfig(arch=arch, d_in=1, d_sae=width, k=k, l1_coeff=l1)
     if codec_step is not None and max_mse is not None:
@@ -128,8 +136,8 @@ def _read_parents(path: Path, width: int) -> np.ndarray:
     whose key "parents" holds one; ModelError (one line) if unreadable or not a forest of width features."""
     import numpy as np
 
-    from mdlcodec.errors import ModelError
-    from mdlcodec.models.tree import check_forest
+    from mdlcodec.core.errors import ModelError
+    from mdlcodec.core.forest import check_forest
 
     try:
         raw = json.loads(path.read_text())

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mdlcodec.codec.sparse import SparseCodes
-from mdlcodec.models.tree import forest_depths
+from mdlcodec.core.forest import forest_depths
 
 FIXED_BITS = 24
 _ONE = 1 << 32

@@ -15,6 +15,7 @@ cleanly only if the decoder ends with an empty coder; anything else is refused.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import constriction
 import numpy as np
 

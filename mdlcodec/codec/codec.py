@@ -22,14 +22,14 @@ import safetensors.numpy
 import torch
 
 from mdlcodec import __version__
-from mdlcodec.atomic import atomic_output
 from mdlcodec.codec.bitstream import ChunkCoder, StreamError
 from mdlcodec.codec.container import Header, Reader, write_chunk, write_preamble
 from mdlcodec.codec.entropy_model import EntropyModel
 from mdlcodec.codec.hierarchy import Hierarchy, chow_liu, prune_to_forest
 from mdlcodec.codec.quantiser import Quantiser
 from mdlcodec.codec.sparse import SparseCodes
-from mdlcodec.errors import CodecError, ModelError
+from mdlcodec.core.atomic import atomic_output
+from mdlcodec.core.errors import CodecError, ModelError
 
 TABLES_FILE = "codec.safetensors"
 DEFAULT_CHUNK = 4096

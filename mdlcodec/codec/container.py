@@ -37,7 +37,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from mdlcodec.errors import CodecError
+from mdlcodec.core.errors import CodecError
 
 MAGIC = b"MDLC\x00\r\n\x1a"
 VERSION = 1

@@ -14,8 +14,8 @@ import numpy as np
 from mdlcodec.codec.codec import DEFAULT_CHUNK, Codec
 from mdlcodec.codec.container import Reader
 from mdlcodec.codec.sparse import SparseCodes
-from mdlcodec.atomic import atomic_output
-from mdlcodec.errors import CodecError
+from mdlcodec.core.atomic import atomic_output
+from mdlcodec.core.errors import CodecError
 
 
 def _load_rows(src: str | Path, d_in: int) -> np.ndarray:

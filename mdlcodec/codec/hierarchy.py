@@ -30,8 +30,8 @@ import scipy.sparse
 import scipy.sparse.csgraph
 
 from mdlcodec.codec.sparse import SparseCodes
-from mdlcodec.errors import ModelError
-from mdlcodec.models.tree import forest_depths
+from mdlcodec.core.errors import ModelError
+from mdlcodec.core.forest import forest_depths
 
 KINDS = {"tree": 1, "conditional": 2}
 MAX_DEPTH = 8

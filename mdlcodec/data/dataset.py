@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mdlcodec.errors import DataError
+from mdlcodec.core.errors import DataError
 
 if TYPE_CHECKING:
     from mdlcodec.data.toy import ToyTruth

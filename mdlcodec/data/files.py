@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mdlcodec.core.errors import DataError
 from mdlcodec.data.dataset import Dataset, check_finite, check_matrix, split_index
-from mdlcodec.errors import DataError
 
 SUFFIXES = (".npy", ".npz", ".safetensors", ".pt")
 _KEYED = (".npz", ".safetensors", ".pt")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mdlcodec.core.errors import DataError
 from mdlcodec.data.dataset import Dataset
-from mdlcodec.errors import DataError
 
 IDX3_UBYTE_MAGIC = 0x00000803
 TEST_ONLY_TRAIN_ROWS = 8000

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from mdlcodec.core.errors import DataError
 from mdlcodec.data.dataset import Dataset, array_stats
 from mdlcodec.data.files import SUFFIXES, load_activation_dataset, parse_file_spec
 from mdlcodec.data.mnist import load_mnist
 from mdlcodec.data.toy import make_toy, parse_toy_options
-from mdlcodec.errors import DataError
 
 
 def _mnist(spec: str) -> Dataset:

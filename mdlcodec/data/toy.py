@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
+from mdlcodec.core.errors import DataError
 from mdlcodec.data.dataset import Dataset, split_index
-from mdlcodec.errors import DataError
 
 P_MAX = 0.9                       # no feature fires more often than this
 MAGNITUDE_RANGE = (0.5, 1.5)      # m_i ~ Uniform(MAGNITUDE_RANGE)

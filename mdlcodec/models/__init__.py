@@ -4,12 +4,12 @@ Add an architecture by writing a module with an `SAE` subclass decorated `@regis
 importing it below.
 """
 
-from mdlcodec.models.base import ARCHITECTURES, SAE, SAEConfig, make_sae, register
 from mdlcodec.models import batchtopk, relu, topk, tree  # noqa: F401  (register the architectures)
+from mdlcodec.models.base import ARCHITECTURES, SAE, SAEConfig, make_sae, register
 from mdlcodec.models.evaluate import evaluate, feature_recovery
 from mdlcodec.models.io import load_sae, save_sae
 from mdlcodec.models.train import TrainConfig, TrainResult, train_sae
-from mdlcodec.models.tree import TreeSAE, forest_depths, grow_forest, tree_from_flat
+from mdlcodec.models.tree import TreeSAE, grow_forest, tree_from_flat
 
 __all__ = ["ARCHITECTURES", "SAE", "SAEConfig", "make_sae", "register", "evaluate", "feature_recovery", "load_sae", "save_sae",
-           "TrainConfig", "TrainResult", "train_sae", "TreeSAE", "forest_depths", "grow_forest", "tree_from_flat"]
+           "TrainConfig", "TrainResult", "train_sae", "TreeSAE", "grow_forest", "tree_from_flat"]

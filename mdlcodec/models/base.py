@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mdlcodec.errors import ModelError
+from mdlcodec.core.errors import ModelError
 
 
 @dataclass

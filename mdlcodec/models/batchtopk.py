@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mdlcodec.errors import ModelError
+from mdlcodec.core.errors import ModelError
 from mdlcodec.models.base import SAE, SAEConfig, as_float32, check_k, register
 from mdlcodec.models.topk import topk_per_sample
 

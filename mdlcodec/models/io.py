@@ -13,7 +13,7 @@ from pathlib import Path
 import safetensors.torch
 import torch
 
-from mdlcodec.errors import ModelError
+from mdlcodec.core.errors import ModelError
 from mdlcodec.models.base import SAE, SAEConfig, architecture, make_sae
 
 CFG_FILE = "cfg.json"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from mdlcodec.errors import ModelError
+from mdlcodec.core.errors import ModelError
 from mdlcodec.models.base import SAE, SAEConfig, register
 
 

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from mdlcodec.errors import ModelError
+from mdlcodec.core.errors import ModelError
 from mdlcodec.models.base import SAE, SAEConfig, as_float32, make_sae
 from mdlcodec.models.evaluate import evaluate
 

@@ -19,47 +19,12 @@ import scipy.sparse
 import torch
 from torch import Tensor
 
-from mdlcodec.errors import ModelError
+from mdlcodec.core.errors import ModelError
+from mdlcodec.core.forest import check_forest, forest_depths
 from mdlcodec.models.base import SAE, SAEConfig, make_sae, register
 from mdlcodec.models.batchtopk import BatchTopKSAE
 
 ENCODE_BATCH = 4096  # samples per forward pass in tree_from_flat
-
-
-def forest_depths(parents: np.ndarray) -> np.ndarray:
-    """Depth [F] int64 of each feature in the forest parents [F] (roots 0, their children 1, ...).
-
-    ModelError (one line) if parents is not 1-D integers in [-1, F), a feature is its own parent,
-    or the parent links contain a cycle. O(F * max depth), vectorised over features."""
-    p = np.asarray(parents)
-    if p.ndim != 1 or not (np.issubdtype(p.dtype, np.integer) or p.size == 0):
-        raise ModelError(f"parents must be a 1-D list of integers, got shape {list(p.shape)} of {p.dtype}")
-    p = p.astype(np.int64)
-    n = len(p)
-    bad = np.flatnonzero((p < -1) | (p >= n))
-    if len(bad):
-        raise ModelError(f"parents[{bad[0]}] = {p[bad[0]]} is not a feature index in [-1, {n})")
-    own = np.flatnonzero(p == np.arange(n))
-    if len(own):
-        raise ModelError(f"feature {own[0]} is its own parent")
-    depth = np.zeros(n, dtype=np.int64)
-    up = p.copy()  # each feature's ancestor `depth` levels up (-1 once past its root)
-    for _ in range(n + 1):  # a path has at most n - 1 links
-        live = up >= 0
-        if not live.any():
-            return depth
-        depth[live] += 1
-        up[live] = p[up[live]]
-    raise ModelError(f"parents has a cycle through feature {int(np.flatnonzero(up >= 0)[0])}")
-
-
-def check_forest(parents, d_sae: int) -> np.ndarray:
-    """parents (array, list or tensor) as a validated int64 numpy array [d_sae]; ModelError otherwise."""
-    p = parents.detach().cpu().numpy() if isinstance(parents, Tensor) else np.asarray(parents)
-    if p.ndim != 1 or len(p) != d_sae:
-        raise ModelError(f"parents has shape {list(p.shape)}, the SAE has d_sae={d_sae} features")
-    forest_depths(p)
-    return p.astype(np.int64)
 
 
 def _activity_csr(active, n_features: int | None) -> scipy.sparse.csr_matrix:

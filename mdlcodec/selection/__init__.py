@@ -2,7 +2,12 @@
 tolerance, quantise as coarsely as the tolerance allows, measure description length from real
 files, select the shortest, and draw the paper's Figure 2."""
 
-from mdlcodec.selection.measure import feature_density, measure_codec, measure_pca, measure_sae
+from mdlcodec.selection.measure import (
+           feature_density,
+           measure_codec,
+           measure_pca,
+           measure_sae,
+)
 from mdlcodec.selection.pipeline import SelectionConfig, run_selection
 from mdlcodec.selection.results import write_results
 from mdlcodec.selection.sweep import SAECache, calibrate_width

@@ -16,20 +16,18 @@
 from __future__ import annotations
 
 import dataclasses
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from mdlcodec import __version__
-from mdlcodec.benchmark import machine
-from mdlcodec.errors import MdlcodecError
+from mdlcodec.core.errors import MdlcodecError
+from mdlcodec.core.progress import Progress, quiet
+from mdlcodec.core.runinfo import machine, versions
 from mdlcodec.models import TrainConfig
 from mdlcodec.selection.measure import feature_density, measure_pca, measure_sae
-from mdlcodec.selection.sweep import DEFAULT_SLOPE, Progress, SAECache, _quiet, calibrate_width
+from mdlcodec.selection.sweep import DEFAULT_SLOPE, SAECache, calibrate_width
 
 FULL_WIDTHS = (32, 64, 128, 256, 512, 1024, 2048, 4096)
 QUICK_WIDTHS = (32, 64, 128, 256, 512, 1024)
@@ -79,18 +77,6 @@ class SelectionConfig:
                            seed=self.seed, device=self.device, progress=False)
 
 
-def versions() -> dict:
-    """Versions of what decides the results (constriction has no __version__: ask its package metadata)."""
-    from importlib import metadata
-
-    try:
-        constriction_version = metadata.version("constriction")
-    except metadata.PackageNotFoundError:
-        constriction_version = "unknown"
-    return {"mdlcodec": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "constriction": constriction_version, "python": platform.python_version()}
-
-
 @dataclass
 class Selected:
     """What the figures need beyond results.json: per measured SAE (by cache hash), the decoder
@@ -100,7 +86,7 @@ class Selected:
     densities: dict[str, np.ndarray]
 
 
-def run_selection(ds, cfg: SelectionConfig, run_dir: str | Path, progress: Progress = _quiet,
+def run_selection(ds, cfg: SelectionConfig, run_dir: str | Path, progress: Progress = quiet,
                   command: str | None = None) -> tuple[dict, Selected]:
     """Run the five steps on a Dataset (train/test splits); trained SAEs are cached under
     RUN_DIR/cache. Returns the results (JSON-serialisable, see results.py) and the figures' inputs."""

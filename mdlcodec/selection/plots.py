@@ -19,7 +19,7 @@ import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
-from mdlcodec.atomic import atomic_output
+from mdlcodec.core.atomic import atomic_output
 
 PERCENTILES = (95, 80, 50, 20, 5)
 DPI = 90

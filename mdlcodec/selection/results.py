@@ -8,7 +8,7 @@ import io
 import json
 from pathlib import Path
 
-from mdlcodec.atomic import atomic_output
+from mdlcodec.core.atomic import atomic_output
 from mdlcodec.selection import plots
 from mdlcodec.selection.pipeline import Selected
 

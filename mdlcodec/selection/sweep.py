@@ -35,26 +35,26 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from mdlcodec import __version__
-from mdlcodec.atomic import atomic_output
-from mdlcodec.models import SAEConfig, TrainConfig, evaluate, load_sae, save_sae, train_sae
+from mdlcodec.core.atomic import atomic_output
+from mdlcodec.core.progress import Progress, quiet
+from mdlcodec.models import (
+    SAEConfig,
+    TrainConfig,
+    evaluate,
+    load_sae,
+    save_sae,
+    train_sae,
+)
 
 CACHE_FORMAT = 1
 ENTRY_FILE = "entry.json"
 _UNTRACKED_TRAIN_FIELDS = ("device", "progress")  # do not change what is learned
 DEFAULT_SLOPE = -0.5  # d log MSE / d log k assumed before two trials measure it
-
-Progress = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    pass
-
 
 def data_fingerprint(train: np.ndarray, test: np.ndarray) -> str:
     """sha256 (first 16 hex digits) of the shapes and float32 bytes of the train and test splits."""
@@ -138,7 +138,7 @@ class SAECache:
                 out[int(s["k"])] = e
         return out
 
-    def get_or_train(self, cfg: SAEConfig, tcfg: TrainConfig, progress: Progress = _quiet) -> dict:
+    def get_or_train(self, cfg: SAEConfig, tcfg: TrainConfig, progress: Progress = quiet) -> dict:
         """The entry of this configuration, training and caching the SAE first if needed."""
         entry = self.lookup(cfg, tcfg)
         if entry is not None:
@@ -220,7 +220,7 @@ def _predict(k0: int, mse0: float, tol: float, slope: float) -> float:
 
 def calibrate_width(cache: SAECache, width: int, tol: float, tcfg: TrainConfig, arch: str = "batchtopk",
                     k_guess: int | None = None, k_resolution: float = 0.0, max_trials: int = 10,
-                    slope_hint: float = DEFAULT_SLOPE, progress: Progress = _quiet) -> Calibration:
+                    slope_hint: float = DEFAULT_SLOPE, progress: Progress = quiet) -> Calibration:
     """The smallest k (1 <= k <= min(width, d_in)) whose trained SAE has test MSE <= tol (see the
     module docstring for the search). k_guess: where to start when the cache knows nothing;
     slope_hint: d log MSE / d log k assumed where only one trial says where to go next."""

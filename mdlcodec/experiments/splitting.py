@@ -39,11 +39,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from mdlcodec.boolean_features import (Measured, exact_patterns, make_out_dir, measure_codec, measure_grid,
-                                       write_text)
-from mdlcodec.boolean_features import dictionary_codec as _dictionary_codec
 from mdlcodec.codec import Codec
-from mdlcodec.theory import entropy_bits, feature_splitting_dl, splitting_joint, splitting_phase_boundary
+from mdlcodec.experiments.boolean_features import (
+    Measured,
+    exact_patterns,
+    make_out_dir,
+    measure_codec,
+    measure_grid,
+    write_text,
+)
+from mdlcodec.experiments.boolean_features import dictionary_codec as _dictionary_codec
+from mdlcodec.theory import (
+    entropy_bits,
+    feature_splitting_dl,
+    splitting_joint,
+    splitting_phase_boundary,
+)
 
 SQRT2 = float(np.float32(np.sqrt(2.0)))
 DIRECTIONS = np.eye(2, dtype=np.float32)  # a, b
@@ -167,7 +178,7 @@ def plot_phase_diagram(result: dict, path) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.colors import TwoSlopeNorm
 
-    from mdlcodec.atomic import atomic_output
+    from mdlcodec.core.atomic import atomic_output
 
     ps, rhos = np.array(result["p"]), np.array(result["rho"])
     pay = {k: np.array(v) for k, v in result["payload_bits"].items()}

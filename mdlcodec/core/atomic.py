@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from mdlcodec.errors import MdlcodecError
+from mdlcodec.core.errors import MdlcodecError
 
 
 def _umask() -> int:

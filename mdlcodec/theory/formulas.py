@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mdlcodec.core.forest import forest_depths
+
 #: Appendix B's printed description length of the one-hot dictionary, bits per token.
 PAPER_ONEHOT_BITS = 13_993
 
@@ -302,16 +304,6 @@ def hierarchy_dl(p_a, p_b_given_a, bits_per_value: float = 0.0) -> HierarchyDL:
     return HierarchyDL(flat_l0[()], np.asarray(flat)[()], tree_l0[()], np.asarray(tree)[()])
 
 
-def _check_forest(parents: np.ndarray) -> None:
-    n = len(parents)
-    _check(bool(np.all((parents >= -1) & (parents < n))), f"parents must be -1 or a feature index in [0, {n}), got {parents.min()}..{parents.max()}")
-    _check(not np.any(parents == np.arange(n)), "a feature cannot be its own parent")
-    anc = parents.copy()  # pointer jumping: after k rounds anc[i] is i's 2^k-th ancestor (or -1)
-    for _ in range(max(1, int(np.ceil(np.log2(max(n, 2)))) + 1)):
-        anc = np.where(anc >= 0, anc[np.maximum(anc, 0)], -1)
-    _check(bool(np.all(anc == -1)), "parents contain a cycle: a forest needs every feature to reach a root (-1)")
-
-
 def tree_dl(p_active, parents, bits_per_value: float = 0.0) -> float:
     """Activity description length of a forest of features, bits per sample (Section 3, issue 5).
 
@@ -329,7 +321,7 @@ def tree_dl(p_active, parents, bits_per_value: float = 0.0) -> float:
     _check(p.ndim == 1 and par.shape == p.shape, f"p_active and parents must be 1-D of one length, got {p.shape} and {par.shape}")
     _check(np.issubdtype(par.dtype, np.integer) or len(par) == 0, f"parents must be integers, got dtype {par.dtype}")
     par = par.astype(np.int64)
-    _check_forest(par)
+    forest_depths(par)  # ForestError (a ValueError) if not a forest
     root = par < 0
     pp = np.where(root, 1.0, p[np.maximum(par, 0)])
     _check(bool(np.all(p <= pp + _TOL)), "a child is more probable than its parent: it cannot fire only with it")

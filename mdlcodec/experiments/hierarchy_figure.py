@@ -39,9 +39,15 @@ import json
 
 import numpy as np
 
-from mdlcodec.boolean_features import (dictionary_codec, exact_patterns, make_out_dir, measure_codec, measure_grid,
-                                       write_text)
 from mdlcodec.codec import Codec
+from mdlcodec.experiments.boolean_features import (
+    dictionary_codec,
+    exact_patterns,
+    make_out_dir,
+    measure_codec,
+    measure_grid,
+    write_text,
+)
 from mdlcodec.theory import entropy_bits, hierarchy_dl
 
 SQRT2 = float(np.float32(np.sqrt(2.0)))
@@ -159,7 +165,7 @@ def plot_phase_diagram(result: dict, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mdlcodec.atomic import atomic_output
+    from mdlcodec.core.atomic import atomic_output
 
     pa, q = np.array(result["p_a"]), np.array(result["p_b_given_a"])
     pay = {k: np.array(v) for k, v in result["payload_bits"].items()}

@@ -23,7 +23,14 @@ def run_demo(out_dir: str | Path, device: str = "cpu", seed: int = 0, progress: 
     from mdlcodec.codec.codec import DEFAULT_CHUNK
     from mdlcodec.codec.precision import fit_codec
     from mdlcodec.data import load_dataset
-    from mdlcodec.models import SAEConfig, TrainConfig, evaluate, feature_recovery, save_sae, train_sae
+    from mdlcodec.models import (
+        SAEConfig,
+        TrainConfig,
+        evaluate,
+        feature_recovery,
+        save_sae,
+        train_sae,
+    )
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,11 +25,11 @@ from typing import Callable
 
 import numpy as np
 
-from mdlcodec.atomic import atomic_output
 from mdlcodec.codec import Codec, Decoder, EntropyModel, Quantiser
 from mdlcodec.codec.container import Reader
 from mdlcodec.codec.hierarchy import Hierarchy
-from mdlcodec.errors import MdlcodecError
+from mdlcodec.core.atomic import atomic_output
+from mdlcodec.core.errors import MdlcodecError
 
 
 def exact_patterns(patterns, counts, n: int, seed: int) -> np.ndarray:

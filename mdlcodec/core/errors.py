@@ -15,3 +15,7 @@ class ModelError(MdlcodecError):
 
 class CodecError(MdlcodecError):
     """A .mdlc file that is corrupted, truncated, of another version, or does not match its model."""
+
+
+class ForestError(ModelError, ValueError):
+    """Parent links that do not form a forest (out of range, a feature its own parent, a cycle)."""
