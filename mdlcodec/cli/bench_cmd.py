@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from mdlcodec.cli.main import cli
 from mdlcodec.core.errors import MdlcodecError
 
 _out_dir = click.Path(file_okay=False, path_type=Path)
@@ -21,7 +20,7 @@ def _check_out(out_dir: Path, name: str, force: bool) -> None:
         raise MdlcodecError(f"{out_dir} exists and is not a folder")
 
 
-@cli.command("bench")
+@click.command("bench")
 @click.argument("data")
 @click.option("-m", "--model", "models", multiple=True, type=click.Path(path_type=Path),
               help="SAE directory (repeatable). Without one the bench trains a BatchTopK SAE.")
@@ -95,7 +94,7 @@ def bench_cmd(data: str, models: tuple[Path, ...], out_dir: Path, max_mse: float
     click.echo("written: " + ", ".join(str(p) for p in paths.values()))
 
 
-@cli.command("splitting")
+@click.command("splitting")
 @click.option("-o", "--out-dir", type=_out_dir, required=True,
               help="Folder for splitting.json, splitting.md, splitting.png.")
 @click.option("--n", "n", type=click.IntRange(min=100), default=20_000, show_default=True,
@@ -130,7 +129,7 @@ def splitting_cmd(out_dir: Path, n: int, grid: int, points_n: int, seed: int, fo
     click.echo("written: " + ", ".join(str(p) for p in paths.values()))
 
 
-@cli.command("hierarchy-figure")
+@click.command("hierarchy-figure")
 @click.option("-o", "--out-dir", type=_out_dir, required=True,
               help="Folder for hierarchy_figure.json, hierarchy_figure.md, hierarchy_figure.png.")
 @click.option("--n", "n", type=click.IntRange(min=100), default=20_000, show_default=True,

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from mdlcodec.cli.main import cli
 
 _model_dir = click.Path(exists=True, file_okay=False, path_type=Path)
 _in_file = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -20,7 +19,7 @@ def _fmt_bits(info: dict) -> list[str]:
     return [f"  {k:<14}{b[k]:12.2f}" for k in order if k in b]
 
 
-@cli.command("fit-codec")
+@click.command("fit-codec")
 @click.argument("model", type=_model_dir)
 @click.argument("data")
 @click.option("--step", type=click.FloatRange(min=0, min_open=True), help="Quantiser step in latent units.")
@@ -57,7 +56,7 @@ def fit_codec_cmd(model: Path, data: str, step: float | None, max_mse: float | N
                    f"would take {h['flat_test_bits_per_sample']['total']:.2f} bits/sample")
 
 
-@cli.command("encode")
+@click.command("encode")
 @click.argument("acts", type=_in_file)
 @click.option("-m", "--model", type=_model_dir, required=True, help="SAE directory with codec tables.")
 @click.option("-o", "--output", type=_out_file, required=True)
@@ -87,7 +86,7 @@ def encode_cmd(acts: Path, model: Path, output: Path, embed_model: bool, chunk_s
                f"{8 * r['bytes'] / max(r['samples'], 1):.2f} bits/sample)")
 
 
-@cli.command("decode")
+@click.command("decode")
 @click.argument("src", type=_in_file)
 @click.option("-m", "--model", type=_model_dir, help="SAE directory (not needed for self-contained files).")
 @click.option("-o", "--output", type=_out_file, required=True)
@@ -101,7 +100,7 @@ def decode_cmd(src: Path, model: Path | None, output: Path, latents: bool, force
     click.echo(f"{r['samples']} samples -> {output}")
 
 
-@cli.command("info")
+@click.command("info")
 @click.argument("src", type=_in_file)
 @click.option("-m", "--model", type=_model_dir, help="SAE directory (for files that do not embed their model).")
 @click.option("--against", type=_in_file, help="Original activations: report MSE and FVU of the reconstruction.")

@@ -6,10 +6,9 @@ import json
 
 import click
 
-from mdlcodec.cli.main import cli
 
 
-@cli.command("data")
+@click.command("data")
 @click.argument("data")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def data_cmd(data: str, as_json: bool) -> None:

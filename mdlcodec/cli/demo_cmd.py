@@ -8,10 +8,9 @@ from pathlib import Path
 
 import click
 
-from mdlcodec.cli.main import cli
 
 
-@cli.command("demo")
+@click.command("demo")
 @click.option("-o", "--out-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where to keep the model and files (default: a temporary folder).")
 @click.option("--device", default="cpu", show_default=True)

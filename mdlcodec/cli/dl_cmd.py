@@ -8,7 +8,6 @@ from typing import Callable, TypeVar
 
 import click
 
-from mdlcodec.cli.main import cli
 from mdlcodec.core.errors import MdlcodecError
 
 T = TypeVar("T")
@@ -32,7 +31,7 @@ def _breakdown_lines(b) -> list[str]:
             f"  total        {b.total_bits:12.2f} bits/token  (~{b.total_bits:,.0f})"]
 
 
-@cli.group("dl")
+@click.group("dl")
 def dl() -> None:
     """Description-length calculators from the paper (Eq. 1, Appendix B), in bits per token."""
 

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import click
 
-from mdlcodec.cli.main import cli
 
 
-@cli.command("hierarchy")
+@click.command("hierarchy")
 @click.argument("model", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("data")
 @click.option("--top", type=click.IntRange(min=1), default=20, show_default=True, help="Pairs to print.")

@@ -1,18 +1,34 @@
-"""The `mdlcodec` command. Subcommands live in sibling modules and are registered here."""
+"""The `mdlcodec` command: the group, and every subcommand registered explicitly below.
+
+Subcommands live in sibling modules (``*_cmd.py``); they import nothing from this module, so
+there is no import cycle. The CLI is the only layer that prints or exits."""
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import click
 
 from mdlcodec.core.errors import MdlcodecError
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that every ``finally`` (temporary files) runs."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated()
+
+
 class _Group(click.Group):
-    """A click group that turns library errors into one line on stderr and exit status 1."""
+    """A click group that turns library errors into one line on stderr and exit status 1, and SIGINT
+    or SIGTERM into one line and 130 or 143 after the outputs' temporary files are removed."""
 
     def invoke(self, ctx: click.Context):
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             return super().invoke(ctx)
         except MdlcodecError as e:
@@ -21,6 +37,9 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except _Terminated:
+            click.echo("terminated", err=True)
+            sys.exit(143)
 
 
 @click.group(cls=_Group)
@@ -30,7 +49,13 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from mdlcodec.cli import commands  # noqa: F401  (subcommands attach themselves to `cli`)
+    from mdlcodec.cli import bench_cmd, codec_cmd, data_cmd, demo_cmd, dl_cmd, hierarchy_cmd, select_cmd, train_cmd
+
+    for command in (data_cmd.data_cmd, train_cmd.train_cmd, codec_cmd.fit_codec_cmd, codec_cmd.encode_cmd,
+                    codec_cmd.decode_cmd, codec_cmd.info_cmd, hierarchy_cmd.hierarchy_cmd, select_cmd.select_cmd,
+                    bench_cmd.bench_cmd, bench_cmd.splitting_cmd, bench_cmd.hierarchy_figure_cmd, demo_cmd.demo_cmd,
+                    dl_cmd.dl):
+        cli.add_command(command)
 
 
 _register()

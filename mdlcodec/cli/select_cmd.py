@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 
-from mdlcodec.cli.main import cli
 from mdlcodec.core.errors import MdlcodecError
 
 
@@ -49,7 +48,7 @@ def _command_line(ctx: click.Context) -> str:
     return " ".join(shlex.quote(x) for x in parts)
 
 
-@cli.command("select")
+@click.command("select")
 @click.argument("data")
 @click.option("--tol", default="0.015", show_default=True,
               help="Tolerance on test MSE (mean over samples and dimensions; 0.015 is the paper's for MNIST).")

@@ -9,13 +9,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mdlcodec.cli.main import cli
 
 if TYPE_CHECKING:
     import numpy as np
 
 
-@cli.command("train")
+@click.command("train")
 @click.argument("data")
 @click.option("--arch", default="batchtopk", show_default=True, help="Architecture: topk, batchtopk, relu, ...")
 @click.option("--width", type=int, required=True, help="Number of latents (d_sae).")
