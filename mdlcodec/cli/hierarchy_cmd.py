@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from mdlcodec.cli.options import threads_option
 
 
 @click.command("hierarchy")
@@ -18,7 +19,10 @@ import click
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path),
               help="For image data: save the strongest pairs' decoder rows side by side.")
 @click.option("--device", default="cpu", show_default=True)
-def hierarchy_cmd(model: Path, data: str, top: int, output: Path | None, png: Path | None, device: str) -> None:
+@threads_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the whole hierarchy and what was written).")
+def hierarchy_cmd(model: Path, data: str, top: int, output: Path | None, png: Path | None, device: str,
+                  as_json: bool) -> None:
     """Print MODEL's strongest parent-child pairs on DATA's training split: its stored forest (a tree
     SAE's, or one fitted by `fit-codec --hierarchy chowliu`), else a Chow-Liu forest learned now."""
     from mdlcodec.codec import Codec
@@ -34,6 +38,20 @@ def hierarchy_cmd(model: Path, data: str, top: int, output: Path | None, png: Pa
     codec = Codec.load(model, device)
     ds = load_dataset(data)
     _, report = model_hierarchy(codec, ds.train)
+    shape = image_shape(codec.decoder.d_in) if png is not None else None
+    if png is not None and shape is None:
+        raise DataError(f"--png needs image data (a square d_in), this model has d_in {codec.decoder.d_in}")
+    written = []
+    if output is not None:
+        with atomic_output(output) as tmp:
+            Path(tmp).write_text(json.dumps(report) + "\n")
+        written.append(str(output))
+    if png is not None:
+        plot_pairs(codec.decoder.W_dec, report["edges"], shape, png, top=min(top, 8))
+        written.append(str(png))
+    if as_json:
+        click.echo(json.dumps({**report, "written": written}))
+        return
     click.echo(f"{report['kind']} hierarchy ({report['source']}) over {report['d_sae']} features: "
                f"{report['edges_count']} edges, {report['table_bits']:.0f} bits of tables, "
                f"counted on {report['n_samples']} training samples")
@@ -41,13 +59,5 @@ def hierarchy_cmd(model: Path, data: str, top: int, output: Path | None, png: Pa
     for e in report["edges"][:top]:
         click.echo(f"{e['parent']:>7} {e['child']:>7} {e['mutual_information_bits']:>9.4f} "
                    f"{e['p_child_given_parent']:>8.3f} {e['p_child_given_not_parent']:>8.4f}")
-    if output is not None:
-        with atomic_output(output) as tmp:
-            Path(tmp).write_text(json.dumps(report) + "\n")
-        click.echo(f"wrote {output}")
-    if png is not None:
-        shape = image_shape(codec.decoder.d_in)
-        if shape is None:
-            raise DataError(f"--png needs image data (a square d_in), this model has d_in {codec.decoder.d_in}")
-        plot_pairs(codec.decoder.W_dec, report["edges"], shape, png, top=min(top, 8))
-        click.echo(f"wrote {png}")
+    for path in written:
+        click.echo(f"wrote {path}")

@@ -14,6 +14,24 @@ import click
 from mdlcodec.core.errors import MdlcodecError
 
 
+FIXES = {
+    "k": "give --k",
+    "l1_coeff": "give --l1",
+    "device": "use --device cpu",
+    "overwrite": "pass --force to replace it, or choose another output",
+    "max_mse": "give a larger --max-mse (or a better SAE)",
+    "tol": "try wider SAEs (--widths) or a larger --tol",
+    "tables": "run `mdlcodec fit-codec MODEL DATA` first",
+}
+"""What the user changes on the command line for a library error's ``param`` (MdlcodecError)."""
+
+
+def error_line(e: MdlcodecError) -> str:
+    """The one line a library error reaches the user as: its message, then the flag to change."""
+    fix = FIXES.get(getattr(e, "param", None) or "")
+    return f"error: {e}" + (f": {fix}" if fix else "")
+
+
 class _Terminated(BaseException):
     """SIGTERM, raised like KeyboardInterrupt so that every ``finally`` (temporary files) runs."""
 
@@ -32,7 +50,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except MdlcodecError as e:
-            click.echo(f"error: {e}", err=True)
+            click.echo(error_line(e), err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

@@ -1,7 +1,8 @@
 """Encoding and decoding files chunk by chunk (bounded memory), and what a file's bits are spent on.
 
-Outputs are written to a temporary file beside the destination and renamed into place, so an
-error never leaves a half-written file, and an input is never overwritten.
+Takes arrays (a memory-mapped .npy streams), never dataset paths: reading activation files is the
+data layer's job. Outputs are written to a temporary file beside the destination and renamed into
+place, so an error never leaves a half-written file, and an input is never overwritten.
 """
 
 from __future__ import annotations
@@ -18,30 +19,44 @@ from mdlcodec.core.atomic import atomic_output
 from mdlcodec.core.errors import CodecError
 
 
-def _load_rows(src: str | Path, d_in: int) -> np.ndarray:
-    from mdlcodec.data import load_activations
-
-    x = load_activations(src)
+def _check_rows(x: np.ndarray, d_in: int, what: str) -> np.ndarray:
+    """x as a 2-D numeric array of width d_in (not copied: a memmap stays on disk); CodecError otherwise."""
+    x = np.asarray(x) if not isinstance(x, np.ndarray) else x
+    if x.ndim != 2:
+        raise CodecError(f"{what} has shape {list(x.shape)}, expected a matrix [n, {d_in}]")
     if x.shape[1] != d_in:
-        raise CodecError(f"{src} has activations of width {x.shape[1]}, the model expects {d_in}")
+        raise CodecError(f"{what} has activations of width {x.shape[1]}, the model expects {d_in}")
+    if x.dtype.kind not in "fiu":
+        raise CodecError(f"{what} is not numeric (dtype {x.dtype})")
     return x
 
 
-def encode_file(codec: Codec, src: str | Path, dst: str | Path, chunk_size: int = DEFAULT_CHUNK,
-                embed_model: bool = False, overwrite: bool = False) -> dict:
-    """Encode an activation file [n, d_in] into an .mdlc file; returns its size in bytes and samples."""
-    from mdlcodec.data import check_finite
+def _finite_chunk(x: np.ndarray, start: int, stop: int, what: str) -> np.ndarray:
+    """Rows start:stop of x as float32; CodecError naming the row in x (not in the chunk) on NaN or Inf."""
+    part = np.asarray(x[start:stop], dtype=np.float32)
+    bad = ~np.isfinite(part)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        kind = "NaN" if np.isnan(part[r, c]) else "Inf"
+        raise CodecError(f"{what} contains {kind} (first at row {start + r}, column {c})")
+    return part
 
-    x = _load_rows(src, codec.decoder.d_in)
+
+def encode_file(codec: Codec, x: np.ndarray, dst: str | Path, chunk_size: int = DEFAULT_CHUNK,
+                embed_model: bool = False, overwrite: bool = False, inputs: tuple[str | Path, ...] = (),
+                what: str = "activations") -> dict:
+    """Encode activations x [n, d_in] (any array; a np.memmap is read one chunk at a time) into an
+    .mdlc file at dst, atomically; ``inputs``: paths dst must not replace; ``what`` names x in errors.
+
+    Returns {"samples": n, "bytes": size of the file}."""
+    x = _check_rows(x, codec.decoder.d_in, what)
     n = len(x)
 
     def chunks() -> Iterator[np.ndarray]:
         for s in range(0, n, chunk_size):
-            part = np.asarray(x[s:s + chunk_size], dtype=np.float32)
-            check_finite(part, f"{src} (rows {s}..{s + len(part) - 1})")
-            yield part
+            yield _finite_chunk(x, s, s + chunk_size, what)
 
-    with atomic_output(dst, (src,), overwrite) as tmp:
+    with atomic_output(dst, inputs, overwrite) as tmp:
         with open(tmp, "wb") as f:
             codec.write(f, chunks(), n, chunk_size, embed_model)
     return {"samples": n, "bytes": Path(dst).stat().st_size}
@@ -60,8 +75,12 @@ def open_codec(reader: Reader, codec: Codec | None) -> Codec:
 
 def decode_file(src: str | Path, dst: str | Path, codec: Codec | None = None, latents: bool = False,
                 overwrite: bool = False) -> dict:
-    """Decode an .mdlc file to a .npy of activations [n, d_in] float32, or with ``latents`` to a .npz of
-    the sparse quantised latents (CSR: indptr [n+1], indices [nnz], bins [nnz], values [nnz] = bins * step)."""
+    """Decode an .mdlc file to a .npy of activations [n, d_in] float32, or with ``latents`` to a .npz
+    of the quantised latents in scipy's CSR layout, so ``scipy.sparse.load_npz`` reads it: format
+    "csr", shape [n, d_sae], indptr [n+1] int64, indices [nnz] int32, data [nnz] float32 = bins *
+    step; beside them bins [nnz] int32 and step [d_sae] float32 (the quantiser's).
+
+    Returns {"samples": n, "output": str(dst)}."""
     with open(src, "rb") as f:
         reader = Reader.open(f)
         codec = open_codec(reader, codec)
@@ -71,10 +90,10 @@ def decode_file(src: str | Path, dst: str | Path, codec: Codec | None = None, la
                 parts = list(codec.read_codes(reader))
                 codes = SparseCodes.concat(parts) if parts else SparseCodes(
                     np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32), h.d_sae)
-                values = codes.bins * codec.quantiser.step[codes.indices]
                 with open(tmp, "wb") as out:
-                    np.savez(out, indptr=codes.indptr, indices=codes.indices, bins=codes.bins, values=values,
-                             d_sae=np.array(h.d_sae), step=codec.quantiser.step)
+                    np.savez(out, format=np.array(b"csr"), shape=np.array([codes.n, h.d_sae], np.int64),
+                             indptr=codes.indptr, indices=codes.indices, data=codec.quantiser.values(codes),
+                             bins=codes.bins, step=codec.quantiser.step)
             else:
                 out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(h.n, h.d_in))
                 row = 0
@@ -83,16 +102,16 @@ def decode_file(src: str | Path, dst: str | Path, codec: Codec | None = None, la
                     row += codes.n
                 out.flush()
                 del out
-    return {"samples": h.n}
+    return {"samples": h.n, "output": str(dst)}
 
 
-def inspect_file(src: str | Path, codec: Codec | None = None, against: str | Path | None = None) -> dict:
+def inspect_file(src: str | Path, codec: Codec | None = None, against: np.ndarray | None = None) -> dict:
     """What an .mdlc file holds and what its bits are spent on, per sample.
 
     Always: samples, sizes, header/model/payload bits. With a model (given or embedded): activity and
     value bits measured on the stream, the ideal code length of the file's symbols under the model
     (cross-entropy), and the model's own expected DL; with ``against`` (the original activations),
-    MSE and FVU of the reconstruction.
+    MSE and FVU of the reconstruction (CodecError if its shape differs from the file's).
     """
     size = Path(src).stat().st_size
     with open(src, "rb") as f:
@@ -107,7 +126,11 @@ def inspect_file(src: str | Path, codec: Codec | None = None, against: str | Pat
             info["bits"] = {"header": 8 * size - model_bits - payload, "model": model_bits, "payload": payload}
             return _per_sample(info, h.n)
         codec = open_codec(reader, codec)
-        x = _load_rows(against, h.d_in) if against is not None else None
+        x = None
+        if against is not None:
+            x = _check_rows(against, h.d_in, "the original activations")
+            if len(x) != h.n:
+                raise CodecError(f"the original activations have {len(x)} rows, the file holds {h.n} samples")
         stats: dict = {"activity_bits": 0, "value_bits": 0}
         ideal = 0.0
         sq_err = 0.0

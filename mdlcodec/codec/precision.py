@@ -7,6 +7,7 @@ import numpy as np
 
 from mdlcodec.codec.hierarchy import prune_to_forest
 from mdlcodec.codec.quantiser import Quantiser
+from mdlcodec.core.errors import CodecError
 
 DEFAULT_RELATIVE_MSE = 0.01
 """Default bound: quantisation may add at most 1% to the SAE's own MSE."""
@@ -26,12 +27,13 @@ def quantised_mse(decoder, z: np.ndarray, x: np.ndarray, step: float, parents: n
 def coarsest_step(decoder, z: np.ndarray, x: np.ndarray, max_mse: float, iters: int = 24,
                   parents: np.ndarray | None = None) -> float:
     """The largest uniform step (latent units) whose quantised MSE on (z, x) is <= max_mse, by bisection
-    on log2(step) (``parents``: see quantised_mse). Raises ValueError if the unquantised
+    on log2(step) (``parents``: see quantised_mse). Raises CodecError if the unquantised
     reconstruction already exceeds max_mse."""
     x = np.asarray(x, dtype=np.float64)
     base = float(np.mean((decoder.reconstruct(z).astype(np.float64) - x) ** 2))
     if base > max_mse:
-        raise ValueError(f"the SAE's own MSE {base:.6g} already exceeds the bound {max_mse:.6g}")
+        raise CodecError(f"the SAE's own test MSE {base:.6g} already exceeds the bound {max_mse:.6g}: "
+                         "no quantisation step can meet it")
     top = float(np.abs(z).max()) if z.size else 1.0
     hi = np.log2(max(top, 1e-12)) + 1.0  # coarser than every latent: all bins round to 0 or +-1
     lo = hi - 30.0

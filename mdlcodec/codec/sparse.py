@@ -67,6 +67,14 @@ class SparseCodes:
         return cls(indptr.astype(np.int64), np.concatenate([p.indices for p in parts]),
                    np.concatenate([p.bins for p in parts]), parts[0].d_sae)
 
+    def to_scipy(self, step: np.ndarray | None = None):
+        """A ``scipy.sparse.csr_array`` [n, d_sae]: the int32 bins, or with ``step`` ([d_sae] float32,
+        the quantiser's) the float32 latent values bin * step[feature]."""
+        import scipy.sparse
+
+        data = self.bins if step is None else self.bins.astype(np.float32) * np.asarray(step, np.float32)[self.indices]
+        return scipy.sparse.csr_array((data, self.indices, self.indptr), shape=(self.n, self.d_sae))
+
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, SparseCodes) and self.d_sae == other.d_sae
                 and np.array_equal(self.indptr, other.indptr) and np.array_equal(self.indices, other.indices)

@@ -32,7 +32,7 @@ def atomic_output(dst: str | Path, inputs: tuple[str | Path, ...] = (), overwrit
         if dst.exists() and Path(src).exists() and os.path.samefile(src, dst):
             raise MdlcodecError(f"refusing to overwrite the input {src} with the output")
     if dst.exists() and not overwrite:
-        raise MdlcodecError(f"{dst} exists; choose another output path (or pass --force)")
+        raise MdlcodecError(f"{dst} exists", param="overwrite")
     if not dst.parent.is_dir():
         raise MdlcodecError(f"output folder {dst.parent} does not exist")
     fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp" + dst.suffix)

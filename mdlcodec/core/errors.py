@@ -2,7 +2,15 @@
 
 
 class MdlcodecError(Exception):
-    """Base of every error a user can cause with bad input."""
+    """Base of every error a user can cause with bad input.
+
+    The message says what is wrong in the library's own terms; ``param`` names the argument or
+    input that would fix it ("k", "overwrite", "max_mse", "tables", ...), so that the CLI, and only
+    the CLI, can add which flag or command to change."""
+
+    def __init__(self, message: str = "", param: str | None = None):
+        super().__init__(message)
+        self.param = param
 
 
 class DataError(MdlcodecError):

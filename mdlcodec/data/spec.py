@@ -17,7 +17,7 @@ import numpy as np
 
 from mdlcodec.core.errors import DataError
 from mdlcodec.data.dataset import Dataset, array_stats
-from mdlcodec.data.files import SUFFIXES, load_activation_dataset, parse_file_spec
+from mdlcodec.data.files import SUFFIXES, load_activation_dataset, load_activations, parse_file_spec
 from mdlcodec.data.mnist import load_mnist
 from mdlcodec.data.toy import make_toy, parse_toy_options
 
@@ -48,6 +48,25 @@ def load_dataset(spec: str) -> Dataset:
         raise DataError(f"unknown dataset spec '{spec}': expected toy[:key=value,...], mnist[:PATH], "
                         f"or an existing {'/'.join(SUFFIXES)} file")
     return load_activation_dataset(spec)
+
+
+SPLITS = ("all", "train", "test")
+
+
+def load_rows(spec: str, split: str = "all") -> np.ndarray:
+    """The rows [n, d] of a dataset spec that a command encodes or compares against: ``split`` "all"
+    (every row: a file as it is, memory-mapped where it is a .npy, not converted and not yet checked
+    for NaN/Inf; MNIST's 10,000 images; all of a toy set), "train" or "test" (the fixed split)."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    spec = str(spec).strip()
+    named = spec in ("toy", "mnist") or spec.startswith(("toy:", "mnist:"))
+    if split == "all" and not named:
+        return load_activations(spec)
+    ds = load_dataset(spec)
+    if split == "all":
+        return np.concatenate([ds.train, ds.test])
+    return ds.train if split == "train" else ds.test
 
 
 def describe(ds: Dataset) -> dict:

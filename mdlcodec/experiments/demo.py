@@ -21,16 +21,9 @@ def run_demo(out_dir: str | Path, device: str = "cpu", seed: int = 0, progress: 
     """
     from mdlcodec.codec import Codec, decode_file, encode_file, inspect_file
     from mdlcodec.codec.codec import DEFAULT_CHUNK
-    from mdlcodec.codec.precision import fit_codec
     from mdlcodec.data import load_dataset
-    from mdlcodec.models import (
-        SAEConfig,
-        TrainConfig,
-        evaluate,
-        feature_recovery,
-        save_sae,
-        train_sae,
-    )
+    from mdlcodec.models import SAEConfig, TrainConfig, evaluate, feature_recovery
+    from mdlcodec.workflow import train_codec
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -39,21 +32,20 @@ def run_demo(out_dir: str | Path, device: str = "cpu", seed: int = 0, progress: 
     n_true = truth.directions.shape[0]
     k = max(1, round(float(truth.probs.sum())))
     cfg = SAEConfig(arch="batchtopk", d_in=ds.d, d_sae=n_true, k=k)
-    sae, _ = train_sae(cfg, ds.train, None, TrainConfig(seed=seed, device=device, progress=progress))
-    ev = evaluate(sae, ds.test)
     model_dir = out / "model"
-    save_sae(sae, model_dir)
-    codec, fit = fit_codec(sae, ds.train, ds.test, device=device)
-    codec.save_tables(model_dir)
+    tc = train_codec(cfg, ds.train, ds.test, TrainConfig(seed=seed, device=device, progress=progress), model_dir,
+                     overwrite=True)
+    sae, fit = tc.sae, tc.codec_report
+    ev = evaluate(sae, ds.test)
 
     test_path, mdlc_path, recon_path = out / "test.npy", out / "test.mdlc", out / "test_decoded.npy"
     for p in (test_path, mdlc_path, recon_path):
         p.unlink(missing_ok=True)
     np.save(test_path, ds.test)
     codec = Codec.load(model_dir, device)
-    encode_file(codec, test_path, mdlc_path)
+    encode_file(codec, np.load(test_path, mmap_mode="r"), mdlc_path, inputs=(test_path,))
     decode_file(mdlc_path, recon_path, codec)
-    info = inspect_file(mdlc_path, codec, test_path)
+    info = inspect_file(mdlc_path, codec, ds.test)
     exact = bool(np.array_equal(np.load(recon_path), codec.reconstruct(codec.latents(ds.test, chunk_size=DEFAULT_CHUNK))))
     return {
         "data": ds.name, "true_features": n_true, "true_l0": float(truth.probs.sum()),

@@ -19,7 +19,7 @@ class ReluSAE(SAE):
     def check(cls, cfg: SAEConfig) -> None:
         super().check(cfg)
         if cfg.l1_coeff is None:
-            raise ModelError("relu needs an L1 coefficient l1_coeff (--l1)")
+            raise ModelError("relu needs an L1 coefficient l1_coeff", param="l1_coeff")
         if not cfg.l1_coeff >= 0:
             raise ModelError(f"relu needs an L1 coefficient l1_coeff >= 0, got {cfg.l1_coeff}")
 

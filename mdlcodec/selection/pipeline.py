@@ -127,8 +127,8 @@ def run_selection(ds, cfg: SelectionConfig, run_dir: str | Path, progress: Progr
 
     measured = [r for r in rows if r["k"] is not None]
     if not measured:
-        raise MdlcodecError(f"no width in {sorted(cfg.widths)} meets test MSE <= {cfg.tol:g} with any k; "
-                            "try wider SAEs or a larger --tol")
+        raise MdlcodecError(f"no width in {sorted(cfg.widths)} meets test MSE <= {cfg.tol:g} with any k",
+                            param="tol")
     best = min(measured, key=lambda r: r["dl_measured"])
     best_theory = min(measured, key=lambda r: r["dl_theory"]["total"])
     curve = [r for r in measured if r["calibrated"]]
