@@ -1,6 +1,12 @@
 """Bits that Chow-Liu coding of feature activity saves, measured from real .mdlc files.
 
-    python bench/chowliu_savings.py [-o bench/results/chowliu_savings.json] [--lm-width 1024]
+    python bench/chowliu_savings.py --lm-width 1024 4096 --lm-spec toy:lm toy:lm,hierarchy=1024
+    python bench/chowliu_savings.py [--lm-width 1024] [--skip-mnist] ... [-o OUT.json]
+
+The committed bench/results/chowliu_savings.json records the full set (the first command,
+``FULL_ARGS``); only that set is written there, the default output of a full run. Any other run
+(fewer SAEs, other settings) writes runs/chowliu_savings/results.json, or -o, and refuses -o of
+the committed file, so a partial result never replaces it.
 
 For each SAE the codec is fit once with a Chow-Liu forest (``fit_codec(..., hierarchy="chowliu")``:
 the forest and its counts are learned on the training split) and the same tables without the forest
@@ -44,6 +50,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 SELECT_DIR = ROOT / "docs" / "results" / "select"
 MNIST_MAX_MSE = 0.015
+COMMITTED = ROOT / "bench" / "results" / "chowliu_savings.json"
+FULL_ARGS = ["--lm-width", "1024", "4096", "--lm-spec", "toy:lm", "toy:lm,hierarchy=1024"]
+"""The set of SAEs the committed results file records (its "command")."""
+PARTIAL_OUTPUT = ROOT / "runs" / "chowliu_savings" / "results.json"
 
 
 def best_time(fn, repeats: int):
@@ -182,9 +192,28 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _measured_set(args: argparse.Namespace) -> tuple:
+    """What decides which SAEs are measured, and how (not where the output goes or the timing repeats)."""
+    return (args.skip_mnist, args.skip_lm, sorted(args.lm_spec), sorted(args.lm_width), args.lm_k, args.lm_epochs,
+            args.lm_model, args.lm_cache)
+
+
+def _output(ap: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
+    """Where this run writes: the committed file only for the full set, else -o or PARTIAL_OUTPUT."""
+    full = _measured_set(args) == _measured_set(ap.parse_args(FULL_ARGS))
+    if args.output is None:
+        return COMMITTED if full else PARTIAL_OUTPUT
+    if not full and args.output.resolve() == COMMITTED.resolve():
+        ap.error(f"{COMMITTED.relative_to(ROOT)} records the full set ({' '.join(FULL_ARGS)}); this run measures "
+                 "another set: give another -o")
+    return args.output
+
+
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("-o", "--output", type=Path, default=ROOT / "bench" / "results" / "chowliu_savings.json")
+    ap.add_argument("-o", "--output", type=Path,
+                    help=f"Results JSON (default: {COMMITTED.relative_to(ROOT)} for the full set, "
+                         f"{PARTIAL_OUTPUT.relative_to(ROOT)} otherwise; the committed file takes only the full set).")
     ap.add_argument("--lm-width", type=int, nargs="+", default=[1024], help="Width(s) of the toy:lm SAE(s).")
     ap.add_argument("--lm-spec", nargs="+", default=["toy:lm"],
                     help="LM-like data set(s), e.g. toy:lm,hierarchy=512 to plant parent-child features.")
@@ -197,9 +226,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-lm", action="store_true")
     ap.add_argument("--repeats", type=int, default=3, help="Timed runs of each encode/decode (the fastest is kept).")
     ap.add_argument("--threads", type=int, default=1)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = parser()
     args = ap.parse_args(argv)
     if args.lm_cache is not None and len(args.lm_width) * len(args.lm_spec) > 1:
         ap.error("--lm-cache takes one --lm-width and one --lm-spec")
+    output = _output(ap, args)
     torch.set_num_threads(args.threads)
     os.environ.setdefault("MDLCODEC_MNIST", str(ROOT / ".." / "shared" / "data" / "mnist"))
 
@@ -237,13 +272,13 @@ def main(argv: list[str] | None = None) -> int:
            "machine": {"platform": platform.platform(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                        "torch": torch.__version__, "numpy": np.__version__},
            "seconds": time.perf_counter() - t_all, "rows": rows, "table": table}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
     from mdlcodec.core.atomic import atomic_output
 
-    with atomic_output(args.output) as tmp:
+    with atomic_output(output) as tmp:
         Path(tmp).write_text(json.dumps(out, indent=1) + "\n")
     print(table, end="")
-    print(f"written: {args.output} ({out['seconds']:.0f} s)")
+    print(f"written: {output} ({out['seconds']:.0f} s)")
     return 0
 
 

@@ -47,10 +47,13 @@ def markdown_table(results: dict) -> str:
                      f"**{c['shorter']} is shorter**, {ratio:.2f}x fewer bits than {other}. With each decoder sent once "
                      f"for these {r['n_test']:,} samples: {c['sae_with_decoder_bits_per_sample']:.0f} vs "
                      f"{c['pca_with_decoder_bits_per_sample']:.0f} bits/sample.")
+    for s in r.get("skipped", ()):
+        lines.append(f"**Skipped {s['method']}**: {s['reason']}; not measured.")
     if r.get("sae_training"):
         for t in r["sae_training"]:
             lines.append(f"SAE {t['label']} trained by the bench: {t['arch']} width {t['d_sae']} k {t['k']}, "
-                         f"{t['epochs']} epochs, {t['seconds']:.0f} s.")
+                         f"{t['epochs']} epochs, {t['seconds']:.0f} s"
+                         + (f", saved in {t['saved']}." if t.get("saved") else "."))
     lines.append("")
     lines.append(f"Machine: {m['platform']}, {m['processor']}, {m['cores']} cores, torch {m['torch']} with "
                  f"{m['torch_threads']} thread(s), numpy {m['numpy']}.")

@@ -36,7 +36,7 @@ from mdlcodec.codec import Codec, EntropyModel, Quantiser, SparseCodes
 from mdlcodec.codec.codec import DEFAULT_CHUNK
 from mdlcodec.codec.hierarchy import Hierarchy, chow_liu, prune_to_forest
 from mdlcodec.codec.precision import coarsest_step
-from mdlcodec.core.errors import ModelError
+from mdlcodec.core.errors import MdlcodecError
 from mdlcodec.core.progress import Progress, quiet
 from mdlcodec.core.runinfo import machine
 
@@ -79,7 +79,9 @@ def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: lis
     """Every method on the test split [n, d] (models fit on the training split), lossy ones matched
     at test MSE ``max_mse``. Returns a JSON-serialisable dict: "methods" (one row per method, see
     ``measure``), "rd" (rate-distortion points per lossy family), "comparison" (SAE codecs against
-    PCA at max_mse), "machine". ``pca_ms``: the component counts PCA tries (default
+    PCA at max_mse), "skipped" (lossy methods that cannot meet max_mse, such as an SAE whose own
+    unquantised test MSE is above it, each with the reason; the others are still measured),
+    "machine". ``pca_ms``: the component counts PCA tries (default
     ``baselines.pca_candidates``)."""
     from mdlcodec.codec.codec import Decoder
 
@@ -97,16 +99,23 @@ def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: lis
         curves["float16"] = [{"bits_per_sample": rows[1]["bits_per_sample"], "mse": rows[1]["mse"]}]
 
     progress("PCA: fit and search (components, step) for the target MSE")
+    skipped: list[dict] = []  # lossy methods that cannot meet max_mse: {"method", "reason", ...}
     t = time.perf_counter()
     pca = PCA.fit(train)
-    match = match_pca(pca, train, test, max_mse, pca_ms)
-    search_s = time.perf_counter() - t
-    params = {"components": match.m, "search": match.search, "search_s": search_s}
-    pca_label = f"pca m={match.m}"
-    rows.append(measure(CodecMethod(match.codec, pca_label, params=params), test))
-    rows.append(measure(CodecMethod(match.codec, f"{pca_label} self-contained", embed_model=True,
-                                    params={"components": match.m}), test))
-    pca_row = rows[-2]
+    match = pca_row = None
+    try:
+        match = match_pca(pca, train, test, max_mse, pca_ms)
+    except MdlcodecError as e:  # the other methods are still measured
+        skipped.append({"method": "pca", "reason": str(e)})
+        progress(f"PCA: skipped ({e})")
+    if match is not None:
+        search_s = time.perf_counter() - t
+        params = {"components": match.m, "search": match.search, "search_s": search_s}
+        pca_label = f"pca m={match.m}"
+        rows.append(measure(CodecMethod(match.codec, pca_label, params=params), test))
+        rows.append(measure(CodecMethod(match.codec, f"{pca_label} self-contained", embed_model=True,
+                                        params={"components": match.m}), test))
+        pca_row = rows[-2]
 
     comparison = []
     for entry in saes:
@@ -115,11 +124,13 @@ def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: lis
         enc = Codec.sae_encoder(entry.sae, device)
         z_test = enc(test)
         own_mse = float(np.mean((dec.reconstruct(z_test).astype(np.float64) - test) ** 2))
-        try:
-            step = coarsest_step(dec, z_test, test, max_mse)
-        except ValueError:
-            raise ModelError(f"SAE {entry.label} ({entry.source}) has test MSE {own_mse:.6g} before quantisation, "
-                             f"above the target {max_mse:g}: choose a larger --max-mse or a better SAE") from None
+        if own_mse > max_mse:  # quantisation only adds error: no step can meet the target
+            reason = f"test MSE {own_mse:.6g} before quantisation, above the target {max_mse:g}"
+            skipped.append({"method": f"sae {entry.label}", "source": entry.source,
+                            "unquantised_test_mse": own_mse, "reason": reason})
+            progress(f"SAE {entry.label}: skipped ({reason})")
+            continue
+        step = coarsest_step(dec, z_test, test, max_mse)
         z_train = enc(train)
         q = Quantiser.uniform(step, dec.d_sae)
         codes_train = SparseCodes.concat([q.quantise(z_train[s:s + DEFAULT_CHUNK])
@@ -145,13 +156,14 @@ def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: lis
             rows.append(measure(CodecMethod(coded, f"{label} {name}", params={
                 **extra, "hierarchy": name, "edges": forest.n_edges, "hierarchy_table_bits": coded.hierarchy_bits(),
                 "model_expected_bits_per_sample": coded.entropy_model.expected_bits_per_sample()["total"]}), test))
-        comparison.append({"sae": label, "sae_bits_per_sample": sae_row["bits_per_sample"], "sae_mse": sae_row["mse"],
-                           "pca": pca_label, "pca_bits_per_sample": pca_row["bits_per_sample"],
-                           "pca_mse": pca_row["mse"],
-                           "shorter": label if sae_row["bits_per_sample"] < pca_row["bits_per_sample"] else pca_label,
-                           "ratio_pca_over_sae": pca_row["bits_per_sample"] / sae_row["bits_per_sample"],
-                           "sae_with_decoder_bits_per_sample": sae_row["bits_per_sample"] + sae_row["model_bits_per_sample"],
-                           "pca_with_decoder_bits_per_sample": pca_row["bits_per_sample"] + pca_row["model_bits_per_sample"]})
+        if pca_row is not None:
+            comparison.append({
+                "sae": label, "sae_bits_per_sample": sae_row["bits_per_sample"], "sae_mse": sae_row["mse"],
+                "pca": pca_label, "pca_bits_per_sample": pca_row["bits_per_sample"], "pca_mse": pca_row["mse"],
+                "shorter": label if sae_row["bits_per_sample"] < pca_row["bits_per_sample"] else pca_label,
+                "ratio_pca_over_sae": pca_row["bits_per_sample"] / sae_row["bits_per_sample"],
+                "sae_with_decoder_bits_per_sample": sae_row["bits_per_sample"] + sae_row["model_bits_per_sample"],
+                "pca_with_decoder_bits_per_sample": pca_row["bits_per_sample"] + pca_row["model_bits_per_sample"]})
         if rd:
             progress(f"SAE {entry.label}: rate-distortion sweep")
             curves[label] = sorted(_sae_rd(codec, z_train, test, RD_SAE_STEP_FACTORS)
@@ -164,8 +176,9 @@ def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: lis
             curves[f"int+{c}"] = [dict(bits=b, **{k: measure(IntCompressed(c, b), test, timed=False)[k]
                                                  for k in ("bits_per_sample", "mse", "fvu")}) for b in RD_INT_BITS]
         progress("rate-distortion: PCA at other target MSEs")
-        pts = [{"target_mse": max_mse, "components": match.m, "step": match.step,
-                "bits_per_sample": pca_row["bits_per_sample"], "mse": pca_row["mse"], "fvu": pca_row["fvu"]}]
+        pts = [] if match is None else [{"target_mse": max_mse, "components": match.m, "step": match.step,
+                                         "bits_per_sample": pca_row["bits_per_sample"], "mse": pca_row["mse"],
+                                         "fvu": pca_row["fvu"]}]
         for f in RD_PCA_FACTORS:
             try:
                 mt = match_pca(pca, train, test, max_mse * f, pca_candidates(pca, test, max_mse * f, RD_PCA_CANDIDATES))
@@ -175,7 +188,8 @@ def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: lis
             r = measure(CodecMethod(mt.codec, "rd"), test, timed=False)
             pts.append({"target_mse": max_mse * f, "components": mt.m, "step": mt.step,
                         "bits_per_sample": r["bits_per_sample"], "mse": r["mse"], "fvu": r["fvu"]})
-        curves["pca"] = sorted(pts, key=lambda p: p["mse"])
+        if pts:
+            curves["pca"] = sorted(pts, key=lambda p: p["mse"])
 
     ref = next(r for r in rows if r["method"] == TIMING_REFERENCE)
     for r in rows:
@@ -183,6 +197,7 @@ def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: lis
         r["decode_time_ratio"] = r["decode_s"] / ref["decode_s"]
     return {"n_train": len(train), "n_test": len(test), "d": test.shape[1], "max_mse": max_mse,
             "timing_reference": TIMING_REFERENCE, "methods": rows, "rd": curves, "comparison": comparison,
+            "skipped": skipped,
             "machine": machine()}
 
 

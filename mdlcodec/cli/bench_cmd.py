@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from mdlcodec.cli.options import threads_option
 from mdlcodec.core.errors import MdlcodecError
 
 _out_dir = click.Path(file_okay=False, path_type=Path)
@@ -18,6 +19,15 @@ def _check_out(out_dir: Path, name: str, force: bool) -> None:
         raise MdlcodecError(f"{out_dir / name} exists; choose another output folder (or pass --force)")
     if out_dir.exists() and not out_dir.is_dir():
         raise MdlcodecError(f"{out_dir} exists and is not a folder")
+
+
+def _check_sae_dir(sae_dir: Path, force: bool) -> None:
+    """Refuse, before any training, a folder for the trained SAE that would not take it."""
+    if sae_dir.exists() and not sae_dir.is_dir():
+        raise MdlcodecError(f"{sae_dir} exists and is not a folder: choose another --save-sae")
+    if sae_dir.is_dir() and any(sae_dir.iterdir()) and not force:
+        raise MdlcodecError(f"{sae_dir} is not empty; choose another --save-sae "
+                            "(or pass --force to replace the SAE there)")
 
 
 @click.command("bench")
@@ -31,20 +41,23 @@ def _check_out(out_dir: Path, name: str, force: bool) -> None:
 @click.option("--width", type=click.IntRange(min=1), help="Width of the SAE the bench trains (default: true features on toy data, else 256).")
 @click.option("--k", type=click.IntRange(min=1), help="k of the SAE the bench trains (default: true L0 on toy data, else 24).")
 @click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True, help="Most epochs for the SAE the bench trains.")
-@click.option("--save-sae", "save_sae_dir", type=_out_dir, help="Save the SAE the bench trains in this directory.")
+@click.option("--save-sae", "save_sae_dir", type=_out_dir,
+              help="Folder for the SAE the bench trains, saved as soon as it is trained (default: OUT_DIR/sae).")
 @click.option("--no-rd", is_flag=True, help="Skip the rate-distortion sweeps (and rd.png).")
-@click.option("--threads", type=click.IntRange(min=1), help="torch threads (default: torch's own choice).")
+@threads_option
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--seed", default=0, show_default=True, help="Seed of the SAE the bench trains.")
-@click.option("--force", is_flag=True, help="Replace results already in OUT_DIR.")
+@click.option("--force", is_flag=True, help="Replace results (and a trained SAE) already in OUT_DIR.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
 def bench_cmd(data: str, models: tuple[Path, ...], out_dir: Path, max_mse: float | None, no_train: bool,
-              width: int | None, k: int | None, epochs: int, save_sae_dir: Path | None, no_rd: bool, threads: int | None, device: str,
+              width: int | None, k: int | None, epochs: int, save_sae_dir: Path | None, no_rd: bool, device: str,
               seed: int, force: bool, as_json: bool) -> None:
     """Bits per sample of DATA's test split for every method (float32/16, int8 + gzip/xz/zstd, PCA
-    transform coding, the SAE codec with and without its decoder), lossy ones at one test MSE."""
-    import torch
+    transform coding, the SAE codec with and without its decoder), lossy ones at one test MSE.
 
+    Everything that can be checked is checked before training; the trained SAE is saved before it is
+    measured. A lossy method that cannot meet the target MSE (an SAE whose own test MSE is above it)
+    is recorded as skipped, with a warning, and the results of every other method are written."""
     from mdlcodec.benchmark import (
         SAEEntry,
         bench_sae_config,
@@ -54,30 +67,43 @@ def bench_cmd(data: str, models: tuple[Path, ...], out_dir: Path, max_mse: float
         write_results,
     )
     from mdlcodec.data import load_dataset
+    from mdlcodec.experiments.boolean_features import make_out_dir
     from mdlcodec.models import load_sae, save_sae
+    from mdlcodec.models.base import architecture
     from mdlcodec.models.train import check_device
 
+    # Before the work (training may take an hour): options, output folders, device, models, data.
+    train = not models and not no_train
+    if not train:
+        for flag, given in (("--save-sae", save_sae_dir), ("--width", width), ("--k", k)):
+            if given is not None:
+                raise click.UsageError(f"{flag} is for the SAE the bench trains, and with "
+                                       f"{'-m' if models else '--no-train'} it trains none")
     _check_out(out_dir, "results.json", force)
+    sae_dir = (save_sae_dir or out_dir / "sae") if train else None
+    if sae_dir is not None:
+        _check_sae_dir(sae_dir, force)
     check_device(device)
-    if threads:
-        torch.set_num_threads(threads)
     say = (lambda m: None) if as_json else (lambda m: click.echo(m, err=True))
-    ds = load_dataset(data)
     saes = [SAEEntry(p.name or str(p), load_sae(p, "cpu"), str(p)) for p in models]
+    ds = load_dataset(data)
     for e in saes:
         if e.sae.cfg.d_in != ds.d:
             raise MdlcodecError(f"SAE {e.source} takes d_in={e.sae.cfg.d_in}, the data {data} has d={ds.d}")
+    cfg = bench_sae_config(ds, width, k) if train else None
+    if cfg is not None:
+        architecture(cfg)  # a width or k the SAE cannot have fails now, not after training
+    if max_mse is None and not train:
+        max_mse = default_max_mse(ds, saes)  # without an SAE to train, a missing target fails now
+    make_out_dir(out_dir)
     training = []
-    if not saes and not no_train:
-        cfg = bench_sae_config(ds, width, k)
+    if train:
         say(f"training {cfg.arch} width {cfg.d_sae} k {cfg.k} on {ds.name} (at most {epochs} epochs)...")
         sae, info = train_bench_sae(ds, cfg, epochs, device, seed, progress=not as_json)
-        if save_sae_dir is not None:
-            save_sae(sae, save_sae_dir)
-        saes.append(SAEEntry(f"batchtopk w{cfg.d_sae} k{cfg.k}", sae, str(save_sae_dir or "trained by the bench")))
-        training.append({"label": saes[-1].label, **info})
-        say(f"  trained in {info['seconds']:.0f} s ({info['epochs']} epochs)"
-            + (f", saved in {save_sae_dir}" if save_sae_dir else ""))
+        save_sae(sae, sae_dir)  # kept whatever the measurement below finds
+        saes.append(SAEEntry(f"batchtopk w{cfg.d_sae} k{cfg.k}", sae, str(sae_dir)))
+        training.append({"label": saes[-1].label, **info, "saved": str(sae_dir)})
+        say(f"  trained in {info['seconds']:.0f} s ({info['epochs']} epochs), saved in {sae_dir}")
     if max_mse is None:
         max_mse = default_max_mse(ds, saes)
     results = run_benchmark(ds.train, ds.test, max_mse, saes, rd=not no_rd, device=device,
@@ -87,6 +113,11 @@ def bench_cmd(data: str, models: tuple[Path, ...], out_dir: Path, max_mse: float
     results = {"bench_options": options, "dataset": ds.name, "spec": data,
                "sae_training": training, **results}
     paths = write_results(results, out_dir)
+    for s in results["skipped"]:
+        click.echo(f"warning: {s['method']} skipped: {s['reason']} (give a larger --max-mse or a better SAE); "
+                   f"the other methods' results are written", err=True)
+    if not results["methods"]:
+        raise MdlcodecError(f"no method could be measured at test MSE {max_mse:g}")
     if as_json:
         click.echo(json.dumps(results))
         return

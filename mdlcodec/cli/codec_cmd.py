@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from mdlcodec.cli.options import threads_option
 
 _model_dir = click.Path(exists=True, file_okay=False, path_type=Path)
 _in_file = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -29,6 +30,7 @@ def _fmt_bits(info: dict) -> list[str]:
               help="Activity code: auto (a tree SAE's forest, else flat), flat, or a Chow-Liu forest learned "
                    "from the training codes (stored with the tables).")
 @click.option("--device", default="cpu", show_default=True)
+@threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def fit_codec_cmd(model: Path, data: str, step: float | None, max_mse: float | None, hierarchy: str, device: str,
                   as_json: bool) -> None:
@@ -66,6 +68,7 @@ def fit_codec_cmd(model: Path, data: str, step: float | None, max_mse: float | N
               help="Activity code: the model tables' own, flat (drop a stored hierarchy), or insist on the stored "
                    "Chow-Liu forest (fit-codec --hierarchy chowliu) or tree SAE forest.")
 @click.option("--device", default="cpu", show_default=True)
+@threads_option
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
 def encode_cmd(acts: Path, model: Path, output: Path, embed_model: bool, chunk_size: int, hierarchy: str, device: str,
                force: bool) -> None:

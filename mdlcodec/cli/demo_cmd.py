@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from mdlcodec.cli.options import threads_option
 
 
 @click.command("demo")
@@ -15,16 +16,11 @@ import click
               help="Where to keep the model and files (default: a temporary folder).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--seed", default=0, show_default=True)
+@threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def demo_cmd(out_dir: Path | None, device: str, seed: int, as_json: bool) -> None:
     """Train an SAE on synthetic superposition data, then encode and decode its test split for real."""
-    import torch
-
     from mdlcodec.experiments.demo import run_demo
-
-    # The toy SAE (64 x 32) gains nothing from threads, and OpenMP threads that wait on each other
-    # made it 20 times slower (about 5 minutes instead of 12 s) while another process held a core.
-    torch.set_num_threads(1)
 
     with tempfile.TemporaryDirectory() as tmp:
         r = run_demo(out_dir or tmp, device, seed, progress=not as_json)

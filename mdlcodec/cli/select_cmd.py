@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from mdlcodec.cli.options import threads_option
 from mdlcodec.core.errors import MdlcodecError
 
 
@@ -60,17 +61,15 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--batch-size", type=click.IntRange(min=1), help="Samples per training step (default 256).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), help="torch threads (default: torch's own choice).")
+@threads_option
 @click.option("--no-pca", is_flag=True, help="Skip the dense PCA baseline row.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
 def select_cmd(data: str, tol: str, widths: str | None, out_dir: Path, quick: bool, epochs: int | None,
                batch_size: int | None, device: str,
-               seed: int, threads: int | None, no_pca: bool, as_json: bool) -> None:
+               seed: int, no_pca: bool, as_json: bool) -> None:
     """Find the eps-MDL-optimal BatchTopK SAE on DATA: per width the smallest k meeting the test MSE
     tolerance, the coarsest quantisation still meeting it, description length of the test split
     in theory and from the real encoded file, the shortest selected; PCA beside it; Figure 2."""
-    import torch
-
     from mdlcodec.data import load_dataset
     from mdlcodec.models.train import check_device
     from mdlcodec.selection import SelectionConfig, run_selection, write_results
@@ -88,8 +87,6 @@ def select_cmd(data: str, tol: str, widths: str | None, out_dir: Path, quick: bo
     check_device(device)
     if out_dir.exists() and not out_dir.is_dir():
         raise MdlcodecError(f"{out_dir} exists and is not a folder")
-    if threads:
-        torch.set_num_threads(threads)
     say = (lambda m: None) if as_json else (lambda m: click.echo(m, err=True))
     ds = load_dataset(data)
     command = _command_line(click.get_current_context())

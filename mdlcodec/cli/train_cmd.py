@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from mdlcodec.cli.options import threads_option
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 @click.option("--batch-size", type=int, help="Samples per step.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--threads", type=click.IntRange(min=1), help="torch threads (default: torch's own choice).")
+@threads_option
 @click.option("--normalize/--no-normalize", default=True, show_default=True,
               help="Scale inputs so that their mean squared norm is d_in (undone by decode).")
 @click.option("--codec-step", type=click.FloatRange(min=0, min_open=True),
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Model directory to write.")
 def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None, epochs: int | None,
-              lr: float | None, batch_size: int | None, seed: int, device: str, threads: int | None, normalize: bool,
+              lr: float | None, batch_size: int | None, seed: int, device: str, normalize: bool,
               codec_step: float | None, max_mse: float | None, parents_file: Path | None, grow_from: Path | None,
               min_implication: float, as_json: bool, output: Path) -> None:
     """Train an SAE on DATA's training split (10% held out for early stopping), save it to OUTPUT and
@@ -86,14 +86,10 @@ def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None,
     if parents_file is not None:
         structure["parents"] = _read_parents(parents_file, width)
     check_device(device)
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
     ds = load_dataset(data)
     cfg.d_in = ds.d
     given = {"epochs": epochs, "lr": lr, "batch_size": batch_size}
-    tcfg = TrainConfig(seed=seed, device=device, normalize=normalize, progress=not as_json and sys.stderr.isatty(),
+    tcfg = TrainConfig(seed=seed, device=device, normalize=normalize, progress=not as_json,
                        **{name: v for name, v in given.items() if v is not None})
     if flat is None:
         sae, result = train_sae(cfg, ds.train, None, tcfg, **structure)

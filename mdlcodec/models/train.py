@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from mdlcodec.core.errors import ModelError
+from mdlcodec.core.progress import ProgressBar
 from mdlcodec.models.base import SAE, SAEConfig, as_float32, make_sae
 from mdlcodec.models.evaluate import evaluate
 
@@ -41,7 +41,8 @@ class TrainConfig:
     k_aux (default d_in // 2): the AuxK loss; dead_after: samples without firing before a latent
     counts as dead; patience: epochs without a relative improvement of `min_improvement` in
     held-out MSE before stopping; val_fraction: share of the training data held out when no
-    validation data is given."""
+    validation data is given; progress: report on stderr (core.progress.ProgressBar: a bar on a
+    terminal, a line every few seconds otherwise); False is silent."""
 
     lr: float = 4e-3
     batch_size: int = 256
@@ -195,7 +196,8 @@ def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None, 
 
     result, best_state, bad_epochs, t0 = TrainResult(), None, 0, time.perf_counter()
     best_mse = ref_mse = math.inf  # best held-out MSE; the last one that counted as an improvement
-    bar = tqdm(total=total, disable=not tcfg.progress, desc=f"train {cfg.arch} w{cfg.d_sae}", leave=False)
+    bar = ProgressBar(total, f"train {cfg.arch} w{cfg.d_sae}", enabled=tcfg.progress)
+    last_val: dict[str, str] = {}  # the last epoch's held-out MSE, shown beside the running figures
     for epoch in range(1, tcfg.epochs + 1):
         order = torch.randperm(n, generator=gen).to(dev)
         sums = torch.zeros(4, dtype=torch.float64, device=dev)  # loss, mse part, aux part, L0
@@ -226,8 +228,9 @@ def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None, 
                 sums += torch.stack([loss.detach().double(), mse.detach().double(), aux.detach().double(), l0])
             bar.update(1)
             if step % 10 == 0 and tcfg.progress:
-                bar.set_postfix(loss=f"{float(loss.detach()):.4g}", L0=f"{float(l0):.1f}",
-                                mse=f"{float(mse.detach()) / (cfg.d_in * cfg.input_scale ** 2):.4g}", refresh=False)
+                bar.set_figures(epoch=f"{epoch}/{tcfg.epochs}", loss=f"{float(loss.detach()):.4g}",
+                                L0=f"{float(l0):.1f}",
+                                mse=f"{float(mse.detach()) / (cfg.d_in * cfg.input_scale ** 2):.4g}", **last_val)
         sae.eval()
         val_mse = evaluate(sae, v)["mse"]
         sae.train()
@@ -235,7 +238,8 @@ def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None, 
         result.history.append({"epoch": epoch, "loss": s[0], "mse_loss": s[1], "auxk_loss": s[2], "l0": s[3],
                                "dead": int((since_fired >= tcfg.dead_after).sum()), "val_mse": val_mse,
                                "lr": opt.param_groups[0]["lr"]})
-        bar.set_postfix(loss=f"{s[0]:.4g}", L0=f"{s[3]:.1f}", val_mse=f"{val_mse:.4g}", refresh=False)
+        last_val = {"val_mse": f"{val_mse:.4g}"}
+        bar.set_figures(epoch=f"{epoch}/{tcfg.epochs}", loss=f"{s[0]:.4g}", L0=f"{s[3]:.1f}", **last_val)
         if val_mse < best_mse:
             best_mse = val_mse
             best_state = ({k: t.detach().clone() for k, t in sae.state_dict().items()}, copy.deepcopy(sae.cfg))

@@ -1,0 +1,35 @@
+"""Options shared by several commands, defined once."""
+
+from __future__ import annotations
+
+import functools
+
+import click
+
+DEFAULT_THREADS = 1
+"""torch threads unless --threads says otherwise. On a shared or busy machine more threads wait on
+each other: the README's `train mnist` took 183 s with torch's default threads on a busy 2-core
+machine and 20 s with one; the demo's toy SAE ran 20 times slower while another process held a core."""
+
+
+def set_threads(n: int) -> None:
+    """Run torch's CPU work on n threads."""
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def threads_option(command):
+    """Decorator for a command that trains or encodes with torch: adds --threads (default
+    ``DEFAULT_THREADS``) and sets torch's threads from it before the command runs. The value stays
+    in the click context's params; the command function does not take it."""
+
+    @functools.wraps(command)
+    def run(*args, threads: int, **kwargs):
+        set_threads(threads)
+        return command(*args, **kwargs)
+
+    return click.option(
+        "--threads", type=click.IntRange(min=1), default=DEFAULT_THREADS, show_default=True,
+        help="torch threads. More help only for wide SAEs on an idle machine; on a shared or busy one "
+             "they wait on each other and can make the work many times slower.")(run)
