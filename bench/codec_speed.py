@@ -39,11 +39,11 @@ def run(d_in: int, d_sae: int, k: int, n: int) -> dict:
     else:
         x = rng.normal(size=(2 * n, d_in)).astype(np.float32)
     fit_x, x = x[:n], x[n:2 * n]
-    encoder = Codec.sae_encoder(sae)
+    encoder = Codec.sae_sparse_encoder(sae)  # the codec's own: (values, indices), no dense latents
     z_fit = encoder(fit_x)
-    step = float(np.median(z_fit[z_fit != 0])) / 16
+    step = float(np.median(z_fit.values[z_fit.values != 0])) / 16
     q = Quantiser.uniform(step, d_sae)
-    codec = Codec(Decoder.from_sae(sae), q, EntropyModel.fit(q.quantise(z_fit)), encoder)
+    codec = Codec(Decoder.from_sae(sae), q, EntropyModel.fit(q.quantise_sparse(*z_fit)), encoder)
     coder = codec.chunk_coder
     coder.tables  # build the activity tables outside the timings
     chunk = 4096
@@ -53,7 +53,7 @@ def run(d_in: int, d_sae: int, k: int, n: int) -> dict:
     for s in range(0, n, chunk):
         xs = x[s:s + chunk]
         z, dt = timed(encoder, xs); t_sae += dt
-        codes, dt = timed(q.quantise, z); t_quant += dt
+        codes, dt = timed(q.quantise_sparse, *z); t_quant += dt
         words, dt = timed(coder.encode, codes); t_enc += dt
         back, dt = timed(coder.decode, words, codes.n); t_dec += dt
         assert back == codes

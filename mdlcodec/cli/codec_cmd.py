@@ -85,6 +85,8 @@ def encode_cmd(acts: Path, model: Path, output: Path, embed_model: bool, chunk_s
                else "train a tree SAE (--arch tree)")
         raise ModelError(f"the codec tables in {model} hold no {hierarchy} hierarchy: {fix}")
     r = encode_file(codec, acts, output, chunk_size, embed_model, force)
+    for line in r.get("warnings", ()):
+        click.echo(f"warning: {line}", err=True)
     click.echo(f"{r['samples']} samples -> {output} ({r['bytes']} bytes, "
                f"{8 * r['bytes'] / max(r['samples'], 1):.2f} bits/sample)")
 

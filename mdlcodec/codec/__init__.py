@@ -5,7 +5,9 @@ from mdlcodec.codec.entropy_model import EntropyModel
 from mdlcodec.codec.files import decode_file, encode_file, inspect_file
 from mdlcodec.codec.precision import coarsest_step, default_step, quantised_mse
 from mdlcodec.codec.quantiser import Quantiser
-from mdlcodec.codec.sparse import SparseCodes
+from mdlcodec.codec.scale import DataStats, scale_warning
+from mdlcodec.codec.sparse import SparseCodes, SparseLatents
 
 __all__ = ["Codec", "Decoder", "EntropyModel", "Quantiser", "SparseCodes", "encode_file", "decode_file",
-           "inspect_file", "coarsest_step", "default_step", "quantised_mse"]
+           "inspect_file", "coarsest_step", "default_step", "quantised_mse", "SparseLatents", "DataStats",
+           "scale_warning"]

@@ -27,7 +27,8 @@ from mdlcodec.codec.container import Header, Reader, write_chunk, write_preamble
 from mdlcodec.codec.entropy_model import EntropyModel
 from mdlcodec.codec.hierarchy import Hierarchy, chow_liu, prune_to_forest
 from mdlcodec.codec.quantiser import Quantiser
-from mdlcodec.codec.sparse import SparseCodes
+from mdlcodec.codec.scale import DataStats
+from mdlcodec.codec.sparse import SparseCodes, SparseLatents
 from mdlcodec.core.atomic import atomic_output
 from mdlcodec.core.errors import CodecError, ModelError
 
@@ -128,8 +129,26 @@ class Codec:
 
     # -- construction -----------------------------------------------------------------------------
     @staticmethod
+    def sae_sparse_encoder(sae, device: str = "cpu") -> Callable[[np.ndarray], SparseLatents]:
+        """x [n, d_in] float32 -> SparseLatents (``sae.encode_sparse``) in the batches of ``sae_encoder``
+        (the same matmuls, so bit for bit its nonzeros), padded to the widest batch: the codec's encoder.
+        The function carries ``data_stats``, the SAE's training data's (``Codec.data_stats``)."""
+        sae = sae.to(device).eval()
+
+        def encode(x: np.ndarray) -> SparseLatents:
+            out = []
+            with torch.no_grad():
+                for s in range(0, len(x), _ENCODE_BATCH):
+                    batch = torch.tensor(x[s:s + _ENCODE_BATCH], dtype=torch.float32, device=device)
+                    out.append(tuple(t.cpu().numpy() for t in sae.encode_sparse(batch)))
+            return SparseLatents.concat(out)
+        encode.data_stats = DataStats.from_config(sae.cfg)
+        return encode
+
+    @staticmethod
     def sae_encoder(sae, device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
-        """x [n, d_in] float32 -> dense latents [n, d_sae] float32, in batches."""
+        """x [n, d_in] float32 -> dense latents [n, d_sae] float32, in batches. For callers that need the
+        dense matrix; the codec itself encodes with ``sae_sparse_encoder``."""
         sae = sae.to(device).eval()
 
         def encode(x: np.ndarray) -> np.ndarray:
@@ -153,9 +172,9 @@ class Codec:
         decoder = Decoder.from_sae(sae)
         step_arr = np.broadcast_to(np.asarray(step, np.float32), (decoder.d_sae,))
         quantiser = Quantiser(step_arr)
-        encoder = cls.sae_encoder(sae, device)
+        encoder = cls.sae_sparse_encoder(sae, device)
         x = _check_activations(train_x, decoder.d_in, "training data")
-        parts = [quantiser.quantise(encoder(x[s:s + DEFAULT_CHUNK])) for s in range(0, len(x), DEFAULT_CHUNK)]
+        parts = [quantiser.quantise_sparse(*encoder(x[s:s + DEFAULT_CHUNK])) for s in range(0, len(x), DEFAULT_CHUNK)]
         codes = SparseCodes.concat(parts)
         forest, parents = None, cls.tree_parents(sae, hierarchy)
         if hierarchy == "chowliu":
@@ -218,7 +237,7 @@ class Codec:
             raise ModelError(f"the codec tables in {model_dir} were fitted for other SAE weights: "
                              "run `mdlcodec fit-codec` again")
         quantiser, em = cls._tables_from_arrays(arrays)
-        return cls(decoder, quantiser, em, cls.sae_encoder(sae, device))
+        return cls(decoder, quantiser, em, cls.sae_sparse_encoder(sae, device))
 
     def model_section(self) -> bytes:
         """The decoder and tables as the safetensors bytes of a self-contained file."""
@@ -255,10 +274,16 @@ class Codec:
             return self.quantise(self.encoder(x))
         return SparseCodes.concat([self.latents(x[s:s + chunk_size]) for s in range(0, len(x), chunk_size)])
 
-    def quantise(self, z: np.ndarray) -> SparseCodes:
-        """Dense latents [n, d_sae] -> quantised latents; under a "tree" hierarchy a child whose
-        parent's bin is 0 is dropped with it (``hierarchy.prune_to_forest``)."""
-        codes = self.quantiser.quantise(z)
+    @property
+    def data_stats(self) -> DataStats | None:
+        """Statistics of the data its SAE was trained on (``scale.scale_warning``), where the encoder
+        carries them (``sae_sparse_encoder`` of an SAE trained by this version); else None."""
+        return getattr(self.encoder, "data_stats", None)
+
+    def quantise(self, z: np.ndarray | SparseLatents) -> SparseCodes:
+        """Latents, dense [n, d_sae] or SparseLatents (the same codes either way), -> quantised latents;
+        under a "tree" hierarchy a child whose parent's bin is 0 is dropped with it (``hierarchy.prune_to_forest``)."""
+        codes = self.quantiser.quantise_sparse(*z) if isinstance(z, SparseLatents) else self.quantiser.quantise(z)
         h = self.entropy_model.hierarchy
         return prune_to_forest(codes, h.parents) if h is not None and h.kind == "tree" else codes
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from mdlcodec.codec.codec import DEFAULT_CHUNK, Codec
 from mdlcodec.codec.container import Reader
+from mdlcodec.codec.scale import scale_warning
 from mdlcodec.codec.sparse import SparseCodes
 from mdlcodec.core.atomic import atomic_output
 from mdlcodec.core.errors import CodecError
@@ -48,9 +49,11 @@ def encode_file(codec: Codec, x: np.ndarray, dst: str | Path, chunk_size: int = 
     """Encode activations x [n, d_in] (any array; a np.memmap is read one chunk at a time) into an
     .mdlc file at dst, atomically; ``inputs``: paths dst must not replace; ``what`` names x in errors.
 
-    Returns {"samples": n, "bytes": size of the file}."""
+    Returns {"samples": n, "bytes": size of the file, "warnings": lines for the user (scale.scale_warning
+    on the first chunk: an input on another scale than the SAE's training data)}."""
     x = _check_rows(x, codec.decoder.d_in, what)
     n = len(x)
+    warnings = [w for w in (scale_warning(x[:chunk_size], codec.data_stats),) if w]
 
     def chunks() -> Iterator[np.ndarray]:
         for s in range(0, n, chunk_size):
@@ -59,7 +62,7 @@ def encode_file(codec: Codec, x: np.ndarray, dst: str | Path, chunk_size: int = 
     with atomic_output(dst, inputs, overwrite) as tmp:
         with open(tmp, "wb") as f:
             codec.write(f, chunks(), n, chunk_size, embed_model)
-    return {"samples": n, "bytes": Path(dst).stat().st_size}
+    return {"samples": n, "bytes": Path(dst).stat().st_size, "warnings": warnings}
 
 
 def open_codec(reader: Reader, codec: Codec | None) -> Codec:

@@ -7,34 +7,51 @@ import numpy as np
 
 from mdlcodec.codec.hierarchy import prune_to_forest
 from mdlcodec.codec.quantiser import Quantiser
+from mdlcodec.codec.sparse import SparseLatents
 from mdlcodec.core.errors import CodecError
 
 DEFAULT_RELATIVE_MSE = 0.01
 """Default bound: quantisation may add at most 1% to the SAE's own MSE."""
 
 
-def quantised_mse(decoder, z: np.ndarray, x: np.ndarray, step: float, parents: np.ndarray | None = None) -> float:
-    """MSE (mean over samples and dimensions) of the reconstruction from latents z [n, d_sae] quantised
-    with ``step`` (and, for a tree SAE's forest ``parents``, pruned to it: ``hierarchy.prune_to_forest``)."""
-    q = Quantiser.uniform(step, z.shape[1])
-    codes = q.quantise(z)
+def _reconstruct(decoder, z: np.ndarray | SparseLatents) -> np.ndarray:
+    """The unquantised reconstruction of latents, dense or sparse. Sparse ones go straight to
+    reconstruct_sparse: the same sums as Decoder.reconstruct of their dense matrix, which is never built."""
+    return decoder.reconstruct_sparse(*z.csr()) if isinstance(z, SparseLatents) else decoder.reconstruct(z)
+
+
+def _max_abs(z: np.ndarray | SparseLatents) -> float:
+    """The largest |latent| (0 if none is active), or 1 for no samples: as np.abs(dense z).max()."""
+    if isinstance(z, SparseLatents):
+        return (float(np.abs(z.values).max()) if z.values.size else 0.0) if z.n else 1.0
+    return float(np.abs(z).max()) if z.size else 1.0
+
+
+def quantised_mse(decoder, z: np.ndarray | SparseLatents, x: np.ndarray, step: float,
+                  parents: np.ndarray | None = None) -> float:
+    """MSE (mean over samples and dimensions) of the reconstruction from latents z (dense [n, d_sae], or
+    SparseLatents: the same figure) quantised with ``step`` (and, for a tree SAE's forest ``parents``,
+    pruned to it: ``hierarchy.prune_to_forest``)."""
+    sparse = isinstance(z, SparseLatents)
+    q = Quantiser.uniform(step, decoder.d_sae if sparse else z.shape[1])
+    codes = q.quantise_sparse(*z) if sparse else q.quantise(z)
     if parents is not None:
         codes = prune_to_forest(codes, parents)
     x_hat = decoder.reconstruct_sparse(codes.indptr, codes.indices, q.values(codes))
     return float(np.mean((x_hat.astype(np.float64) - x) ** 2))
 
 
-def coarsest_step(decoder, z: np.ndarray, x: np.ndarray, max_mse: float, iters: int = 24,
+def coarsest_step(decoder, z: np.ndarray | SparseLatents, x: np.ndarray, max_mse: float, iters: int = 24,
                   parents: np.ndarray | None = None) -> float:
     """The largest uniform step (latent units) whose quantised MSE on (z, x) is <= max_mse, by bisection
     on log2(step) (``parents``: see quantised_mse). Raises CodecError if the unquantised
     reconstruction already exceeds max_mse."""
     x = np.asarray(x, dtype=np.float64)
-    base = float(np.mean((decoder.reconstruct(z).astype(np.float64) - x) ** 2))
+    base = float(np.mean((_reconstruct(decoder, z).astype(np.float64) - x) ** 2))
     if base > max_mse:
         raise CodecError(f"the SAE's own test MSE {base:.6g} already exceeds the bound {max_mse:.6g}: "
                          "no quantisation step can meet it")
-    top = float(np.abs(z).max()) if z.size else 1.0
+    top = _max_abs(z)
     hi = np.log2(max(top, 1e-12)) + 1.0  # coarser than every latent: all bins round to 0 or +-1
     lo = hi - 30.0
     if quantised_mse(decoder, z, x, 2.0 ** hi, parents) <= max_mse:
@@ -48,10 +65,10 @@ def coarsest_step(decoder, z: np.ndarray, x: np.ndarray, max_mse: float, iters: 
     return float(np.float32(2.0 ** lo))
 
 
-def default_step(decoder, z: np.ndarray, x: np.ndarray, relative: float = DEFAULT_RELATIVE_MSE,
+def default_step(decoder, z: np.ndarray | SparseLatents, x: np.ndarray, relative: float = DEFAULT_RELATIVE_MSE,
                  parents: np.ndarray | None = None) -> float:
     """The coarsest step adding at most ``relative`` (1%) to the unquantised MSE on held-out (z, x)."""
-    base = float(np.mean((decoder.reconstruct(z).astype(np.float64) - np.asarray(x, np.float64)) ** 2))
+    base = float(np.mean((_reconstruct(decoder, z).astype(np.float64) - np.asarray(x, np.float64)) ** 2))
     return coarsest_step(decoder, z, x, base * (1 + relative), parents=parents)
 
 
@@ -67,7 +84,7 @@ def fit_codec(sae, train_x: np.ndarray, test_x: np.ndarray, step: float | None =
 
     decoder = Decoder.from_sae(sae)
     test_x = _check_activations(test_x, decoder.d_in, "test data")
-    z = Codec.sae_encoder(sae, device)(test_x)
+    z = Codec.sae_sparse_encoder(sae, device)(test_x)  # SparseLatents: no dense [n, d_sae] matrix anywhere below
     codec_parents = Codec.tree_parents(sae, hierarchy)
     if step is None:
         step = (coarsest_step(decoder, z, test_x, max_mse, parents=codec_parents) if max_mse is not None
@@ -78,7 +95,7 @@ def fit_codec(sae, train_x: np.ndarray, test_x: np.ndarray, step: float | None =
     x64 = test_x.astype(np.float64)
     report = {
         "step": float(step),
-        "test_mse": float(np.mean((decoder.reconstruct(z) - x64) ** 2)),
+        "test_mse": float(np.mean((_reconstruct(decoder, z) - x64) ** 2)),
         "quantised_test_mse": float(np.mean((codec.reconstruct(codes) - x64) ** 2)),
         "quantised_l0": codes.nnz / max(codes.n, 1),
         "test_bits_per_sample": {k: v / max(codes.n, 1) for k, v in ideal.items()},

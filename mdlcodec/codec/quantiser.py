@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mdlcodec.codec.sparse import SparseCodes
+from mdlcodec.codec.sparse import SparseCodes, SparseLatents
 
 
 class Quantiser:
@@ -38,6 +38,20 @@ class Quantiser:
         # Bins beyond int32 cannot come from a sane SAE; clip rather than wrap around.
         bins = np.clip(bins[keep], -(2**31 - 1), 2**31 - 1).astype(np.int32)
         return SparseCodes.from_rows(rows[keep], cols[keep], bins, z.shape[0], self.d_sae)
+
+    def quantise_sparse(self, values: np.ndarray, indices: np.ndarray) -> SparseCodes:
+        """Latents in sparse form (values, indices [n, m], as ``SAE.encode_sparse`` gives them; value 0
+        is padding) -> exactly the codes ``quantise`` gives for the dense matrix they describe: each
+        row's indices sorted ascending, the same float32 arithmetic, zero bins dropped. ValueError if
+        an index of a nonzero value is outside [0, d_sae) or repeats within its row."""
+        indptr, cols, vals = SparseLatents(values, indices).csr()
+        if len(cols) and (cols.min() < 0 or cols.max() >= self.d_sae):
+            raise ValueError(f"latent indices must lie in [0, {self.d_sae})")
+        rows = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+        bins = np.rint(vals / self.step[cols])
+        keep = bins != 0
+        bins = np.clip(bins[keep], -(2**31 - 1), 2**31 - 1).astype(np.int32)  # as in quantise
+        return SparseCodes.from_rows(rows[keep], cols[keep], bins, len(indptr) - 1, self.d_sae)
 
     def values(self, codes: SparseCodes) -> np.ndarray:
         """[nnz] float32 latent values of the codes' entries: bin * step (float32 arithmetic)."""

@@ -6,6 +6,7 @@ This is what the entropy coder sees and what decoding reproduces exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -79,3 +80,47 @@ class SparseCodes:
         return (isinstance(other, SparseCodes) and self.d_sae == other.d_sae
                 and np.array_equal(self.indptr, other.indptr) and np.array_equal(self.indices, other.indices)
                 and np.array_equal(self.bins, other.bins))
+
+
+class SparseLatents(NamedTuple):
+    """Unquantised latents of n samples in padded row form, as ``SAE.encode_sparse`` gives them:
+    values [n, m] float32 and indices [n, m] int64, each row's active latents in any order; an entry
+    whose value is 0 is padding (its index means nothing). A tuple: ``values, indices = latents``."""
+
+    values: np.ndarray
+    indices: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return self.values.shape[0]
+
+    def csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The nonzero entries in CSR form, listed as np.nonzero lists a dense matrix's: indptr [n+1]
+        int64, indices [nnz] int64 strictly ascending within a row, values [nnz] float32.
+        ValueError if the shapes differ or an index repeats within a row."""
+        values, indices = np.asarray(self.values, np.float32), np.asarray(self.indices)
+        if values.ndim != 2 or values.shape != indices.shape or not np.issubdtype(indices.dtype, np.integer):
+            raise ValueError(f"sparse latents need values and integer indices of one shape [n, m], got "
+                             f"{list(values.shape)} and {list(indices.shape)} ({indices.dtype})")
+        order = np.argsort(indices, axis=1, kind="stable")
+        indices = np.take_along_axis(indices, order, 1).astype(np.int64, copy=False)
+        values = np.take_along_axis(values, order, 1)
+        keep = values != 0
+        indptr = np.zeros(len(values) + 1, dtype=np.int64)
+        np.cumsum(keep.sum(1), out=indptr[1:])
+        indices, values = indices[keep], values[keep]
+        row_start = np.zeros(len(indices), dtype=bool)
+        row_start[indptr[:-1][np.diff(indptr) > 0]] = True
+        if len(indices) > 1 and np.any((np.diff(indices) <= 0) & ~row_start[1:]):
+            raise ValueError("sparse latents name one latent twice in a row")
+        return indptr, indices, values
+
+    @classmethod
+    def concat(cls, parts: list["SparseLatents"]) -> "SparseLatents":
+        """The rows of several parts, one after another, padded to the widest (value 0, index 0)."""
+        if not parts:
+            return cls(np.zeros((0, 0), np.float32), np.zeros((0, 0), np.int64))
+        m = max(p[0].shape[1] for p in parts)
+        pad = [((0, 0), (0, m - p[0].shape[1])) for p in parts]
+        return cls(np.concatenate([np.pad(np.asarray(p[0], np.float32), w) for p, w in zip(parts, pad)]),
+                   np.concatenate([np.pad(np.asarray(p[1], np.int64), w) for p, w in zip(parts, pad)]))

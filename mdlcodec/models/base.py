@@ -29,6 +29,8 @@ class SAEConfig:
     on average over a batch (batchtopk). l1_coeff: weight of the L1 penalty (relu). threshold:
     batchtopk's inference threshold on pre-activations (in the normalised input's units), set by
     training. input_scale: the SAE sees x * input_scale; decode returns the original scale.
+    data_rms: root mean square of the raw training inputs (over samples and dimensions), set by
+    training so that an encoder can tell inputs on another scale; None where unknown (older models).
     """
 
     arch: str
@@ -38,6 +40,7 @@ class SAEConfig:
     l1_coeff: float | None = None
     threshold: float | None = None
     input_scale: float = 1.0
+    data_rms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The cfg.json form: SAELens names the architecture field "architecture"."""
@@ -73,6 +76,7 @@ class SAE(nn.Module):
     units; the codec rebuilds activations with exactly this formula from W_dec, b_dec and input_scale.
 
     Subclasses set `arch`, implement `activate` (inference activation) and may override
+    `activate_sparse` (the same activation in sparse form, used by the codec through `encode_sparse`),
     `activate_train` (training activation), `sparsity_penalty`, `observe_train` and `check`.
     """
 
@@ -99,7 +103,7 @@ class SAE(nn.Module):
             v = getattr(cfg, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
                 raise ModelError(f"{name} must be an integer, got {v!r}")
-        for name in ("l1_coeff", "threshold", "input_scale"):
+        for name in ("l1_coeff", "threshold", "input_scale", "data_rms"):
             v = getattr(cfg, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
                 raise ModelError(f"{name} must be a number, got {v!r}")
@@ -109,6 +113,8 @@ class SAE(nn.Module):
             raise ModelError(f"d_in must be positive, got {cfg.d_in}")
         if not cfg.input_scale > 0 or not np.isfinite(cfg.input_scale):
             raise ModelError(f"input_scale must be a positive finite number, got {cfg.input_scale}")
+        if cfg.data_rms is not None and not (cfg.data_rms >= 0 and np.isfinite(cfg.data_rms)):
+            raise ModelError(f"data_rms must be a finite number >= 0, got {cfg.data_rms}")
 
     def pre_acts(self, x_scaled: Tensor) -> Tensor:
         """Pre-activations [n, d_sae] of inputs already multiplied by input_scale."""
@@ -133,6 +139,28 @@ class SAE(nn.Module):
     def encode(self, x: Tensor) -> Tensor:
         """Raw-scale inputs [n, d_in] -> latents [n, d_sae]."""
         return self.activate(self.pre_acts(x * self.cfg.input_scale))
+
+    def activate_sparse(self, pre: Tensor) -> tuple[Tensor, Tensor]:
+        """`activate` in sparse form: pre-activations [n, d_sae] -> (values [n, m], indices [n, m]), see
+        encode_sparse. This version reads them off the dense `activate`; architectures whose activation
+        selects latents directly (top-k, a threshold) override it to skip the dense latents."""
+        z = self.activate(pre)
+        return compact_sparse(z, torch.arange(z.shape[1], device=z.device).expand_as(z))
+
+    def encode_sparse(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Raw-scale inputs [n, d_in] -> each row's active latents, as sparsify's encode gives them:
+        values [n, m] float32 and indices [n, m] int64, m the most active latents of any row; a row
+        with fewer is padded with value 0 (at an index that means nothing). The nonzero values are
+        bit for bit those of encode(x) at the same (row, index): the same pre-activations, the same
+        arithmetic. Indices are distinct within a row, in no particular order."""
+        return self.activate_sparse(self.pre_acts(x * self.cfg.input_scale))
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # A subclass that changes the dense activation but not the sparse one would encode differently
+        # in the codec than in training: its sparse form falls back to reading off the dense one.
+        if "activate" in cls.__dict__ and "activate_sparse" not in cls.__dict__:
+            cls.activate_sparse = SAE.activate_sparse
 
     def decode(self, z: Tensor) -> Tensor:
         """Latents [n, d_sae] -> reconstructions [n, d_in] in the raw scale: (z @ W_dec + b_dec) / input_scale."""
@@ -174,6 +202,15 @@ def make_sae(cfg: SAEConfig, generator: torch.Generator | None = None, **structu
     if unexpected:
         raise ModelError(f"{cfg.arch} SAE takes no {', '.join(unexpected)}")
     return cls(cfg, generator, **structure)
+
+
+def compact_sparse(values: Tensor, indices: Tensor) -> tuple[Tensor, Tensor]:
+    """Each row's nonzero entries of (values, indices) [n, w] moved to the front, in their order, and
+    the columns that are zero in every row dropped: [n, m], m the most nonzeros of any row."""
+    on = values != 0
+    m = int(on.sum(1).max()) if values.shape[0] else 0
+    order = on.to(torch.uint8).argsort(dim=1, descending=True, stable=True)[:, :m]
+    return values.gather(1, order), indices.gather(1, order)
 
 
 def check_k(cfg: SAEConfig) -> None:

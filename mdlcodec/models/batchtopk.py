@@ -13,7 +13,7 @@ from torch import Tensor
 
 from mdlcodec.core.errors import ModelError
 from mdlcodec.models.base import SAE, SAEConfig, as_float32, check_k, register
-from mdlcodec.models.topk import topk_per_sample
+from mdlcodec.models.topk import topk_per_sample, topk_per_sample_sparse
 
 THRESHOLD_BETA = 0.99  # weight of the old threshold in the running average, per training step
 
@@ -34,6 +34,17 @@ class BatchTopKSAE(SAE):
         if self.cfg.threshold is None:
             return topk_per_sample(pre, self.cfg.k)
         return torch.where(pre > self.cfg.threshold, pre, torch.zeros_like(pre))  # = pre * (pre > t), no -0.0
+
+    def activate_sparse(self, pre: Tensor) -> tuple[Tensor, Tensor]:
+        """`activate` in sparse form, without the dense latents: a row's pre-activations above the
+        threshold are its largest, so the top m of each row (m the most above it in any row) hold
+        them all; the rest of those m are zeroed."""
+        if self.cfg.threshold is None:
+            return topk_per_sample_sparse(pre, self.cfg.k)
+        # m counts "not <= threshold", so a NaN (which topk ranks first) cannot push out a kept value
+        m = pre.shape[1] - int((pre <= self.cfg.threshold).sum(1).min()) if pre.shape[0] else 0
+        vals, idx = pre.topk(m, dim=1)
+        return torch.where(vals > self.cfg.threshold, vals, torch.zeros_like(vals)), idx
 
     def activate_train(self, pre: Tensor) -> Tensor:
         flat = pre.relu().flatten()

@@ -14,6 +14,14 @@ def topk_per_sample(pre: Tensor, k: int) -> Tensor:
     return torch.zeros_like(pre).scatter(1, idx, vals)
 
 
+def topk_per_sample_sparse(pre: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """topk_per_sample in sparse form (values, indices) [n, m]: the same relu(pre).topk(k), trimmed to
+    m = the most nonzero values of any row (topk sorts each row descending, so the zeros come last)."""
+    vals, idx = pre.relu().topk(k, dim=1)
+    m = k - int((vals <= 0).sum(1).min()) if vals.shape[0] else 0  # <=: a NaN (ranked first) counts as kept
+    return vals[:, :m], idx[:, :m]
+
+
 @register("topk")
 class TopKSAE(SAE):
     uses_auxk = True
@@ -25,3 +33,6 @@ class TopKSAE(SAE):
 
     def activate(self, pre: Tensor) -> Tensor:
         return topk_per_sample(pre, self.cfg.k)
+
+    def activate_sparse(self, pre: Tensor) -> tuple[Tensor, Tensor]:
+        return topk_per_sample_sparse(pre, self.cfg.k)

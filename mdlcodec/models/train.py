@@ -87,6 +87,11 @@ def input_scale_for(x: Tensor) -> float:
     return as_float32(math.sqrt(x.shape[1] / msn)) if msn > 0 else 1.0
 
 
+def data_rms(x: Tensor) -> float:
+    """Root mean square of x [n, d] over all its entries, rounded to float32 (saved as cfg.data_rms)."""
+    return as_float32(math.sqrt(float(x.double().pow(2).mean())))
+
+
 def _as_tensor(x, what: str, d_in: int) -> Tensor:
     if not isinstance(x, Tensor):
         a = np.ascontiguousarray(x, dtype=np.float32)
@@ -144,7 +149,8 @@ def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None, 
     tensors, as for make_sae (tree: parents=[d_sae] ints). init: fine-tune a copy of this SAE instead
     (its weights, input_scale, threshold and structure; cfg must name its architecture and shape and
     may change k or l1_coeff; tcfg.normalize is ignored). Returns the SAE of the best epoch (in eval
-    mode, on tcfg.device; cfg.input_scale and, for batchtopk, cfg.threshold filled in) and the TrainResult.
+    mode, on tcfg.device; cfg.input_scale, cfg.data_rms (of the rows trained on) and, for batchtopk,
+    cfg.threshold filled in) and the TrainResult.
     """
     tcfg = tcfg or TrainConfig()
     check_device(tcfg.device)
@@ -166,6 +172,7 @@ def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None, 
     else:
         v = _as_tensor(val, "validation data", cfg.d_in)
     dev = torch.device(tcfg.device)
+    cfg.data_rms = data_rms(x)  # the scale of the data trained on, for the codec's scale warning
 
     if init is None:
         cfg.input_scale = input_scale_for(x) if tcfg.normalize else 1.0

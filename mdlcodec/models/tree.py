@@ -21,7 +21,7 @@ from torch import Tensor
 
 from mdlcodec.core.errors import ModelError
 from mdlcodec.core.forest import check_forest, forest_depths
-from mdlcodec.models.base import SAE, SAEConfig, make_sae, register
+from mdlcodec.models.base import SAE, SAEConfig, compact_sparse, make_sae, register
 from mdlcodec.models.batchtopk import BatchTopKSAE
 
 ENCODE_BATCH = 4096  # samples per forward pass in tree_from_flat
@@ -105,8 +105,28 @@ class TreeSAE(BatchTopKSAE):
             on[:, c] &= on[:, self._layer_parents[a:b]]
         return torch.where(on, z, torch.zeros_like(z))
 
+    def mask_sparse(self, values: Tensor, indices: Tensor) -> tuple[Tensor, Tensor]:
+        """`mask` in sparse form (values, indices [n, m], distinct indices per row): an entry survives if
+        its value is > 0 and so is its parent's entry in the same row, root to leaves; the others are
+        removed (compact_sparse), so the survivors keep their values bit for bit."""
+        on = values > 0
+        if self._bounds and values.shape[1]:
+            order = indices.argsort(dim=1)
+            ascending = indices.gather(1, order)
+            parent = self.parents[indices]                                    # -1 for a root
+            pos = torch.searchsorted(ascending, parent.clamp_min(0)).clamp_max(values.shape[1] - 1)
+            has_parent = ascending.gather(1, pos) == parent                   # parent's entry is in the row
+            slot = order.gather(1, pos)                                       # ... in this column
+            root = parent < 0
+            for _ in self._bounds:  # after pass j every feature of depth <= j is final
+                on &= root | (has_parent & on.gather(1, slot))
+        return compact_sparse(torch.where(on, values, torch.zeros_like(values)), indices)
+
     def activate(self, pre: Tensor) -> Tensor:
         return self.mask(super().activate(pre))
+
+    def activate_sparse(self, pre: Tensor) -> tuple[Tensor, Tensor]:
+        return self.mask_sparse(*super().activate_sparse(pre))
 
     def activate_train(self, pre: Tensor) -> Tensor:
         return self.mask(super().activate_train(pre))
