@@ -134,7 +134,7 @@ def mnist_models(select: dict) -> list[tuple[str, dict]]:
     widest = max(r["width"] for r in rows)
     wide = [r for r in rows if r["width"] == widest]
     wide = [r for r in wide if r.get("calibrated")] or wide
-    wide.sort(key=lambda r: r["dl_measured"])
+    wide.sort(key=lambda r: r["file_bits"])
     return [("MNIST MDL choice", chosen), ("MNIST widest", wide[0])]
 
 

@@ -1,12 +1,16 @@
-"""Shared fixtures. Keep small: each contributor adds only what several test files need."""
+"""Fixtures shared by the tests of several layers. Keep small: a fixture that one layer's tests need
+lives in that folder's conftest.py, one that one file needs in that file."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+
+from tests.models.helpers import HIERARCHY_TOY
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,18 +22,6 @@ def mnist_dir() -> Path:
     if not any((d / n).is_file() for n in ("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte")):
         pytest.skip(f"MNIST test images not found in {d} (set MDLCODEC_MNIST)")
     return d
-
-
-@pytest.fixture(scope="session")
-def mnist_sae(mnist_dir):
-    """(dataset, SAE): a BatchTopK SAE (width 128, k 16) trained briefly on the MNIST 8,000-image split."""
-    from mdlcodec.data import load_dataset
-    from mdlcodec.models import SAEConfig, TrainConfig, train_sae
-
-    ds = load_dataset(f"mnist:{mnist_dir}")
-    sae, _ = train_sae(SAEConfig(arch="batchtopk", d_in=784, d_sae=128, k=16), ds.train, None,
-                       TrainConfig(progress=False, epochs=6, seed=0))
-    return ds, sae
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +49,22 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data():
+    """[n, 16] activations: a rank-6 signal plus small noise, with an offset (train, test); for the
+    baselines and the benchmark."""
+    rng = np.random.default_rng(0)
+    basis = rng.standard_normal((6, 16))
+    x = (rng.standard_normal((900, 6)) * [3, 2, 1.5, 1, 0.5, 0.3]) @ basis + 0.05 * rng.standard_normal((900, 16)) + 0.7
+    x = x.astype(np.float32)
+    return x[:700], x[700:]
+
+
+@pytest.fixture(scope="module")
+def hierarchy_toy():
+    """The toy model with a planted hierarchy (tree SAEs: tests/models/test_tree.py and the CLI tests)."""
+    from mdlcodec.data import load_dataset
+
+    return load_dataset(HIERARCHY_TOY)

@@ -1,4 +1,5 @@
 """Baselines: what a user would otherwise do with activations, each as a method that writes real bytes.
+May import core and codec (PCA transform coding is an mdlcodec Codec).
 
 Every method maps activations x [n, d] float32 to ``bytes`` and back to x_hat [n, d] float32; bits
 per sample are always 8 * len(bytes) / n, so headers, scales and stream overheads are paid.

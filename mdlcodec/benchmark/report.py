@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mdlcodec.baselines import COMPRESSORS
-from mdlcodec.core.atomic import atomic_output
+from mdlcodec.core.atomic import save_figure, write_text
 
 
 def _fmt(v: float, digits: int = 4) -> str:
@@ -24,12 +24,12 @@ def markdown_table(results: dict) -> str:
     and the machine."""
     r, m = results, results["machine"]
     intro = f"Dataset: {r['dataset']}, d = {r['d']}. " if r.get("dataset") else ""
-    lines = [intro + f"Lossy methods matched at test MSE <= {r['max_mse']:g}. Bits per sample from the bytes "
-             f"written (8 * bytes / {r['n_test']:,}); \"+ decoder\" adds the decoder's float32 weights once, spread "
-             f"over the {r['n_test']:,} test samples; \"self-contained\" files carry decoder and tables inside. "
+    lines = [intro + f"Lossy methods matched at test MSE <= {r['max_mse']:g}. \"file\" is bits per sample of "
+             f"every byte written (8 * bytes / {r['n_test']:,}); \"+ decoder bits\" adds the decoder's float32 weights "
+             f"once (the two-part term), spread over the {r['n_test']:,} test samples; \"self-contained\" files carry decoder and tables inside. "
              f"Time ratios are to {r['timing_reference']} in the same run."]
     lines.append("")
-    lines.append("| method | bits/sample | + decoder | test MSE | FVU | encode samples/s | decode samples/s "
+    lines.append("| method | file bits/sample | + decoder bits | test MSE | FVU | encode samples/s | decode samples/s "
                  "| encode time ratio | decode time ratio |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in r["methods"]:
@@ -83,19 +83,13 @@ def plot_rd(results: dict, path: str | Path) -> None:
     ax.set_yscale("log")
     ax.set_xlim(left=x_min)
     ax.set_xlabel("test MSE (mean over samples and dimensions)")
-    ax.set_ylabel("bits per sample (measured file size)")
+    ax.set_ylabel("file bits per sample (every byte)")
     ax.set_title(results.get("dataset") or "rate-distortion", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png")
+    save_figure(fig, path)
     plt.close(fig)
-
-
-def _write_text(path: Path, text: str) -> None:
-    with atomic_output(path) as tmp:
-        tmp.write_text(text)
 
 
 def write_results(results: dict, out_dir: str | Path, plot: bool = True) -> dict[str, Path]:
@@ -104,8 +98,8 @@ def write_results(results: dict, out_dir: str | Path, plot: bool = True) -> dict
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "results.json", "markdown": out / "results.md"}
-    _write_text(paths["json"], json.dumps(results, indent=1) + "\n")
-    _write_text(paths["markdown"], markdown_table(results))
+    write_text(paths["json"], json.dumps(results, indent=1) + "\n")
+    write_text(paths["markdown"], markdown_table(results))
     if plot and results.get("rd"):
         paths["png"] = out / "rd.png"
         plot_rd(results, paths["png"])

@@ -35,10 +35,10 @@ from mdlcodec.benchmark.timing import measure
 from mdlcodec.codec import Codec, EntropyModel, Quantiser, SparseCodes
 from mdlcodec.codec.codec import DEFAULT_CHUNK
 from mdlcodec.codec.hierarchy import Hierarchy, chow_liu, prune_to_forest
-from mdlcodec.codec.precision import coarsest_step
 from mdlcodec.core.errors import MdlcodecError
 from mdlcodec.core.progress import Progress, quiet
 from mdlcodec.core.runinfo import machine
+from mdlcodec.workflow import fit_and_save, train_and_save
 
 TIMING_REFERENCE = "int8+zstd"
 PAPER_MNIST_MAX_MSE = 0.015
@@ -130,17 +130,14 @@ def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: lis
                             "unquantised_test_mse": own_mse, "reason": reason})
             progress(f"SAE {entry.label}: skipped ({reason})")
             continue
-        step = coarsest_step(dec, z_test, test, max_mse)
-        z_train = enc(train)
-        q = Quantiser.uniform(step, dec.d_sae)
-        codes_train = SparseCodes.concat([q.quantise(z_train[s:s + DEFAULT_CHUNK])
-                                          for s in range(0, len(z_train), DEFAULT_CHUNK)])
-        codec = Codec(dec, q, EntropyModel.fit(codes_train), enc)
-        codes_test = q.quantise(z_test)
+        codec, _ = fit_and_save(entry.sae, train, test, max_mse=max_mse, device=device, hierarchy="flat")
+        step = float(codec.quantiser.step[0])
+        codes_train = codec.latents(train, DEFAULT_CHUNK)
+        codes_test = codec.quantise(z_test)
         extra = {"source": entry.source, "arch": entry.sae.cfg.arch, "k": entry.sae.cfg.k,
                  "unquantised_test_mse": own_mse, "l0": codes_test.nnz / len(test),
                  "bits_per_value": codec.chunk_coder.ideal_bits(codes_test)["values"] / max(codes_test.nnz, 1),
-                 "model_expected_bits_per_sample": codec.entropy_model.expected_bits_per_sample()["total"]}
+                 "model_entropy_bits_per_sample": codec.entropy_model.expected_bits_per_sample()["total"]}
         progress(f"SAE {entry.label}: encode/decode")
         label = f"sae {entry.label}"
         rows.append(measure(CodecMethod(codec, label, params=extra), test))
@@ -155,7 +152,7 @@ def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: lis
             coded = codec.with_hierarchy(forest)
             rows.append(measure(CodecMethod(coded, f"{label} {name}", params={
                 **extra, "hierarchy": name, "edges": forest.n_edges, "hierarchy_table_bits": coded.hierarchy_bits(),
-                "model_expected_bits_per_sample": coded.entropy_model.expected_bits_per_sample()["total"]}), test))
+                "model_entropy_bits_per_sample": coded.entropy_model.expected_bits_per_sample()["total"]}), test))
         if pca_row is not None:
             comparison.append({
                 "sae": label, "sae_bits_per_sample": sae_row["bits_per_sample"], "sae_mse": sae_row["mse"],
@@ -166,7 +163,7 @@ def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: lis
                 "pca_with_decoder_bits_per_sample": pca_row["bits_per_sample"] + pca_row["model_bits_per_sample"]})
         if rd:
             progress(f"SAE {entry.label}: rate-distortion sweep")
-            curves[label] = sorted(_sae_rd(codec, z_train, test, RD_SAE_STEP_FACTORS)
+            curves[label] = sorted(_sae_rd(codec, enc(train), test, RD_SAE_STEP_FACTORS)
                                    + [{"step": step, "bits_per_sample": sae_row["bits_per_sample"],
                                        "mse": sae_row["mse"], "fvu": sae_row["fvu"]}], key=lambda p: p["mse"])
 
@@ -220,13 +217,15 @@ def bench_sae_config(ds, width: int | None = None, k: int | None = None):
 
 
 def train_bench_sae(ds, cfg, epochs: int = DEFAULT_EPOCHS, device: str = "cpu", seed: int = 0,
-                    progress: bool = False) -> tuple[object, dict]:
-    """Train cfg on the dataset's training split (early stopping on a held-out tenth of it); returns
-    the SAE and what to report about its training (seconds of wall clock included)."""
-    from mdlcodec.models import TrainConfig, train_sae
+                    progress: bool = False, model_dir=None, overwrite: bool = False) -> tuple[object, dict]:
+    """Train cfg on the dataset's training split (early stopping on a held-out tenth of it) and save it
+    to model_dir when given, before anything is measured; returns the SAE and what to report about
+    its training (seconds of wall clock included)."""
+    from mdlcodec.models import TrainConfig
 
     t = time.perf_counter()
-    sae, res = train_sae(cfg, ds.train, None, TrainConfig(epochs=epochs, device=device, seed=seed, progress=progress))
+    sae, res = train_and_save(cfg, ds.train, TrainConfig(epochs=epochs, device=device, seed=seed, progress=progress),
+                              model_dir, overwrite)
     return sae.cpu(), {"arch": cfg.arch, "d_sae": cfg.d_sae, "k": cfg.k, "epochs": len(res.history),
                        "best_epoch": res.best_epoch, "seed": seed, "seconds": time.perf_counter() - t}
 
@@ -240,5 +239,5 @@ def default_max_mse(ds, saes: list[SAEEntry]) -> float:
     if ds.image_shape == (28, 28) and ds.spec.startswith("mnist"):
         return PAPER_MNIST_MAX_MSE
     if not saes:
-        raise DataError("no SAE to set the target MSE from: give --max-mse")
+        raise DataError("no SAE to set the target MSE from", param="max_mse")
     return 1.01 * max(evaluate(e.sae.cpu(), ds.test)["mse"] for e in saes)

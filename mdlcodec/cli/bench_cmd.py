@@ -68,7 +68,7 @@ def bench_cmd(data: str, models: tuple[Path, ...], out_dir: Path, max_mse: float
     )
     from mdlcodec.data import load_dataset
     from mdlcodec.experiments.boolean_features import make_out_dir
-    from mdlcodec.models import load_sae, save_sae
+    from mdlcodec.models import load_sae
     from mdlcodec.models.base import architecture
     from mdlcodec.models.train import check_device
 
@@ -99,8 +99,8 @@ def bench_cmd(data: str, models: tuple[Path, ...], out_dir: Path, max_mse: float
     training = []
     if train:
         say(f"training {cfg.arch} width {cfg.d_sae} k {cfg.k} on {ds.name} (at most {epochs} epochs)...")
-        sae, info = train_bench_sae(ds, cfg, epochs, device, seed, progress=not as_json)
-        save_sae(sae, sae_dir)  # kept whatever the measurement below finds
+        # saved before measuring: kept whatever the measurement finds
+        sae, info = train_bench_sae(ds, cfg, epochs, device, seed, not as_json, sae_dir, overwrite=True)
         saes.append(SAEEntry(f"batchtopk w{cfg.d_sae} k{cfg.k}", sae, str(sae_dir)))
         training.append({"label": saes[-1].label, **info, "saved": str(sae_dir)})
         say(f"  trained in {info['seconds']:.0f} s ({info['epochs']} epochs), saved in {sae_dir}")
@@ -121,6 +121,17 @@ def bench_cmd(data: str, models: tuple[Path, ...], out_dir: Path, max_mse: float
     if as_json:
         click.echo(json.dumps(results))
         return
+    _print_figure(paths, as_json)
+
+
+def _print_figure(paths: dict, as_json: bool) -> None:
+    """A figure command's output: its JSON results and the files written, or its markdown table."""
+    import json
+
+    if as_json:
+        results = json.loads(Path(paths["json"]).read_text())
+        click.echo(json.dumps({**results, "written": {k: str(p) for k, p in paths.items()}}))
+        return
     click.echo(Path(paths["markdown"]).read_text(), nl=False)
     click.echo("written: " + ", ".join(str(p) for p in paths.values()))
 
@@ -135,7 +146,8 @@ def bench_cmd(data: str, models: tuple[Path, ...], out_dir: Path, max_mse: float
               help="Samples for the table of single (p, rho) points.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Replace results already in OUT_DIR.")
-def splitting_cmd(out_dir: Path, n: int, grid: int, points_n: int, seed: int, force: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: the grid, the points and the files written.")
+def splitting_cmd(out_dir: Path, n: int, grid: int, points_n: int, seed: int, force: bool, as_json: bool) -> None:
     """The paper's Figure 3: booleans A, B coded with the real codec under the unsplit {A, B} and the
     split {A&~B, B&~A, A&B} dictionaries; measured bits against the formulas and the phase diagram."""
     import numpy as np
@@ -156,8 +168,7 @@ def splitting_cmd(out_dir: Path, n: int, grid: int, points_n: int, seed: int, fo
     diagram = phase_diagram(ps, rhos, n, seed)
     points = [splitting_point(p, r, points_n, seed) for p, r in TABLE_POINTS]
     paths = write_splitting(diagram, points, out_dir)
-    click.echo(Path(paths["markdown"]).read_text(), nl=False)
-    click.echo("written: " + ", ".join(str(p) for p in paths.values()))
+    _print_figure(paths, as_json)
 
 
 @click.command("hierarchy-figure")
@@ -170,7 +181,8 @@ def splitting_cmd(out_dir: Path, n: int, grid: int, points_n: int, seed: int, fo
               help="Samples for the table of single (p_A, p_B|A) points.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Replace results already in OUT_DIR.")
-def hierarchy_figure_cmd(out_dir: Path, n: int, grid: int, points_n: int, seed: int, force: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: the grid, the points and the files written.")
+def hierarchy_figure_cmd(out_dir: Path, n: int, grid: int, points_n: int, seed: int, force: bool, as_json: bool) -> None:
     """The paper's Figure 5: "Animal" A and "Bird" B (B implies A) coded with the real codec under the
     flat {A&~B, B} and the tree {A, B|A} dictionaries; measured bits against the formulas, and the
     tree's saving over (p_A, p_B|A)."""
@@ -191,5 +203,4 @@ def hierarchy_figure_cmd(out_dir: Path, n: int, grid: int, points_n: int, seed: 
     diagram = phase_diagram(axis, axis, n, seed)
     points = [hierarchy_point(pa, q, points_n, seed) for pa, q in TABLE_POINTS]
     paths = write_hierarchy_figure(diagram, points, out_dir)
-    click.echo(Path(paths["markdown"]).read_text(), nl=False)
-    click.echo("written: " + ", ".join(str(p) for p in paths.values()))
+    _print_figure(paths, as_json)

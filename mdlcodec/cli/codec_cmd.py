@@ -16,8 +16,10 @@ _out_file = click.Path(dir_okay=False, path_type=Path)
 
 def _fmt_bits(info: dict) -> list[str]:
     b = info["bits_per_sample"]
-    order = ["header", "model", "activity", "values", "payload", "ideal_payload", "total"]
-    return [f"  {k:<14}{b[k]:12.2f}" for k in order if k in b]
+    names = {"header": "header", "model": "model section", "activity": "  activity", "values": "  values",
+             "payload": "payload", "file": "file", "cross_entropy": "cross-entropy"}
+    return [f"  {names[k]:<15}{b[k]:12.2f}" for k in ("header", "model", "payload", "activity", "values", "file",
+                                                     "cross_entropy") if k in b]
 
 
 @click.command("fit-codec")
@@ -47,21 +49,26 @@ def fit_codec_cmd(model: Path, data: str, step: float | None, max_mse: float | N
     if as_json:
         click.echo(json.dumps(report))
         return
-    b = report["test_bits_per_sample"]
+    b = report["cross_entropy_bits_per_sample"]
     click.echo(f"step {report['step']:.5g}  quantised test MSE {report['quantised_test_mse']:.6g} "
                f"(unquantised {report['test_mse']:.6g})  L0 {report['quantised_l0']:.2f}")
-    click.echo(f"test bits/sample {b['total']:.2f} = activity {b['activity']:.2f} + values {b['values']:.2f} "
+    click.echo(f"test cross-entropy {b['total']:.2f} bits/sample = activity {b['activity']:.2f} + values {b['values']:.2f} "
                f"({report['bits_per_value']:.2f} bits/value); tables written to {model}")
     if "hierarchy" in report:
         h = report["hierarchy"]
         click.echo(f"hierarchy: {h['kind']}, {h['edges']} edges ({h['table_bits']:.0f} bits of tables); flat coding "
-                   f"would take {h['flat_test_bits_per_sample']['total']:.2f} bits/sample")
+                   f"would take {h['flat_cross_entropy_bits_per_sample']['total']:.2f} bits/sample")
+
+
+_split = click.option("--split", type=click.Choice(["all", "train", "test"]), default="all", show_default=True,
+                      help="Rows of DATA: every row of a file (or all of mnist / toy), or its train or test split.")
 
 
 @click.command("encode")
-@click.argument("acts", type=_in_file)
+@click.argument("data")
 @click.option("-m", "--model", type=_model_dir, required=True, help="SAE directory with codec tables.")
 @click.option("-o", "--output", type=_out_file, required=True)
+@_split
 @click.option("--embed-model", is_flag=True, help="Store the decoder and tables in the file (self-contained two-part code).")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=4096, show_default=True)
 @click.option("--hierarchy", type=click.Choice(["model", "flat", "chowliu", "tree"]), default="model", show_default=True,
@@ -70,11 +77,14 @@ def fit_codec_cmd(model: Path, data: str, step: float | None, max_mse: float | N
 @click.option("--device", default="cpu", show_default=True)
 @threads_option
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
-def encode_cmd(acts: Path, model: Path, output: Path, embed_model: bool, chunk_size: int, hierarchy: str, device: str,
-               force: bool) -> None:
-    """Encode an activation file [n, d] (.npy, .npz, .safetensors, .pt) into OUTPUT (.mdlc)."""
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def encode_cmd(data: str, model: Path, output: Path, split: str, embed_model: bool, chunk_size: int, hierarchy: str,
+               device: str, force: bool, as_json: bool) -> None:
+    """Encode the activations DATA names into OUTPUT (.mdlc). DATA: a file [n, d] (.npy, .npz,
+    .safetensors, .pt, optionally PATH:KEY), or any dataset spec with --split (e.g. mnist --split test)."""
     from mdlcodec.codec import Codec, encode_file
     from mdlcodec.core.errors import ModelError
+    from mdlcodec.data import load_rows
 
     codec = Codec.load(model, device)
     stored = codec.entropy_model.hierarchy
@@ -84,51 +94,64 @@ def encode_cmd(acts: Path, model: Path, output: Path, embed_model: bool, chunk_s
         fix = ("run `mdlcodec fit-codec MODEL DATA --hierarchy chowliu` first" if hierarchy == "chowliu"
                else "train a tree SAE (--arch tree)")
         raise ModelError(f"the codec tables in {model} hold no {hierarchy} hierarchy: {fix}")
-    r = encode_file(codec, acts, output, chunk_size, embed_model, force)
+    x = load_rows(data, split)
+    inputs = (data.rsplit(":", 1)[0], data) if split == "all" else ()
+    r = encode_file(codec, x, output, chunk_size, embed_model, force, inputs=inputs, what=data)
     for line in r.get("warnings", ()):
         click.echo(f"warning: {line}", err=True)
-    click.echo(f"{r['samples']} samples -> {output} ({r['bytes']} bytes, "
-               f"{8 * r['bytes'] / max(r['samples'], 1):.2f} bits/sample)")
+    r = {"output": str(output), **r, "bits_per_sample": 8 * r["bytes"] / max(r["samples"], 1)}
+    if as_json:
+        click.echo(json.dumps(r))
+        return
+    click.echo(f"{r['samples']} samples -> {output} ({r['bytes']} bytes, {r['bits_per_sample']:.2f} bits/sample)")
 
 
 @click.command("decode")
 @click.argument("src", type=_in_file)
 @click.option("-m", "--model", type=_model_dir, help="SAE directory (not needed for self-contained files).")
 @click.option("-o", "--output", type=_out_file, required=True)
-@click.option("--latents", is_flag=True, help="Write the sparse quantised latents (.npz, CSR) instead of activations.")
+@click.option("--latents", is_flag=True,
+              help="Write the quantised latents instead (.npz in scipy's CSR layout: scipy.sparse.load_npz reads it).")
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
-def decode_cmd(src: Path, model: Path | None, output: Path, latents: bool, force: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def decode_cmd(src: Path, model: Path | None, output: Path, latents: bool, force: bool, as_json: bool) -> None:
     """Decode SRC (.mdlc) into activations (.npy) or, with --latents, sparse latents (.npz)."""
     from mdlcodec.codec import Codec, decode_file
 
     r = decode_file(src, output, Codec.load(model) if model else None, latents, force)
+    if as_json:
+        click.echo(json.dumps(r))
+        return
     click.echo(f"{r['samples']} samples -> {output}")
 
 
 @click.command("info")
 @click.argument("src", type=_in_file)
 @click.option("-m", "--model", type=_model_dir, help="SAE directory (for files that do not embed their model).")
-@click.option("--against", type=_in_file, help="Original activations: report MSE and FVU of the reconstruction.")
+@click.option("--against", help="The original activations (a dataset spec, rows as --split picks): report MSE and FVU.")
+@_split
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def info_cmd(src: Path, model: Path | None, against: Path | None, as_json: bool) -> None:
-    """What SRC holds: samples, bits per sample by part, the theoretical DL beside the measured one."""
+def info_cmd(src: Path, model: Path | None, against: str | None, split: str, as_json: bool) -> None:
+    """What SRC holds: samples, and bits per sample by part (payload, file), beside the cross-entropy
+    and the model entropy (the README's "What the figures mean")."""
     from mdlcodec.codec import Codec, inspect_file
+    from mdlcodec.data import load_rows
 
-    info = inspect_file(src, Codec.load(model) if model else None, against)
+    x = load_rows(against, split) if against is not None else None
+    info = inspect_file(src, Codec.load(model) if model else None, x)
     if as_json:
         click.echo(json.dumps(info))
         return
     click.echo(f"{info['file']}: {info['samples']} samples, d_in {info['d_in']}, d_sae {info['d_sae']}, "
                f"{info['chunks']} chunks, {info['bytes']} bytes"
                + (", self-contained" if info["self_contained"] else ""))
-    click.echo("bits per sample (measured from the file):")
+    click.echo("bits per sample:")
     for line in _fmt_bits(info):
         click.echo(line)
-    if "model_expected_bits_per_sample" in info:
-        e = info["model_expected_bits_per_sample"]
-        click.echo(f"theoretical DL (model entropy): {e['total']:.2f} bits/sample "
-                   f"(activity {e['activity']:.2f}, values {e['values']:.2f}); "
-                   f"decoder {info['decoder_bits']} bits once")
+    if "model_entropy_bits_per_sample" in info:
+        e = info["model_entropy_bits_per_sample"]
+        click.echo(f"  {'model entropy':<15}{e['total']:12.2f}   (activity {e['activity']:.2f}, values {e['values']:.2f})")
+        click.echo(f"decoder bits: {info['decoder_bits']:,} (the two-part term, sent once)")
     if "hierarchy" in info:
         h = info["hierarchy"]
         click.echo(f"activity coded under a {h['kind']} forest: {h['edges']} edges, {h['table_bits']:.0f} bits of tables once")

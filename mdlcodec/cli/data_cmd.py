@@ -7,7 +7,6 @@ import json
 import click
 
 
-
 @click.command("data")
 @click.argument("data")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")

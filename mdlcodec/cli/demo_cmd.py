@@ -33,11 +33,12 @@ def demo_cmd(out_dir: Path | None, device: str, seed: int, as_json: bool) -> Non
     click.echo(f"ground truth: {100 * r['recovered_fraction']:.1f}% of {r['true_features']} true features "
                f"recovered (decoder cosine >= 0.9)")
     click.echo(f"codec: step {r['step']:.4g}; {r['file']} holds the test split in {r['file_bytes']} bytes")
-    click.echo(f"  measured from the file   {r['bits_per_sample_measured']:8.2f} bits/sample "
-               f"(payload {r['bits_per_sample_payload']:.2f}: activity {r['bits_per_sample_activity']:.2f} "
-               f"+ values {r['bits_per_sample_values']:.2f})")
-    click.echo(f"  cross-entropy of symbols {r['bits_per_sample_ideal']:8.2f} bits/sample")
-    click.echo(f"  theoretical DL (model)   {r['dl_theory_bits_per_sample']:8.2f} bits/sample")
+    b = r["bits_per_sample"]
+    click.echo(f"  file (every byte)        {b['file']:8.2f} bits/sample")
+    click.echo(f"  payload (coded chunks)   {b['payload']:8.2f} bits/sample "
+               f"(activity {b['activity']:.2f} + values {b['values']:.2f})")
+    click.echo(f"  cross-entropy            {b['cross_entropy']:8.2f} bits/sample (ideal length under the tables)")
+    click.echo(f"  model entropy            {b['model_entropy']:8.2f} bits/sample (the tables' expected bits)")
     click.echo(f"  true source entropy      {r['true_activity_entropy_bits_per_sample']:8.2f} bits/sample "
                f"(which features are active)")
     click.echo(f"  decoded: MSE {r['quantised_mse']:.5f}, FVU {r['quantised_fvu']:.4f}; "

@@ -26,7 +26,7 @@ def hierarchy_cmd(model: Path, data: str, top: int, output: Path | None, png: Pa
     """Print MODEL's strongest parent-child pairs on DATA's training split: its stored forest (a tree
     SAE's, or one fitted by `fit-codec --hierarchy chowliu`), else a Chow-Liu forest learned now."""
     from mdlcodec.codec import Codec
-    from mdlcodec.core.atomic import atomic_output
+    from mdlcodec.core.atomic import write_text
     from mdlcodec.core.errors import DataError
     from mdlcodec.data import load_dataset
     from mdlcodec.experiments.hierarchy_report import (
@@ -43,8 +43,7 @@ def hierarchy_cmd(model: Path, data: str, top: int, output: Path | None, png: Pa
         raise DataError(f"--png needs image data (a square d_in), this model has d_in {codec.decoder.d_in}")
     written = []
     if output is not None:
-        with atomic_output(output) as tmp:
-            Path(tmp).write_text(json.dumps(report) + "\n")
+        write_text(output, json.dumps(report) + "\n")
         written.append(str(output))
     if png is not None:
         plot_pairs(codec.decoder.W_dec, report["edges"], shape, png, top=min(top, 8))

@@ -13,7 +13,6 @@ import click
 
 from mdlcodec.core.errors import MdlcodecError
 
-
 FIXES = {
     "k": "give --k",
     "l1_coeff": "give --l1",

@@ -99,9 +99,10 @@ def select_cmd(data: str, tol: str, widths: str | None, out_dir: Path, quick: bo
     s, t = results["selected"], results["timing"]
     where = ("the curve has an interior minimum" if results["curve"]["interior_minimum"]
              else "the curve's minimum is at an edge of the grid")
-    click.echo(f"MDL choice: width {s['width']}, k {s['k']} (L0 {s['l0']:.1f}): {s['dl_measured']:.1f} bits/sample "
-               f"measured, {s['dl_theory']:.1f} in theory; {where}"
+    click.echo(f"MDL choice: width {s['width']}, k {s['k']} (L0 {s['l0']:.1f}): file {s['file_bits']:.1f} bits/sample, "
+               f"cross-entropy {s['cross_entropy_bits']:.1f}; {where}"
                + ("" if s["beats_pca"] else "; PCA's dense code is shorter"))
-    click.echo(f"payload within {100 * results['checks']['max_payload_vs_theory_deviation']:.3f}% of theory; "
+    click.echo(f"payload within {100 * results['checks']['max_payload_vs_cross_entropy_deviation']:.3f}% of the "
+               f"cross-entropy; "
                f"{t['sae_trained']} SAEs trained, {t['sae_reused']} from the cache, {t['seconds']:.0f} s; "
                f"wrote {', '.join(str(p) for p in paths.values())}")

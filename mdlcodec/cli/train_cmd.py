@@ -41,30 +41,24 @@ if TYPE_CHECKING:
               help="With --grow-from: a feature's parent fires on at least this share of the samples it fires on.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Model directory to write.")
+@click.option("--force", is_flag=True, help="Replace the SAE already in OUTPUT.")
 def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None, epochs: int | None,
               lr: float | None, batch_size: int | None, seed: int, device: str, normalize: bool,
               codec_step: float | None, max_mse: float | None, parents_file: Path | None, grow_from: Path | None,
-              min_implication: float, as_json: bool, output: Path) -> None:
+              min_implication: float, as_json: bool, output: Path, force: bool) -> None:
     """Train an SAE on DATA's training split (10% held out for early stopping), save it to OUTPUT and
     print its evaluation on DATA's test split, then fit the codec tables (quantiser and entropy model,
     OUTPUT/codec.safetensors) on the training split. DATA: toy[:...], mnist[:PATH] or an activation file.
     A tree SAE (--arch tree) needs its forest: --parents FILE.json, or --grow-from a flat model (its
     weights and input scale are the start; --k defaults to its k)."""
-    from mdlcodec.codec.precision import fit_codec
     from mdlcodec.core.errors import ModelError
     from mdlcodec.core.forest import forest_depths
     from mdlcodec.data import load_dataset
-    from mdlcodec.models import (
-        SAEConfig,
-        TrainConfig,
-        evaluate,
-        load_sae,
-        save_sae,
-        train_sae,
-    )
+    from mdlcodec.models import SAEConfig, TrainConfig, evaluate, load_sae
     from mdlcodec.models.base import architecture
     from mdlcodec.models.train import check_device
     from mdlcodec.models.tree import tree_from_flat
+    from mdlcodec.workflow import check_model_output, train_codec
 
     cfg = SAEConfig(arch=arch, d_in=1, d_sae=width, k=k, l1_coeff=l1)
     if codec_step is not None and max_mse is not None:
@@ -83,6 +77,7 @@ def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None,
                 raise ModelError(f"--width {width} differs from the width {flat.cfg.d_sae} of {grow_from}")
             cfg.k = flat.cfg.k if k is None else k
     architecture(cfg)  # refuse a bad architecture or width before loading any data
+    check_model_output(output, force)  # before loading data or training
     if parents_file is not None:
         structure["parents"] = _read_parents(parents_file, width)
     check_device(device)
@@ -91,15 +86,11 @@ def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None,
     given = {"epochs": epochs, "lr": lr, "batch_size": batch_size}
     tcfg = TrainConfig(seed=seed, device=device, normalize=normalize, progress=not as_json,
                        **{name: v for name, v in given.items() if v is not None})
-    if flat is None:
-        sae, result = train_sae(cfg, ds.train, None, tcfg, **structure)
-    else:
-        init = tree_from_flat(flat, ds.train, min_implication)
-        sae, result = train_sae(cfg, ds.train, None, tcfg, init=init)
+    init = tree_from_flat(flat, ds.train, min_implication) if flat is not None else None
+    tc = train_codec(cfg, ds.train, ds.test, tcfg, output, codec_step, max_mse, overwrite=force, init=init,
+                     **structure)
+    sae, result, codec_report = tc.sae, tc.training, tc.codec_report
     ev = evaluate(sae, ds.test)
-    save_sae(sae, output)
-    codec, codec_report = fit_codec(sae, ds.train, ds.test, codec_step, max_mse, device)
-    codec.save_tables(output)
     report = {"data": ds.name, "model": str(output), "config": sae.cfg.to_dict(), "test": ev,
               "epochs_run": len(result.history), "best_epoch": result.best_epoch,
               "stopped_early": result.stopped_early, "seconds": result.seconds, "codec": codec_report}
@@ -121,9 +112,9 @@ def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None,
                f"saved to {output}")
     click.echo(f"test: MSE {ev['mse']:.6g}  FVU {ev['fvu']:.4f}  L0 {ev['l0_mean']:.2f} +- {ev['l0_std']:.2f}  "
                f"alive {ev['alive']}/{c.d_sae} (dead {100 * ev['dead_fraction']:.1f}%)")
-    b = codec_report["test_bits_per_sample"]
+    b = codec_report["cross_entropy_bits_per_sample"]
     click.echo(f"codec: step {codec_report['step']:.4g}, quantised test MSE {codec_report['quantised_test_mse']:.6g}, "
-               f"{b['total']:.1f} bits/sample (activity {b['activity']:.1f} + values {b['values']:.1f})")
+               f"cross-entropy {b['total']:.1f} bits/sample (activity {b['activity']:.1f} + values {b['values']:.1f})")
 
 
 def _read_parents(path: Path, width: int) -> np.ndarray:

@@ -1,13 +1,16 @@
-"""SAE latents as bits: quantiser, entropy model, ANS bitstream and the .mdlc container."""
+"""SAE latents as bits: quantiser, entropy tables, activity and value coding (ANS bitstream), the
+.mdlc container (its format docstring is the specification), and encoding/decoding files from
+arrays. Knows no terminal and opens no dataset: callers pass arrays. May import core, theory and
+models (an SAE's encoder and decoder)."""
 
 from mdlcodec.codec.codec import Codec, Decoder
 from mdlcodec.codec.entropy_model import EntropyModel
-from mdlcodec.codec.files import decode_file, encode_file, inspect_file
+from mdlcodec.codec.files import decode_file, encode_file, inspect_file, payload_bits
 from mdlcodec.codec.precision import coarsest_step, default_step, quantised_mse
 from mdlcodec.codec.quantiser import Quantiser
 from mdlcodec.codec.scale import DataStats, scale_warning
 from mdlcodec.codec.sparse import SparseCodes, SparseLatents
 
 __all__ = ["Codec", "Decoder", "EntropyModel", "Quantiser", "SparseCodes", "encode_file", "decode_file",
-           "inspect_file", "coarsest_step", "default_step", "quantised_mse", "SparseLatents", "DataStats",
+           "inspect_file", "payload_bits", "coarsest_step", "default_step", "quantised_mse", "SparseLatents", "DataStats",
            "scale_warning"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -30,9 +31,10 @@ from mdlcodec.codec.quantiser import Quantiser
 from mdlcodec.codec.scale import DataStats
 from mdlcodec.codec.sparse import SparseCodes, SparseLatents
 from mdlcodec.core.atomic import atomic_output
-from mdlcodec.core.errors import CodecError, ModelError
+from mdlcodec.core.errors import CodecError, MdlcodecError, ModelError
 
 TABLES_FILE = "codec.safetensors"
+TABLES_DIR = "tables"
 DEFAULT_CHUNK = 4096
 _ENCODE_BATCH = 1024
 HIERARCHIES = ("auto", "flat", "chowliu")
@@ -107,7 +109,9 @@ class Decoder:
         return 32 * (self.W_dec.size + self.b_dec.size + 1)
 
 
-def _check_activations(x: np.ndarray, d_in: int, what: str) -> np.ndarray:
+def check_activations(x: np.ndarray, d_in: int, what: str) -> np.ndarray:
+    """x as a C-contiguous float32 [n, d_in] array; CodecError naming ``what`` if it has another
+    shape, is not numeric, or holds NaN or Inf."""
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[1] != d_in:
         raise CodecError(f"{what} has shape {tuple(x.shape)}, the model expects [n, {d_in}]")
@@ -126,6 +130,7 @@ class Codec:
             raise ModelError("decoder, quantiser and entropy model disagree on the dictionary size")
         self.decoder, self.quantiser, self.entropy_model, self.encoder = decoder, quantiser, entropy_model, encoder
         self.chunk_coder = ChunkCoder(entropy_model)
+        self.model_dir: Path | None = None  # the folder it was loaded from (Codec.load): its archived tables
 
     # -- construction -----------------------------------------------------------------------------
     @staticmethod
@@ -173,7 +178,7 @@ class Codec:
         step_arr = np.broadcast_to(np.asarray(step, np.float32), (decoder.d_sae,))
         quantiser = Quantiser(step_arr)
         encoder = cls.sae_sparse_encoder(sae, device)
-        x = _check_activations(train_x, decoder.d_in, "training data")
+        x = check_activations(train_x, decoder.d_in, "training data")
         parts = [quantiser.quantise_sparse(*encoder(x[s:s + DEFAULT_CHUNK])) for s in range(0, len(x), DEFAULT_CHUNK)]
         codes = SparseCodes.concat(parts)
         forest, parents = None, cls.tree_parents(sae, hierarchy)
@@ -192,7 +197,9 @@ class Codec:
 
     def with_hierarchy(self, hierarchy: Hierarchy | None) -> "Codec":
         """This codec with its activity coded under ``hierarchy`` (None: flat); same decoder and quantiser."""
-        return Codec(self.decoder, self.quantiser, self.entropy_model.with_hierarchy(hierarchy), self.encoder)
+        other = Codec(self.decoder, self.quantiser, self.entropy_model.with_hierarchy(hierarchy), self.encoder)
+        other.model_dir = self.model_dir
+        return other
 
     def hierarchy_bits(self) -> float:
         """Bits of the hierarchy's tables in the two-part code (0 when flat), see Hierarchy.table_bits."""
@@ -210,12 +217,54 @@ class Codec:
             raise CodecError(f"codec tables are damaged ({e})") from None
 
     def save_tables(self, model_dir: str | Path) -> Path:
-        """Write the quantiser and entropy model beside the SAE's weights (atomically)."""
-        path = Path(model_dir) / TABLES_FILE
+        """Make these tables the model's current set, MODEL/codec.safetensors, and keep every set ever
+        fitted in MODEL/tables/<entropy fingerprint>.safetensors (the set being replaced included),
+        so that files coded with earlier tables still decode (``for_header`` finds them). Atomic."""
+        d = Path(model_dir)
+        (d / TABLES_DIR).mkdir(exist_ok=True)
+        current = d / TABLES_FILE
+        if current.exists():  # a set fitted before the archive existed: keep it too
+            try:
+                old = Codec(self.decoder, *self._read_tables(current, self.decoder))
+            except MdlcodecError:
+                old = None  # damaged or fitted for other weights: nothing a file of this SAE could need
+            if old is not None:
+                old._write_tables(d / TABLES_DIR / f"{old.entropy_fingerprint}.safetensors", replace=False)
+        self._write_tables(d / TABLES_DIR / f"{self.entropy_fingerprint}.safetensors", replace=False)
+        self._write_tables(current)
+        return current
+
+    def _write_tables(self, path: Path, replace: bool = True) -> None:
+        if path.exists() and not replace:
+            return
         with atomic_output(path) as tmp:
             safetensors.numpy.save_file(self.tables_arrays(), str(tmp),
                                         metadata={"sae_fingerprint": self.decoder.fingerprint()})
-        return path
+
+    @classmethod
+    def _read_tables(cls, path: Path, decoder: Decoder) -> tuple[Quantiser, EntropyModel]:
+        """The tables in ``path``; ModelError if unreadable or fitted for other SAE weights."""
+        try:
+            arrays = safetensors.numpy.load_file(str(path))
+            with safetensors.safe_open(str(path), "np") as f:
+                fitted_for = (f.metadata() or {}).get("sae_fingerprint")
+        except Exception as e:
+            raise ModelError(f"cannot read {path}: {e}") from None
+        if fitted_for != decoder.fingerprint():
+            raise ModelError(f"the codec tables in {path} were fitted for other SAE weights", param="tables")
+        return cls._tables_from_arrays(arrays)
+
+    def archived(self, entropy_fingerprint: str) -> "Codec | None":
+        """The codec with this SAE and the table set of that fingerprint from its model folder's
+        archive (``save_tables``), or None (no folder, no such set, or a malformed name)."""
+        if self.model_dir is None or not re.fullmatch(r"[0-9a-f]{32}", entropy_fingerprint or ""):
+            return None
+        path = self.model_dir / TABLES_DIR / f"{entropy_fingerprint}.safetensors"
+        if not path.is_file():
+            return None
+        other = Codec(self.decoder, *self._read_tables(path, self.decoder), self.encoder)
+        other.model_dir = self.model_dir
+        return other if other.entropy_fingerprint == entropy_fingerprint else None
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "cpu") -> "Codec":
@@ -225,19 +274,11 @@ class Codec:
         sae = load_sae(model_dir)
         path = Path(model_dir) / TABLES_FILE
         if not path.exists():
-            raise ModelError(f"{model_dir} has no codec tables ({TABLES_FILE}): run `mdlcodec fit-codec` first")
-        try:
-            arrays = safetensors.numpy.load_file(str(path))
-            with safetensors.safe_open(str(path), "np") as f:
-                fitted_for = (f.metadata() or {}).get("sae_fingerprint")
-        except Exception as e:
-            raise ModelError(f"cannot read {path}: {e}") from None
+            raise ModelError(f"{model_dir} has no codec tables ({TABLES_FILE})", param="tables")
         decoder = Decoder.from_sae(sae)
-        if fitted_for != decoder.fingerprint():
-            raise ModelError(f"the codec tables in {model_dir} were fitted for other SAE weights: "
-                             "run `mdlcodec fit-codec` again")
-        quantiser, em = cls._tables_from_arrays(arrays)
-        return cls(decoder, quantiser, em, cls.sae_sparse_encoder(sae, device))
+        codec = cls(decoder, *cls._read_tables(path, decoder), cls.sae_sparse_encoder(sae, device))
+        codec.model_dir = Path(model_dir)
+        return codec
 
     def model_section(self) -> bytes:
         """The decoder and tables as the safetensors bytes of a self-contained file."""
@@ -269,7 +310,7 @@ class Codec:
         its batch, so a latent on a bin boundary could differ between chunkings)."""
         if self.encoder is None:
             raise ModelError("this codec was loaded from a file and has no encoder")
-        x = _check_activations(x, self.decoder.d_in, "activations")
+        x = check_activations(x, self.decoder.d_in, "activations")
         if chunk_size is None or chunk_size >= len(x):
             return self.quantise(self.encoder(x))
         return SparseCodes.concat([self.latents(x[s:s + chunk_size]) for s in range(0, len(x), chunk_size)])
@@ -307,7 +348,7 @@ class Codec:
 
     def encode(self, x: np.ndarray, chunk_size: int = DEFAULT_CHUNK, embed_model: bool = False) -> bytes:
         """Activations [n, d_in] -> the bytes of an .mdlc file."""
-        x = _check_activations(x, self.decoder.d_in, "activations")
+        x = check_activations(x, self.decoder.d_in, "activations")
         buf = io.BytesIO()
         self.write(buf, (x[s:s + chunk_size] for s in range(0, len(x), chunk_size)), len(x), chunk_size, embed_model)
         return buf.getvalue()
@@ -323,12 +364,18 @@ class Codec:
             raise CodecError("the model does not match the file (codec tables fingerprint differs)")
 
     def for_header(self, header: Header) -> "Codec":
-        """The codec that decodes a file with this header: this one, or, for a file coded flat
-        (``encode --hierarchy flat``) with tables that also hold a hierarchy, its flat version; checked."""
-        if self.entropy_model.hierarchy is not None and header.entropy_model_fingerprint != self.entropy_fingerprint:
-            flat = self.with_hierarchy(None)
-            if header.entropy_model_fingerprint == flat.entropy_fingerprint:
-                return flat
+        """The codec that decodes a file with this header, checked: this one; for a file coded flat
+        (``encode --hierarchy flat``) with tables that also hold a hierarchy, its flat version; or,
+        for a file coded with tables fitted earlier, this SAE with that archived set (``archived``)."""
+        wanted = header.entropy_model_fingerprint
+        if wanted != self.entropy_fingerprint and header.sae_fingerprint == self.decoder.fingerprint():
+            if self.entropy_model.hierarchy is not None:
+                flat = self.with_hierarchy(None)
+                if wanted == flat.entropy_fingerprint:
+                    return flat
+            earlier = self.archived(wanted)
+            if earlier is not None:
+                return earlier
         self.check_header(header)
         return self
 

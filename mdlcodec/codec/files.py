@@ -7,8 +7,9 @@ place, so an error never leaves a half-written file, and an input is never overw
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import numpy as np
 
@@ -65,6 +66,13 @@ def encode_file(codec: Codec, x: np.ndarray, dst: str | Path, chunk_size: int = 
     return {"samples": n, "bytes": Path(dst).stat().st_size, "warnings": warnings}
 
 
+def payload_bits(data: bytes | BinaryIO) -> int:
+    """The payload of an .mdlc file (its bytes, or a binary file at its start): the bits of its coded
+    chunks, 32 per ANS word, without magic, header, model section or chunk framing. CRCs are checked."""
+    reader = Reader.open(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data)
+    return sum(32 * len(words) for _, words in reader.chunks())
+
+
 def open_codec(reader: Reader, codec: Codec | None) -> Codec:
     """The codec to decode a file with: the one given (checked by fingerprint) or the file's own."""
     if codec is not None:
@@ -109,12 +117,15 @@ def decode_file(src: str | Path, dst: str | Path, codec: Codec | None = None, la
 
 
 def inspect_file(src: str | Path, codec: Codec | None = None, against: np.ndarray | None = None) -> dict:
-    """What an .mdlc file holds and what its bits are spent on, per sample.
+    """What an .mdlc file holds and what its bits are spent on, in the README's vocabulary.
 
-    Always: samples, sizes, header/model/payload bits. With a model (given or embedded): activity and
-    value bits measured on the stream, the ideal code length of the file's symbols under the model
-    (cross-entropy), and the model's own expected DL; with ``against`` (the original activations),
-    MSE and FVU of the reconstruction (CodecError if its shape differs from the file's).
+    ``bits`` (whole file) and ``bits_per_sample``: header, model (the embedded model section, 0 if
+    none), payload (the coded chunks) and file (every byte); with a model (given or embedded) also
+    activity and values (the payload measured on the stream, by part) and cross_entropy (the ideal
+    code length of the file's symbols under the tables), and beside them
+    ``model_entropy_bits_per_sample`` (the tables' expected bits per sample: activity, values,
+    total) and ``decoder_bits`` (the two-part term, whole decoder). With ``against`` (the original
+    activations [n, d_in]): MSE and FVU of the reconstruction (CodecError if its shape differs).
     """
     size = Path(src).stat().st_size
     with open(src, "rb") as f:
@@ -125,7 +136,8 @@ def inspect_file(src: str | Path, codec: Codec | None = None, against: np.ndarra
                       "bytes": size, "self_contained": reader.model_bytes is not None,
                       "sae_fingerprint": h.sae_fingerprint}
         if codec is None and reader.model_bytes is None:
-            payload = sum(32 * len(w) for _, w in reader.chunks())
+            f.seek(0)
+            payload = payload_bits(f)
             info["bits"] = {"header": 8 * size - model_bits - payload, "model": model_bits, "payload": payload}
             return _per_sample(info, h.n)
         codec = open_codec(reader, codec)
@@ -151,8 +163,8 @@ def inspect_file(src: str | Path, codec: Codec | None = None, against: np.ndarra
     payload = stats["activity_bits"] + stats["value_bits"]
     info["bits"] = {"header": 8 * size - model_bits - payload, "model": model_bits,
                     "activity": stats["activity_bits"], "values": stats["value_bits"], "payload": payload,
-                    "ideal_payload": ideal}
-    info["model_expected_bits_per_sample"] = codec.entropy_model.expected_bits_per_sample()
+                    "cross_entropy": ideal}
+    info["model_entropy_bits_per_sample"] = codec.entropy_model.expected_bits_per_sample()
     info["decoder_bits"] = codec.decoder.bits()
     forest = codec.entropy_model.hierarchy
     if forest is not None:
@@ -165,6 +177,6 @@ def inspect_file(src: str | Path, codec: Codec | None = None, against: np.ndarra
 
 
 def _per_sample(info: dict, n: int) -> dict:
+    info["bits"]["file"] = 8 * info["bytes"]
     info["bits_per_sample"] = {k: v / max(n, 1) for k, v in info["bits"].items()}
-    info["bits_per_sample"]["total"] = 8 * info["bytes"] / max(n, 1)
     return info

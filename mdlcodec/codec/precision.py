@@ -50,7 +50,7 @@ def coarsest_step(decoder, z: np.ndarray | SparseLatents, x: np.ndarray, max_mse
     base = float(np.mean((_reconstruct(decoder, z).astype(np.float64) - x) ** 2))
     if base > max_mse:
         raise CodecError(f"the SAE's own test MSE {base:.6g} already exceeds the bound {max_mse:.6g}: "
-                         "no quantisation step can meet it")
+                         "no quantisation step can meet it", param="max_mse")
     top = _max_abs(z)
     hi = np.log2(max(top, 1e-12)) + 1.0  # coarser than every latent: all bins round to 0 or +-1
     lo = hi - 30.0
@@ -78,12 +78,14 @@ def fit_codec(sae, train_x: np.ndarray, test_x: np.ndarray, step: float | None =
     1% rule), fit the entropy model on the training split (with ``hierarchy``, see Codec.fit), and
     report the test figures (with a hierarchy, the flat code's bits beside them).
 
-    Returns (codec, report); the report's bits are per sample of the test split.
+    Returns (codec, report); the report's bits are per sample of the test split: the test codes'
+    cross-entropy under the tables (``cross_entropy_bits_per_sample``) and the tables' own model
+    entropy (``model_entropy_bits_per_sample``), each {activity, values, total}.
     """
-    from mdlcodec.codec.codec import Codec, Decoder, _check_activations
+    from mdlcodec.codec.codec import Codec, Decoder, check_activations
 
     decoder = Decoder.from_sae(sae)
-    test_x = _check_activations(test_x, decoder.d_in, "test data")
+    test_x = check_activations(test_x, decoder.d_in, "test data")
     z = Codec.sae_sparse_encoder(sae, device)(test_x)  # SparseLatents: no dense [n, d_sae] matrix anywhere below
     codec_parents = Codec.tree_parents(sae, hierarchy)
     if step is None:
@@ -98,13 +100,13 @@ def fit_codec(sae, train_x: np.ndarray, test_x: np.ndarray, step: float | None =
         "test_mse": float(np.mean((_reconstruct(decoder, z) - x64) ** 2)),
         "quantised_test_mse": float(np.mean((codec.reconstruct(codes) - x64) ** 2)),
         "quantised_l0": codes.nnz / max(codes.n, 1),
-        "test_bits_per_sample": {k: v / max(codes.n, 1) for k, v in ideal.items()},
+        "cross_entropy_bits_per_sample": {k: v / max(codes.n, 1) for k, v in ideal.items()},
         "bits_per_value": ideal["values"] / max(codes.nnz, 1),
-        "model_expected_bits_per_sample": codec.entropy_model.expected_bits_per_sample(),
+        "model_entropy_bits_per_sample": codec.entropy_model.expected_bits_per_sample(),
     }
     forest = codec.entropy_model.hierarchy
     if forest is not None:
         flat = codec.with_hierarchy(None).chunk_coder.ideal_bits(codes)
         report["hierarchy"] = {"kind": forest.kind, "edges": forest.n_edges, "table_bits": codec.hierarchy_bits(),
-                               "flat_test_bits_per_sample": {k: v / max(codes.n, 1) for k, v in flat.items()}}
+                               "flat_cross_entropy_bits_per_sample": {k: v / max(codes.n, 1) for k, v in flat.items()}}
     return codec, report

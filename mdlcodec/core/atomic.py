@@ -1,6 +1,7 @@
 """Writing outputs safely: a temporary file beside the destination, renamed into place on success.
 
-An error never leaves a half-written file, and an input is never overwritten.
+An error never leaves a half-written file, and an input is never overwritten. ``atomic_output`` is
+the one mechanism; ``write_text`` and ``save_figure`` are the one way to write text and figures.
 """
 
 from __future__ import annotations
@@ -44,3 +45,17 @@ def atomic_output(dst: str | Path, inputs: tuple[str | Path, ...] = (), overwrit
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def save_figure(fig, path: str | Path, dpi: int | None = None) -> Path:
+    """Save a matplotlib Figure as PNG at ``path`` atomically (``dpi``: matplotlib's default if None)."""
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", **({"dpi": dpi} if dpi is not None else {}))
+    return Path(path)

@@ -1,4 +1,6 @@
-"""Activation data: files, MNIST and the synthetic toy model, all named by one spec string."""
+"""Activation data: files (.npy memory-mapped, .npz, .safetensors, .pt), MNIST's IDX files and the
+synthetic toy model of superposition, all named by one dataset spec string (``spec``); the fixed
+train/test split and the checks every array goes through. May import core only."""
 
 from mdlcodec.data.dataset import Dataset, array_stats, check_finite, split_index
 from mdlcodec.data.files import load_activations

@@ -12,23 +12,20 @@ description length is measured from a real .mdlc file, not computed from a formu
   on training activations (optionally under a feature forest, ``codec.hierarchy.Hierarchy``).
 - ``measure_codec``: encode a test set into one chunk, decode it back, and report payload, file
   and ideal bits per sample, L0, MSE and whether the latents came back exactly.
-- ``make_out_dir``, ``write_text``: the output folder, and atomic text output for the figures' JSON
+- ``make_out_dir``: the output folder for the figures' JSON
   and markdown.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from mdlcodec.codec import Codec, Decoder, EntropyModel, Quantiser
-from mdlcodec.codec.container import Reader
+from mdlcodec.codec import Codec, Decoder, EntropyModel, Quantiser, payload_bits
 from mdlcodec.codec.hierarchy import Hierarchy
-from mdlcodec.core.atomic import atomic_output
 from mdlcodec.core.errors import MdlcodecError
 
 
@@ -80,8 +77,7 @@ def measure_codec(codec: Codec, test_x: np.ndarray) -> Measured:
     """Encode test_x [n, d] with ``codec`` (one chunk), read the file's payload, and decode it back."""
     n = len(test_x)
     data = codec.encode(test_x, chunk_size=max(n, 1))
-    reader = Reader.open(io.BytesIO(data))
-    payload = sum(32 * len(words) for _, words in reader.chunks())
+    payload = payload_bits(data)
     codes = codec.latents(test_x)
     decoded = codec.decode_latents(data)
     x_hat = codec.reconstruct(decoded)
@@ -108,12 +104,6 @@ def measure_grid(point: Callable[[float, float], dict], xs: np.ndarray, ys: np.n
                 grids["formula"][k][j, i] = pt["formula"][k]
                 exact &= pt[k]["exact"]
     return grids, entropy, bool(exact)
-
-
-def write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (a temporary file renamed into place)."""
-    with atomic_output(path) as tmp:
-        Path(tmp).write_text(text)
 
 
 def make_out_dir(out_dir: str | Path) -> Path:

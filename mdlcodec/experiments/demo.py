@@ -54,12 +54,10 @@ def run_demo(out_dir: str | Path, device: str = "cpu", seed: int = 0, progress: 
         "recovered_fraction": feature_recovery(sae.W_dec.detach().cpu().numpy(), truth.directions),
         "step": fit["step"],
         "file": str(mdlc_path), "file_bytes": info["bytes"],
-        "bits_per_sample_measured": info["bits_per_sample"]["total"],
-        "bits_per_sample_payload": info["bits_per_sample"]["payload"],
-        "bits_per_sample_activity": info["bits_per_sample"]["activity"],
-        "bits_per_sample_values": info["bits_per_sample"]["values"],
-        "bits_per_sample_ideal": info["bits_per_sample"]["ideal_payload"],
-        "dl_theory_bits_per_sample": info["model_expected_bits_per_sample"]["total"],
+        "bits_per_sample": {k: info["bits_per_sample"][k] for k in
+                            ("file", "payload", "activity", "values", "cross_entropy")}
+                           | {"model_entropy": info["model_entropy_bits_per_sample"]["total"]},
+        "decoder_bits": info["decoder_bits"],
         "true_activity_entropy_bits_per_sample": truth.entropy_bits_per_sample(),
         "quantised_mse": info["mse"], "quantised_fvu": info["fvu"],
         "decoded_exactly": exact,

@@ -40,13 +40,13 @@ import json
 import numpy as np
 
 from mdlcodec.codec import Codec
+from mdlcodec.core.atomic import write_text
 from mdlcodec.experiments.boolean_features import (
     dictionary_codec,
     exact_patterns,
     make_out_dir,
     measure_codec,
     measure_grid,
-    write_text,
 )
 from mdlcodec.theory import entropy_bits, hierarchy_dl
 
@@ -165,7 +165,7 @@ def plot_phase_diagram(result: dict, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mdlcodec.core.atomic import atomic_output
+    from mdlcodec.core.atomic import save_figure
 
     pa, q = np.array(result["p_a"]), np.array(result["p_b_given_a"])
     pay = {k: np.array(v) for k, v in result["payload_bits"].items()}
@@ -212,8 +212,7 @@ def plot_phase_diagram(result: dict, path) -> None:
                   "trailing zeros)", fontsize=8)
     ax2.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png")
+    save_figure(fig, path)
     plt.close(fig)
 
 

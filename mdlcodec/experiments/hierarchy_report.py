@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from mdlcodec.codec import Codec
 from mdlcodec.codec.codec import DEFAULT_CHUNK
 from mdlcodec.codec.hierarchy import Hierarchy, chow_liu
-from mdlcodec.selection.plots import _save
+from mdlcodec.core.atomic import save_figure
 
 
 def model_hierarchy(codec: Codec, train_x: np.ndarray) -> tuple[Hierarchy, dict]:
@@ -51,4 +51,4 @@ def plot_pairs(w_dec: np.ndarray, edges: list[dict], shape: tuple[int, int], pat
             ax.set_yticks([])
             ax.set_title(f"{label} {f}" + (f"  MI {e['mutual_information_bits']:.3f}" if j else ""), fontsize=7)
     fig.tight_layout(pad=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path, 90)

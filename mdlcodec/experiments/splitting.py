@@ -40,15 +40,15 @@ from __future__ import annotations
 import numpy as np
 
 from mdlcodec.codec import Codec
+from mdlcodec.core.atomic import write_text
+from mdlcodec.experiments import boolean_features
 from mdlcodec.experiments.boolean_features import (
     Measured,
     exact_patterns,
     make_out_dir,
     measure_codec,
     measure_grid,
-    write_text,
 )
-from mdlcodec.experiments.boolean_features import dictionary_codec as _dictionary_codec
 from mdlcodec.theory import (
     entropy_bits,
     feature_splitting_dl,
@@ -98,7 +98,7 @@ DICTIONARIES = {
 def dictionary_codec(name: str, train_x: np.ndarray) -> Codec:
     """The codec of dictionary ``name`` ("unsplit" or "split"), entropy model fit on train_x [n, 2]."""
     w, step, enc = DICTIONARIES[name]
-    return _dictionary_codec(w, step, enc, train_x)
+    return boolean_features.dictionary_codec(w, step, enc, train_x)
 
 
 def measure_dictionary(name: str, train_x: np.ndarray, test_x: np.ndarray) -> Measured:
@@ -178,7 +178,7 @@ def plot_phase_diagram(result: dict, path) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.colors import TwoSlopeNorm
 
-    from mdlcodec.core.atomic import atomic_output
+    from mdlcodec.core.atomic import save_figure
 
     ps, rhos = np.array(result["p"]), np.array(result["rho"])
     pay = {k: np.array(v) for k, v in result["payload_bits"].items()}
@@ -213,8 +213,7 @@ def plot_phase_diagram(result: dict, path) -> None:
                   f"{max(result['payload']['max_relative_error'].values()):.1%}", fontsize=8)
     ax2.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png")
+    save_figure(fig, path)
     plt.close(fig)
 
 

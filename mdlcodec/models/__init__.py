@@ -1,4 +1,5 @@
-"""SAE architectures behind one registry, their training, evaluation, and save/load.
+"""SAE architectures behind one registry, their training, evaluation, and save/load. Knows nothing
+of bits; may import core and data.
 
 Add an architecture by writing a module with an `SAE` subclass decorated `@register("name")` and
 importing it below.

@@ -216,6 +216,6 @@ def compact_sparse(values: Tensor, indices: Tensor) -> tuple[Tensor, Tensor]:
 def check_k(cfg: SAEConfig) -> None:
     """Shared check for architectures that take k active latents."""
     if cfg.k is None:
-        raise ModelError(f"{cfg.arch} needs k (--k), the number of active latents per sample")
+        raise ModelError(f"{cfg.arch} needs k, the number of active latents per sample", param="k")
     if not 1 <= cfg.k <= cfg.d_sae:
         raise ModelError(f"{cfg.arch} needs 1 <= k <= width ({cfg.d_sae}), got k={cfg.k}")

@@ -105,7 +105,7 @@ def _as_tensor(x, what: str, d_in: int) -> Tensor:
 
 def check_device(device: str) -> None:
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"device {device!r} requested but CUDA is not available here; use --device cpu")
+        raise ModelError(f"device {device!r} requested but CUDA is not available here", param="device")
     if not (device == "cpu" or device.startswith("cuda")):
         raise ModelError(f"unknown device {device!r}; use cpu or cuda")
 

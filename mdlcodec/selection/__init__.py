@@ -1,6 +1,7 @@
 """MDL model selection of SAEs (the paper's Appendix C): calibrate k per width at a test-MSE
 tolerance, quantise as coarsely as the tolerance allows, measure description length from real
-files, select the shortest, and draw the paper's Figure 2."""
+files, select the shortest, and draw the paper's Figure 2. Uses the codec, never the reverse; may
+import core, data, theory, models, codec, baselines and workflow, through their public names."""
 
 from mdlcodec.selection.measure import (
            feature_density,

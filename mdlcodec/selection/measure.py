@@ -1,42 +1,40 @@
-"""Description length of a codec on the test split, two ways (the paper's Appendix C, steps 3-4).
+"""Description length of a codec on the test split (the paper's Appendix C, steps 3-4), in the
+project's vocabulary (README, "What the figures mean"), bits per test sample:
 
-- theory: the cross-entropy of the test split's quantised latents under the codec's entropy model
-  (fit on the training split), i.e. the entropy the paper computes, in bits per sample, split into
-  activity (which features are active) and values;
-- measured: the size of the real .mdlc file of the test split, 8 * len(bytes) / n_test, and its
-  payload alone (the coded chunks, without the file's fixed header);
-- beside them: the decoder's two-part cost (float32 W_dec, b_dec as a self-contained file stores
-  them) and Eq. 1's crude bound L0 (B + log2 D) at the measured bits per value B.
+- cross-entropy: the ideal code length of the test split's quantised latents under the codec's
+  tables (fit on the training split), i.e. the entropy the paper computes, split into activity
+  (which features are active) and values; what the payload must match;
+- payload: the measured bits of the coded chunks of the real .mdlc file of the test split;
+- file: every byte of that file, 8 * len(bytes) / n_test;
+- beside them: decoder bits (the two-part term: float32 W_dec, b_dec as a self-contained file
+  stores them, for the whole decoder) and Eq. 1's crude bound L0 (B + log2 D) at the measured
+  bits per value B.
 """
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
 from mdlcodec.baselines import PCA, match_pca
-from mdlcodec.codec import Codec
-from mdlcodec.codec.container import Reader
+from mdlcodec.codec import Codec, payload_bits
 from mdlcodec.codec.precision import fit_codec
 from mdlcodec.theory import dl_bound_sparse
 
 
 def measure_codec(codec: Codec, test: np.ndarray) -> dict:
-    """Bits per test sample of ``codec`` in theory and from its real file, and the quantised MSE.
+    """Bits per test sample of ``codec``: cross-entropy, and payload and file of its real file; and
+    the quantised MSE.
 
     Returns: step, quantised_test_mse, quantised_l0 (non-zero bins per sample), bits_per_value
-    (value bits per non-zero bin), dl_theory {activity, values, total} (bits/sample),
-    dl_measured (whole file, bits/sample), payload_measured (chunks only, bits/sample),
-    measured_over_theory (payload / theory total), decoder_bits (whole decoder, bits),
-    eq1_bound (bits/sample).
+    (value bits per non-zero bin), cross_entropy_bits {activity, values, total}, payload_bits,
+    file_bits (all bits/sample), payload_over_cross_entropy, file_over_cross_entropy,
+    decoder_bits (whole decoder, bits), eq1_bound (bits/sample).
     """
     n = len(test)
     codes = codec.latents(test)
     ideal = codec.chunk_coder.ideal_bits(codes)
     data = codec.encode(test)
-    reader = Reader.open(io.BytesIO(data))
-    payload_bits = sum(32 * len(words) for _, words in reader.chunks())
+    payload = payload_bits(data)
     x_hat = codec.decode(data)
     if not np.array_equal(x_hat, codec.reconstruct(codes)):
         raise AssertionError("the codec's file does not decode to its quantised latents")
@@ -48,11 +46,11 @@ def measure_codec(codec: Codec, test: np.ndarray) -> dict:
         "quantised_test_mse": float(np.mean((x_hat.astype(np.float64) - np.asarray(test, np.float64)) ** 2)),
         "quantised_l0": l0q,
         "bits_per_value": bpv,
-        "dl_theory": {k: v / n for k, v in ideal.items()},
-        "dl_measured": 8 * len(data) / n,
-        "payload_measured": payload_bits / n,
-        "measured_over_theory": payload_bits / ideal["total"] if ideal["total"] > 0 else float("nan"),
-        "file_over_theory": 8 * len(data) / ideal["total"] if ideal["total"] > 0 else float("nan"),
+        "cross_entropy_bits": {k: v / n for k, v in ideal.items()},
+        "payload_bits": payload / n,
+        "file_bits": 8 * len(data) / n,
+        "payload_over_cross_entropy": payload / ideal["total"] if ideal["total"] > 0 else float("nan"),
+        "file_over_cross_entropy": 8 * len(data) / ideal["total"] if ideal["total"] > 0 else float("nan"),
         "decoder_bits": codec.decoder.bits(),
         "eq1_bound": dl_bound_sparse(l0q, codec.decoder.d_sae, bpv).total_bits,
     }

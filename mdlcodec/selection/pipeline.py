@@ -4,11 +4,11 @@
 
 1. calibrate: per width, the smallest k whose trained SAE meets test MSE <= tol (sweep.py);
 2. precision: the coarsest uniform step keeping the quantised test MSE <= tol;
-3. measure: DL of the test split in theory and from the real file, with the decoder's cost
-   (measure.py);
+3. measure: the test split's cross-entropy under the tables, and the payload and file bits of
+   its real .mdlc file, with the decoder bits (measure.py);
 4. select, among every trained SAE that meets tol (the calibrated k per width and any larger k
    the calibration trained), the one whose test file is shortest: the eps-MDL-optimal SAE (the
-   argmin of the theoretical DL is reported beside it). "curve" is the DL of the calibrated k
+   argmin of the cross-entropy is reported beside it). "curve" is the file bits of the calibrated k
    per width, the paper's Figure 2A, and says whether its minimum is interior;
 5. the dense baseline at the same tol: PCA transform coding.
 """
@@ -121,18 +121,18 @@ def run_selection(ds, cfg: SelectionConfig, run_dir: str | Path, progress: Progr
             if row["calibrated"]:
                 row["calibration"] = calibration
                 progress(f"width {width}: k {cal.k}, L0 {row['l0']:.1f}, test MSE {row['test_mse']:.5f}, "
-                         f"{row['bits_per_value']:.2f} bits/value, DL {m['dl_theory']['total']:.1f} (theory) / "
-                         f"{m['dl_measured']:.1f} (file) bits/sample")
+                         f"{row['bits_per_value']:.2f} bits/value, cross-entropy {m['cross_entropy_bits']['total']:.1f}, "
+                         f"file {m['file_bits']:.1f} bits/sample")
             rows.append(row)
 
     measured = [r for r in rows if r["k"] is not None]
     if not measured:
         raise MdlcodecError(f"no width in {sorted(cfg.widths)} meets test MSE <= {cfg.tol:g} with any k",
                             param="tol")
-    best = min(measured, key=lambda r: r["dl_measured"])
-    best_theory = min(measured, key=lambda r: r["dl_theory"]["total"])
+    best = min(measured, key=lambda r: r["file_bits"])
+    best_cross_entropy = min(measured, key=lambda r: r["cross_entropy_bits"]["total"])
     curve = [r for r in measured if r["calibrated"]]
-    best_on_curve = min(curve, key=lambda r: r["dl_measured"])
+    best_on_curve = min(curve, key=lambda r: r["file_bits"])
     i = curve.index(best_on_curve)
     pca_row = None
     if cfg.pca:
@@ -140,8 +140,8 @@ def run_selection(ds, cfg: SelectionConfig, run_dir: str | Path, progress: Progr
         _, m = measure_pca(ds.train, ds.test, cfg.tol)
         pca_row = {"method": "pca", "width": m["components"], "k": None, "l0": m["quantised_l0"],
                    "test_mse": None, "alive": m["components"], **m, "seconds": time.perf_counter() - t0}
-        progress(f"PCA: {m['components']} components, DL {m['dl_theory']['total']:.1f} (theory) / "
-                 f"{m['dl_measured']:.1f} (file) bits/sample")
+        progress(f"PCA: {m['components']} components, cross-entropy {m['cross_entropy_bits']['total']:.1f}, "
+                 f"file {m['file_bits']:.1f} bits/sample")
 
     results = {
         "command": command,
@@ -154,14 +154,15 @@ def run_selection(ds, cfg: SelectionConfig, run_dir: str | Path, progress: Progr
         "machine": machine() | {"device": cfg.device},
         "rows": rows,
         "pca": pca_row,
-        "selected": {"width": best["width"], "k": best["k"], "l0": best["l0"], "dl_measured": best["dl_measured"],
-                     "dl_theory": best["dl_theory"]["total"], "hash": best["hash"], "calibrated": best["calibrated"],
-                     "theory_argmin": {"width": best_theory["width"], "k": best_theory["k"]},
-                     "beats_pca": pca_row is None or best["dl_measured"] < pca_row["dl_measured"]},
-        "curve": {"widths": [r["width"] for r in curve], "dl_measured": [r["dl_measured"] for r in curve],
+        "selected": {"width": best["width"], "k": best["k"], "l0": best["l0"], "file_bits": best["file_bits"],
+                     "cross_entropy_bits": best["cross_entropy_bits"]["total"], "hash": best["hash"], "calibrated": best["calibrated"],
+                     "cross_entropy_argmin": {"width": best_cross_entropy["width"], "k": best_cross_entropy["k"]},
+                     "beats_pca": pca_row is None or best["file_bits"] < pca_row["file_bits"]},
+        "curve": {"widths": [r["width"] for r in curve], "file_bits": [r["file_bits"] for r in curve],
                   "argmin_width": best_on_curve["width"], "interior_minimum": 0 < i < len(curve) - 1},
-        "checks": {"max_payload_vs_theory_deviation": max(abs(r["measured_over_theory"] - 1) for r in measured),
-                   "max_file_vs_theory_deviation": max(abs(r["file_over_theory"] - 1) for r in measured),
+        "checks": {"max_payload_vs_cross_entropy_deviation": max(abs(r["payload_over_cross_entropy"] - 1)
+                                                                for r in measured),
+                   "max_file_vs_cross_entropy_deviation": max(abs(r["file_over_cross_entropy"] - 1) for r in measured),
                    "all_quantised_within_tol": all(r["quantised_test_mse"] <= cfg.tol for r in measured)},
         "timing": {"seconds": time.perf_counter() - t_start, "sae_trained": cache.trained,
                    "sae_reused": cache.reused + sum(r["calibration"]["from_cache"] for r in rows if "calibration" in r),

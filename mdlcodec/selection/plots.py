@@ -2,7 +2,7 @@
 through the Agg canvas, the caller's backend untouched).
 
 - dl_vs_l0: description length (bits per test sample) against L0, one point per width (its
-  calibrated k), the measured file and the theoretical DL, the selected SAE marked, PCA's dense
+  calibrated k), the file and the cross-entropy, the selected SAE marked, PCA's dense
   code as a line (2A);
 - alive_vs_l0: alive features (on the test split) against L0, beside the width (2B);
 - feature_grid: decoder rows as images for the densest, the MDL-optimal and the sparsest SAE, at
@@ -19,17 +19,10 @@ import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
-from mdlcodec.core.atomic import atomic_output
+from mdlcodec.core.atomic import save_figure
 
 PERCENTILES = (95, 80, 50, 20, 5)
 DPI = 90
-
-
-def _save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=DPI, format="png")
-    return path
 
 
 def _curve(results: dict) -> list[dict]:
@@ -53,27 +46,28 @@ def plot_dl_vs_l0(results: dict, path: str | Path) -> Path:
     l0 = [r["l0"] for r in rows]
     fig = Figure(figsize=(5.6, 3.8))
     ax = fig.subplots()
-    ax.plot(l0, [r["dl_measured"] for r in rows], "o-", color="C0", label="measured (.mdlc file)")
-    ax.plot(l0, [r["dl_theory"]["total"] for r in rows], "x--", color="C1", label="theory (entropy under model)")
+    ax.plot(l0, [r["file_bits"] for r in rows], "o-", color="C0", label="file (.mdlc, every byte)")
+    ax.plot(l0, [r["cross_entropy_bits"]["total"] for r in rows], "x--", color="C1",
+            label="cross-entropy under the tables")
     others = [r for r in results["rows"] if r["k"] is not None and not r["calibrated"]]
     if others:
-        ax.plot([r["l0"] for r in others], [r["dl_measured"] for r in others], "o", mfc="none", mec="C0", ms=4,
+        ax.plot([r["l0"] for r in others], [r["file_bits"] for r in others], "o", mfc="none", mec="C0", ms=4,
                 alpha=0.6, label="larger k, also within tol")
     for r in rows:
-        ax.annotate(f"D={r['width']}", (r["l0"], r["dl_measured"]), textcoords="offset points", xytext=(4, 5),
+        ax.annotate(f"D={r['width']}", (r["l0"], r["file_bits"]), textcoords="offset points", xytext=(4, 5),
                     fontsize=7)
     sel = results["selected"]
-    ax.plot([sel["l0"]], [sel["dl_measured"]], "o", ms=13, mfc="none", mec="C3", mew=1.5,
+    ax.plot([sel["l0"]], [sel["file_bits"]], "o", ms=13, mfc="none", mec="C3", mew=1.5,
             label=f"MDL choice (D={sel['width']}, k={sel['k']})")
     if results.get("pca"):
         p = results["pca"]
-        ax.axhline(p["dl_measured"], color="0.5", ls=":", label=f"PCA, {p['components']} components (dense)")
+        ax.axhline(p["file_bits"], color="0.5", ls=":", label=f"PCA, {p['components']} components (dense)")
     _axis_l0(ax)
     ax.set_ylabel("description length (bits / sample)")
     ax.set_title(f"DL at test MSE <= {results['config']['tol']:g}", fontsize=10)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path, DPI)
 
 
 def plot_alive_vs_l0(results: dict, path: str | Path) -> Path:
@@ -93,7 +87,7 @@ def plot_alive_vs_l0(results: dict, path: str | Path) -> Path:
     ax.set_ylabel("features")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path, DPI)
 
 
 def features_at_percentiles(density: np.ndarray, percentiles=PERCENTILES, per_percentile: int = 2) -> list[list[int]]:
@@ -131,4 +125,4 @@ def plot_feature_grid(panels: list[tuple[str, np.ndarray, np.ndarray]], image_sh
                     ax.set_title(f"p{q} {100 * density[feats[s]]:.1f}%", fontsize=6)
         axes[i, 0].set_ylabel(label, fontsize=7)
     fig.tight_layout(pad=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path, DPI)

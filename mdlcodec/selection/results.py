@@ -8,16 +8,17 @@ import io
 import json
 from pathlib import Path
 
-from mdlcodec.core.atomic import atomic_output
+from mdlcodec.core.atomic import write_text
 from mdlcodec.selection import plots
 from mdlcodec.selection.pipeline import Selected
 
 CSV_COLUMNS = ("method", "width", "k", "calibrated", "l0", "quantised_l0", "test_mse", "quantised_test_mse",
-               "alive", "step", "bits_per_value", "dl_theory", "dl_theory_activity", "dl_theory_values", "dl_measured",
-               "payload_measured", "measured_over_theory", "decoder_bits", "eq1_bound", "selected")
-"""Bits are per test sample except decoder_bits (the whole float32 decoder); dl_theory is the
-cross-entropy of the quantised test latents under the entropy model, dl_measured the .mdlc file's
-size, payload_measured its coded chunks alone, measured_over_theory = payload / theory;
+               "alive", "step", "bits_per_value", "cross_entropy_bits", "cross_entropy_activity_bits",
+               "cross_entropy_values_bits", "payload_bits", "file_bits", "payload_over_cross_entropy", "decoder_bits",
+               "eq1_bound", "selected")
+"""Bits are per test sample except decoder_bits (the whole float32 decoder), named as in the README:
+cross_entropy_bits is the ideal code length of the quantised test latents under the tables,
+payload_bits the .mdlc file's coded chunks, file_bits its every byte;
 calibrated: the smallest k meeting tol at its width (other rows are larger k that the calibration
 trained and that also meet tol); selected: the eps-MDL-optimal SAE."""
 
@@ -29,9 +30,10 @@ def table_rows(results: dict) -> list[dict]:
     saes = sorted(results["rows"], key=lambda r: (r["width"], r["k"] or 0))
     for r in saes + ([results["pca"]] if results.get("pca") else []):
         flat = {c: r.get(c) for c in CSV_COLUMNS}
-        if "dl_theory" in r:
-            flat.update(dl_theory=r["dl_theory"]["total"], dl_theory_activity=r["dl_theory"]["activity"],
-                        dl_theory_values=r["dl_theory"]["values"])
+        if "cross_entropy_bits" in r:
+            ce = r["cross_entropy_bits"]
+            flat.update(cross_entropy_bits=ce["total"], cross_entropy_activity_bits=ce["activity"],
+                        cross_entropy_values_bits=ce["values"])
         flat["selected"] = int(r["method"] == "sae" and r.get("hash") == sel["hash"])
         if r["method"] == "sae":
             flat["calibrated"] = int(r["calibrated"])
@@ -59,8 +61,8 @@ def csv_text(results: dict) -> str:
 def markdown_table(results: dict, calibrated_only: bool = True) -> str:
     """The table for a README: bits per test sample; by default one line per width (its calibrated
     k), the selected SAE wherever it is, and PCA."""
-    head = ("| method | width | k | L0 | test MSE | quantised MSE | alive | bits/value | DL theory | payload "
-            "| payload/theory | whole file | decoder bits |")
+    head = ("| method | width | k | L0 | test MSE | quantised MSE | alive | bits/value | cross-entropy | payload "
+            "| payload/cross-entropy | file | decoder bits |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in table_rows(results):
         if calibrated_only and r["method"] == "sae" and not (r["calibrated"] or r["selected"]):
@@ -72,15 +74,10 @@ def markdown_table(results: dict, calibrated_only: bool = True) -> str:
         k = r["k"] if r["k"] is not None else "-"
         mse = f"{r['test_mse']:.5f}" if r["test_mse"] is not None else "-"
         lines.append(f"| {name} | {r['width']} | {k} | {r['l0']:.1f} | {mse} | {r['quantised_test_mse']:.5f} | "
-                     f"{r['alive']} | {r['bits_per_value']:.2f} | {r['dl_theory']:.2f} | {r['payload_measured']:.2f} | "
-                     f"{r['payload_measured'] / r['dl_theory']:.5f} | {r['dl_measured']:.1f} | {r['decoder_bits']:,} |")
+                     f"{r['alive']} | {r['bits_per_value']:.2f} | {r['cross_entropy_bits']:.2f} | "
+                     f"{r['payload_bits']:.2f} | {r['payload_bits'] / r['cross_entropy_bits']:.5f} | "
+                     f"{r['file_bits']:.1f} | {r['decoder_bits']:,} |")
     return "\n".join(lines) + "\n"
-
-
-def _write_text(path: Path, text: str) -> Path:
-    with atomic_output(path) as tmp:
-        tmp.write_text(text)
-    return path
 
 
 def write_results(results: dict, extra: Selected, run_dir: str | Path, image_shape: tuple[int, int] | None = None,
@@ -89,9 +86,9 @@ def write_results(results: dict, extra: Selected, run_dir: str | Path, image_sha
     and, for image data, fig2c_features.png in run_dir. Returns name -> path."""
     out = Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": _write_text(out / "results.json", json.dumps(results, indent=1) + "\n"),
-             "csv": _write_text(out / "results.csv", csv_text(results)),
-             "md": _write_text(out / "results.md", markdown_table(results))}
+    paths = {"json": write_text(out / "results.json", json.dumps(results, indent=1) + "\n"),
+             "csv": write_text(out / "results.csv", csv_text(results)),
+             "md": write_text(out / "results.md", markdown_table(results))}
     if not plot:
         return paths
     paths["fig2a"] = plots.plot_dl_vs_l0(results, out / "fig2a_dl_vs_l0.png")

@@ -39,17 +39,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mdlcodec import __version__
-from mdlcodec.core.atomic import atomic_output
+from mdlcodec.core.atomic import write_text
 from mdlcodec.core.progress import Progress, quiet
-from mdlcodec.models import (
-    SAEConfig,
-    TrainConfig,
-    evaluate,
-    load_sae,
-    save_sae,
-    train_sae,
-)
+from mdlcodec.core.runinfo import versions
+from mdlcodec.models import SAEConfig, TrainConfig, evaluate, load_sae
+from mdlcodec.workflow import train_and_save
 
 CACHE_FORMAT = 1
 ENTRY_FILE = "entry.json"
@@ -147,20 +141,18 @@ class SAECache:
         key = cache_key(self.data_fp, cfg, tcfg)
         h = key_hash(key)
         t0 = time.perf_counter()
-        sae, result = train_sae(cfg, self.train, None, tcfg)
-        seconds = time.perf_counter() - t0
-        ev = evaluate(sae, self.test)
         folder = self.path(h)
         self.root.mkdir(parents=True, exist_ok=True)
-        save_sae(sae, folder)
+        sae, result = train_and_save(cfg, self.train, tcfg, folder, overwrite=True)  # a folder without entry: redo
+        seconds = time.perf_counter() - t0
+        ev = evaluate(sae, self.test)
         entry = {"key": key, "hash": h, "config": sae.cfg.to_dict(), "test": ev,
                  "training": {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
                               "stopped_early": result.stopped_early, "seconds": seconds,
                               "device": tcfg.device, "torch_threads": torch.get_num_threads(),
                               "final_val_mse": result.history[-1]["val_mse"] if result.history else None},
-                 "versions": {"mdlcodec": __version__, "torch": torch.__version__, "numpy": np.__version__}}
-        with atomic_output(folder / ENTRY_FILE) as tmp:
-            tmp.write_text(json.dumps(entry, indent=1) + "\n")
+                 "versions": versions()}
+        write_text(folder / ENTRY_FILE, json.dumps(entry, indent=1) + "\n")
         self.trained += 1
         self.train_seconds += seconds
         progress(f"  trained D={cfg.d_sae} k={cfg.k}: test MSE {ev['mse']:.5f}, L0 {ev['l0_mean']:.1f}, "

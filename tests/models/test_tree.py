@@ -1,5 +1,6 @@
-"""The tree-structured SAE: the hierarchy mask, its forest (validation, depths, growing it from
-activity), save/load, training, and `mdlcodec train --arch tree` through the CLI."""
+"""mdlcodec.models.tree: the hierarchy mask, growing a forest from activity, save/load of the forest,
+trees from flat SAEs and their training (the forest checks are in tests/core/test_forest.py,
+`mdlcodec train --arch tree` in tests/cli/test_train_cmd.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,10 @@ import pytest
 import safetensors.torch
 import scipy.sparse
 import torch
-from click.testing import CliRunner
 
-from mdlcodec.cli.main import cli
 from mdlcodec.core.errors import ModelError
 from mdlcodec.core.forest import forest_depths
-from mdlcodec.data import ToyConfig, load_dataset, make_toy
+from mdlcodec.data import ToyConfig, make_toy
 from mdlcodec.models import (
     SAEConfig,
     TrainConfig,
@@ -27,11 +26,8 @@ from mdlcodec.models import (
     train_sae,
     tree_from_flat,
 )
-
-# 0 -> 1 -> 2 -> 3 (a chain), 4 -> {5, 6}, 7.. roots
-PARENTS = np.array([-1, 0, 1, 2, -1, 4, 4] + [-1] * 9, dtype=np.int64)
-HIERARCHY_TOY = "toy:hierarchy=8,n=4000,d=64"  # as many dimensions as features: an exact linear encoder exists
-
+from tests.core.helpers import PARENTS
+from tests.models.helpers import _obeys, _oracle
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -46,13 +42,6 @@ def _tree(threshold: float | None = 0.2, seed: int = 0) -> TreeSAE:
 
 def _x(n: int = 200, d: int = 8) -> torch.Tensor:
     return torch.randn(n, d, generator=torch.Generator().manual_seed(3))
-
-
-def _obeys(z: torch.Tensor, parents: np.ndarray) -> bool:
-    """Every active child has an active parent."""
-    on = (z > 0).cpu().numpy()
-    kids = np.flatnonzero(parents >= 0)
-    return bool((on[:, parents[kids]] | ~on[:, kids]).all())
 
 
 def _ancestors_on(on: np.ndarray, parents: np.ndarray) -> np.ndarray:
@@ -101,29 +90,7 @@ def test_training_gradients_pass_through_the_kept_latents():
     assert sae.W_enc.grad is not None and sae.W_enc.grad.abs().sum() > 0
 
 
-# --- the forest ---------------------------------------------------------------------------------------
-
-def test_forest_depths():
-    assert forest_depths(PARENTS).tolist() == [0, 1, 2, 3, 0, 1, 1] + [0] * 9
-    assert forest_depths(np.array([-1, -1])).tolist() == [0, 0]
-    assert forest_depths(np.zeros(0, np.int64)).tolist() == []
-
-
-@pytest.mark.parametrize("parents, msg", [
-    ([1, 2, 0, -1], "cycle"),
-    ([-1, 2, 1, -1], "cycle"),
-    ([-1, 1, 0, 0], "feature 1 is its own parent"),
-    ([-1, 4, 0, 0], "parents[1] = 4"),
-    ([-1, -2, 0, 0], "parents[1] = -2"),
-    ([-1, 0.5, 0, 0], "integers"),
-])
-def test_bad_forests_are_refused_with_one_line(parents, msg):
-    with pytest.raises(ModelError) as e:
-        forest_depths(np.array(parents))
-    assert msg in str(e.value) and "\n" not in str(e.value)
-    with pytest.raises(ModelError):
-        make_sae(SAEConfig("tree", 4, 4, k=2), parents=parents)
-
+# --- growing the forest -------------------------------------------------------------------------------
 
 def test_make_sae_needs_the_forest_of_the_right_length_and_only_for_trees():
     with pytest.raises(ModelError, match="needs its forest"):
@@ -207,23 +174,6 @@ def test_load_refuses_a_damaged_forest_with_one_line(tmp_path, damage, msg):
     assert msg in str(e.value) and "\n" not in str(e.value)
 
 
-def _oracle(ds, threshold: float = 0.25):
-    """A batchtopk SAE with the toy's true dictionary and its exact inverse as encoder (d = n_features)."""
-    u = ds.truth.directions
-    sae = make_sae(SAEConfig("batchtopk", u.shape[1], u.shape[0], k=3, threshold=threshold))
-    with torch.no_grad():
-        sae.W_dec.copy_(torch.from_numpy(u))
-        sae.W_enc.copy_(torch.from_numpy(np.linalg.pinv(u).astype(np.float32)))
-        sae.b_enc.zero_()
-        sae.b_dec.zero_()
-    return sae.eval()
-
-
-@pytest.fixture(scope="module")
-def hierarchy_toy():
-    return load_dataset(HIERARCHY_TOY)
-
-
 def test_tree_from_flat_grows_the_forest_and_keeps_the_weights(hierarchy_toy):
     flat = _oracle(hierarchy_toy)
     tree = tree_from_flat(flat, hierarchy_toy.train)
@@ -252,63 +202,3 @@ def test_training_a_tree_keeps_its_forest(hierarchy_toy):
         train_sae(SAEConfig("tree", 64, 32, k=3), hierarchy_toy.train, None, tcfg, init=tuned)
     with pytest.raises(ModelError, match="not both"):
         train_sae(cfg, hierarchy_toy.train, None, tcfg, init=tuned, parents=parents)
-
-
-# --- the CLI ------------------------------------------------------------------------------------------
-
-def _run(*args):
-    return CliRunner().invoke(cli, ["train", *args])
-
-
-def test_cli_grows_a_tree_from_a_flat_model_and_fine_tunes_it(tmp_path, hierarchy_toy):
-    save_sae(_oracle(hierarchy_toy), tmp_path / "flat")
-    out = tmp_path / "tree"
-    r = _run(HIERARCHY_TOY, "--arch", "tree", "--width", "64", "--grow-from", str(tmp_path / "flat"),
-             "--epochs", "1", "--json", "-o", str(out))
-    assert r.exit_code == 0, r.output
-    report = json.loads(r.stdout)
-    assert report["config"]["architecture"] == "tree" and report["forest"] == {"children": 8, "depth": 1}
-    sae = load_sae(out)
-    truth = hierarchy_toy.truth.parents
-    children = np.flatnonzero(truth >= 0)
-    assert (sae.parents.numpy()[children] == truth[children]).mean() >= 0.9
-    z = sae.encode(torch.from_numpy(hierarchy_toy.test))
-    assert _obeys(z, sae.parents.numpy()) and (z[:, children] > 0).any()
-
-
-def test_cli_trains_a_tree_from_a_parents_file(tmp_path):
-    forest = tmp_path / "forest.json"
-    forest.write_text(json.dumps({"parents": [-1, 0, 1, -1, 3, -1, -1, -1]}))
-    r = _run("toy:n=600,d=8,n_features=8", "--arch", "tree", "--width", "8", "--k", "2", "--parents", str(forest),
-             "--epochs", "1", "-o", str(tmp_path / "m"))
-    assert r.exit_code == 0, r.output
-    assert "forest: 3 children of 8 features, depth 2" in r.stdout
-    assert load_sae(tmp_path / "m").parents.tolist() == [-1, 0, 1, -1, 3, -1, -1, -1]
-
-
-@pytest.mark.parametrize("forest, args, msg", [
-    (None, [], "needs its forest"),
-    ([-1, 0, 0, 0], ["--grow-from", "{tmp}/flat"], "not both"),
-    ([-1, 0, 0], [], "d_sae=4"),
-    ([1, 2, 0, -1], [], "cycle"),
-    ("{not json", [], "cannot read the forest"),
-    ({"kids": [1]}, [], "JSON list of integers"),
-    ([-1, 0, "a", 0], [], "JSON list of integers"),
-    (None, ["--parents", "{tmp}/nowhere.json"], "nowhere.json"),
-    (None, ["--grow-from", "{tmp}/nowhere"], "nowhere does not exist"),
-    (None, ["--grow-from", "{tmp}/flat", "--width", "5"], "--width 5 differs from the width 4"),
-    ([-1, 0, 0, 0], ["--arch", "batchtopk"], "are for --arch tree"),
-])
-def test_cli_bad_tree_input_is_one_line_without_traceback(tmp_path, forest, args, msg):
-    save_sae(make_sae(SAEConfig("batchtopk", 8, 4, k=2)), tmp_path / "flat")
-    given = []
-    if forest is not None:
-        (tmp_path / "f.json").write_text(forest if isinstance(forest, str) else json.dumps(forest))
-        given = ["--parents", str(tmp_path / "f.json")]
-    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    r = _run("toy:n=200,d=8", "--arch", "tree", "--width", "4", "--k", "2", *given, *args, "-o", str(tmp_path / "m"))
-    assert r.exit_code != 0
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and msg in lines[0], r.output
-    assert r.exception is None or isinstance(r.exception, SystemExit)
-    assert not (tmp_path / "m").exists()

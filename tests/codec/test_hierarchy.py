@@ -1,15 +1,12 @@
-"""Hierarchical activity coding (tree and Chow-Liu forests): exact round trips, bits against the
-tree formula, Chow-Liu recovery of a planted hierarchy, and never worse than flat beyond its tables."""
-
-import json
+"""Hierarchical activity coding (mdlcodec.codec.hierarchy; tree and Chow-Liu forests): exact round
+trips, bits against the tree formula, Chow-Liu recovery of a planted hierarchy, and never worse than
+flat beyond its tables (through the CLI: tests/cli/test_codec_cmd.py, tests/cli/test_train_cmd.py)."""
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mdlcodec.cli.main import cli
 from mdlcodec.codec.bitstream import ChunkCoder
 from mdlcodec.codec.entropy_model import EntropyModel
 from mdlcodec.codec.hierarchy import Hierarchy, chow_liu, prune_to_forest
@@ -170,41 +167,6 @@ def test_flat_model_tables_are_unchanged_and_hierarchy_tables_are_checked():
         EntropyModel.from_arrays(cyclic)
 
 
-def test_cli_chow_liu_fit_encode_decode_and_report(tmp_path, toy_model_dir):
-    import shutil
-
-    src, ds = toy_model_dir
-    model = tmp_path / "model"
-    shutil.copytree(src, model)
-    acts = tmp_path / "test.npy"
-    np.save(acts, ds.test)
-    run = CliRunner().invoke
-    r = run(cli, ["encode", str(acts), "-m", str(model), "-o", str(tmp_path / "x.mdlc"), "--hierarchy", "chowliu"])
-    assert r.exit_code == 1 and "fit-codec" in r.output and "Traceback" not in r.output
-    r = run(cli, ["fit-codec", str(model), ds.spec, "--hierarchy", "chowliu", "--json"])
-    assert r.exit_code == 0, r.output
-    report = json.loads(r.output)
-    assert report["hierarchy"]["kind"] == "conditional"
-    outs = {}
-    for mode in ("chowliu", "flat"):
-        dst = tmp_path / f"{mode}.mdlc"
-        r = run(cli, ["encode", str(acts), "-m", str(model), "-o", str(dst), "--hierarchy", mode])
-        assert r.exit_code == 0, r.output
-        rec = tmp_path / f"{mode}.npy"
-        r = run(cli, ["decode", str(dst), "-m", str(model), "-o", str(rec)])
-        assert r.exit_code == 0, r.output
-        outs[mode] = np.load(rec)
-    assert np.array_equal(outs["chowliu"], outs["flat"])  # same quantised latents, coded two ways
-    r = run(cli, ["info", str(tmp_path / "chowliu.mdlc"), "-m", str(model), "--json"])
-    assert json.loads(r.output)["hierarchy"]["kind"] == "conditional"
-    r = run(cli, ["hierarchy", str(model), ds.spec, "--top", "3", "-o", str(tmp_path / "h.json")])
-    assert r.exit_code == 0, r.output
-    h = json.loads((tmp_path / "h.json").read_text())
-    assert len(h["parents"]) == 24 and h["edges_count"] == sum(v >= 0 for v in h["parents"])
-    r = run(cli, ["hierarchy", str(model), ds.spec, "--png", str(tmp_path / "h.png")])
-    assert r.exit_code == 1 and "square" in r.output and not (tmp_path / "h.png").exists()
-
-
 def test_prune_to_forest_drops_children_of_inactive_parents():
     parents = np.array([-1, 0, 1, -1, 3])
     dense = np.array([[0, 2, 3, 1, 0],    # 1 and its child 2 lose their parent 0
@@ -212,36 +174,3 @@ def test_prune_to_forest_drops_children_of_inactive_parents():
                       [1, 1, 1, 1, 1]])   # all kept
     pruned = prune_to_forest(SparseCodes.from_dense(dense), parents).to_dense()
     assert pruned.tolist() == [[0, 0, 0, 1, 0], [1, 0, 0, 0, 0], [1, 1, 1, 1, 1]]
-
-
-def codec_sae(model_dir):
-    from mdlcodec.models import load_sae
-    return load_sae(model_dir)
-
-
-def test_tree_sae_codes_with_its_forest(tmp_path):
-    """A tree SAE's codec uses its forest as a tree: children are coded only under active parents."""
-    ds = load_dataset("toy:n_features=32,d=16,l0=3,hierarchy=8,n=4000")
-    parents = ds.truth.parents
-    (tmp_path / "parents.json").write_text(json.dumps(parents.tolist()))
-    # A coarse step rounds some parents' values to bin 0: their children must go with them.
-    r = CliRunner().invoke(cli, ["train", ds.spec, "--arch", "tree", "--width", "32", "--k", "3", "--epochs", "5",
-                                 "--parents", str(tmp_path / "parents.json"), "-o", str(tmp_path / "tree"), "--json",
-                                 "--codec-step", "3"])
-    assert r.exit_code == 0, r.output
-    report = json.loads(r.output)
-    assert report["codec"]["hierarchy"]["kind"] == "tree"
-    assert report["codec"]["hierarchy"]["edges"] == int((parents >= 0).sum())
-    from mdlcodec.codec import Codec
-    codec = Codec.load(tmp_path / "tree")
-    data = codec.encode(ds.test)
-    codes = codec.decode_latents(data)
-    assert codes == codec.latents(ds.test, 4096)
-    dense = codes.to_dense() != 0
-    kids = np.flatnonzero(parents >= 0)
-    assert not (dense[:, kids] & ~dense[:, parents[kids]]).any()
-    unpruned = codec.quantiser.quantise(Codec.sae_encoder(codec_sae(tmp_path / "tree"))(ds.test)).to_dense() != 0
-    assert (unpruned[:, kids] & ~unpruned[:, parents[kids]]).any()  # the step did round some parents away
-    bits = codec.chunk_coder.ideal_bits(codes)["activity"]
-    assert 8 * len(data) > bits  # no child was coded at the 24-bit price of an impossible event
-    assert bits / codes.n < codec.with_hierarchy(None).chunk_coder.ideal_bits(codes)["activity"] / codes.n + 0.5

@@ -1,15 +1,12 @@
-"""Figure 5 with the real codec: measured bits against the theory formulas, the tree never longer
-than flat, exact round trips, and the command's files."""
+"""Figure 5 with the real codec (mdlcodec.experiments.hierarchy_figure): measured bits against the
+theory formulas, the tree never longer than flat, exact round trips (`mdlcodec hierarchy-figure` is
+in tests/cli/test_bench_cmd.py)."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from mdlcodec.cli.main import cli
 from mdlcodec.experiments.hierarchy_figure import (
     activations,
     free_trailing_bits,
@@ -19,6 +16,7 @@ from mdlcodec.experiments.hierarchy_figure import (
     sample_animals,
 )
 from mdlcodec.theory import hierarchy_dl
+
 
 POINTS = [(0.05, 0.5), (0.2, 0.1), (0.3, 0.9), (0.5, 0.5), (0.9, 0.3)]
 
@@ -79,30 +77,3 @@ def test_phase_diagram_small_grid():
     assert d["payload"]["max_tree_excess_bits"] <= 32
     f = hierarchy_dl(*np.meshgrid(axis, axis))
     assert np.allclose(d["formula_bits"]["tree"], f.tree_dl) and np.allclose(d["formula_bits"]["flat"], f.flat_dl)
-
-
-def test_hierarchy_figure_cli(tmp_path):
-    out = tmp_path / "h"
-    args = ["hierarchy-figure", "-o", str(out), "--grid", "3", "--n", "2000", "--points-n", "2000"]
-    r = CliRunner().invoke(cli, args)
-    assert r.exit_code == 0, r.output
-    res = json.loads((out / "hierarchy_figure.json").read_text())
-    assert len(res["points"]) >= 5 and len(res["grid"]["p_a"]) == 3
-    assert (out / "hierarchy_figure.png").read_bytes()[:4] == b"\x89PNG"
-    assert "| p_A |" in r.stdout and "| p_A |" in (out / "hierarchy_figure.md").read_text()
-    r = CliRunner().invoke(cli, args)  # results there: refused without --force
-    assert r.exit_code == 1 and r.stderr.strip().startswith("error:") and "--force" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
-
-
-def test_hierarchy_figure_cli_bad_output(tmp_path):
-    f = tmp_path / "file"
-    f.write_text("x")
-    args = ["--grid", "3", "--n", "200", "--points-n", "200"]
-    r = CliRunner().invoke(cli, ["hierarchy-figure", "-o", str(f / "sub"), *args])  # a folder under a file
-    assert r.exit_code == 1 and r.stderr.strip().startswith("error:") and "output folder" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
-    r = CliRunner().invoke(cli, ["hierarchy-figure", "-o", str(f), *args])  # a file: click refuses it
-    assert r.exit_code == 2 and "is a file" in r.stderr
-    r = CliRunner().invoke(cli, ["hierarchy-figure", "-o", str(tmp_path / "g"), "--grid", "2"])
-    assert r.exit_code == 2 and "--grid" in r.stderr

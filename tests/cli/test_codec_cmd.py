@@ -1,4 +1,5 @@
-"""encode / decode / info / fit-codec through the command line, good input and bad."""
+"""encode / decode / info / fit-codec through the command line, good input and bad, flat and with a
+Chow-Liu forest (and `mdlcodec hierarchy` on the same model)."""
 
 import json
 import shutil
@@ -9,18 +10,7 @@ from click.testing import CliRunner
 
 from mdlcodec.cli.main import cli
 from mdlcodec.codec import Codec
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def one_line_error(r, needle):
-    assert r.exit_code != 0
-    assert "Traceback" not in r.output and r.exception is None or isinstance(r.exception, SystemExit)
-    lines = [l for l in r.output.strip().splitlines() if l]
-    assert len(lines) == 1 and lines[0].startswith("error:"), r.output
-    assert needle.lower() in lines[0].lower(), lines[0]
+from tests.cli.helpers import one_line_error, run
 
 
 @pytest.fixture()
@@ -119,3 +109,38 @@ def test_bad_input_is_one_line_error(files):
     one_line_error(run("decode", good, "-m", model, "-o", good, "--force"), "overwrite the input")
     assert good.read_bytes() == data
     assert [p.name for p in tmp.iterdir() if p.name.startswith(".")] == []  # no temporary files left
+
+
+def test_cli_chow_liu_fit_encode_decode_and_report(tmp_path, toy_model_dir):
+    import shutil
+
+    src, ds = toy_model_dir
+    model = tmp_path / "model"
+    shutil.copytree(src, model)
+    acts = tmp_path / "test.npy"
+    np.save(acts, ds.test)
+    run = CliRunner().invoke
+    r = run(cli, ["encode", str(acts), "-m", str(model), "-o", str(tmp_path / "x.mdlc"), "--hierarchy", "chowliu"])
+    assert r.exit_code == 1 and "fit-codec" in r.output and "Traceback" not in r.output
+    r = run(cli, ["fit-codec", str(model), ds.spec, "--hierarchy", "chowliu", "--json"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)
+    assert report["hierarchy"]["kind"] == "conditional"
+    outs = {}
+    for mode in ("chowliu", "flat"):
+        dst = tmp_path / f"{mode}.mdlc"
+        r = run(cli, ["encode", str(acts), "-m", str(model), "-o", str(dst), "--hierarchy", mode])
+        assert r.exit_code == 0, r.output
+        rec = tmp_path / f"{mode}.npy"
+        r = run(cli, ["decode", str(dst), "-m", str(model), "-o", str(rec)])
+        assert r.exit_code == 0, r.output
+        outs[mode] = np.load(rec)
+    assert np.array_equal(outs["chowliu"], outs["flat"])  # same quantised latents, coded two ways
+    r = run(cli, ["info", str(tmp_path / "chowliu.mdlc"), "-m", str(model), "--json"])
+    assert json.loads(r.output)["hierarchy"]["kind"] == "conditional"
+    r = run(cli, ["hierarchy", str(model), ds.spec, "--top", "3", "-o", str(tmp_path / "h.json")])
+    assert r.exit_code == 0, r.output
+    h = json.loads((tmp_path / "h.json").read_text())
+    assert len(h["parents"]) == 24 and h["edges_count"] == sum(v >= 0 for v in h["parents"])
+    r = run(cli, ["hierarchy", str(model), ds.spec, "--png", str(tmp_path / "h.png")])
+    assert r.exit_code == 1 and "square" in r.output and not (tmp_path / "h.png").exists()

@@ -1,25 +1,16 @@
-"""The entropy coder on its own: exact round trips, bits against theory, known-source entropy."""
+"""mdlcodec.codec.bitstream, the entropy coder on its own: exact round trips, bits against theory,
+known-source entropy."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mdlcodec.codec.activity import ActivityTables
 from mdlcodec.codec.bitstream import ChunkCoder
 from mdlcodec.codec.entropy_model import EntropyModel
 from mdlcodec.codec.sparse import SparseCodes
 from mdlcodec.theory import binary_entropy
-
-
-def random_codes(rng, n, d_sae, p, value_probs=None):
-    """Independent activity with probabilities p [d_sae]; bins from value_probs (over bins 1..V) or geometric."""
-    act = rng.random((n, d_sae)) < p
-    if value_probs is None:
-        vals = rng.geometric(0.3, (n, d_sae)) * np.where(rng.random((n, d_sae)) < 0.2, -1, 1)
-    else:
-        vals = 1 + rng.choice(len(value_probs), size=(n, d_sae), p=value_probs)
-    return SparseCodes.from_dense(np.where(act, vals, 0))
+from tests.codec.helpers import random_codes
 
 
 @settings(max_examples=60, deadline=None)
@@ -64,22 +55,6 @@ def test_measured_bits_match_cross_entropy(d_sae, density):
     assert H - 64 * c <= measured <= 1.001 * H + 64 * c
 
 
-def test_activity_costs_sum_of_feature_entropies():
-    """Binary-split activity coding costs sum_f H(p_f) per sample under the model, in expectation."""
-    rng = np.random.default_rng(2)
-    d_sae = 500
-    em = EntropyModel.fit(random_codes(rng, 2000, d_sae, rng.random(d_sae) * 0.05))
-    tables = ActivityTables.from_counts(em.active_counts, em.n_samples)
-    p_model = em.p_active
-    # Draw samples from the model itself: the average code length must approach its entropy.
-    codes = random_codes(rng, 20000, d_sae, p_model)
-    coder = ChunkCoder(em)
-    per_sample = coder.ideal_bits(codes)["activity"] / codes.n
-    expected = binary_entropy(p_model).sum()
-    assert per_sample == pytest.approx(expected, rel=0.01)
-    assert tables.layers[0].prob[1:].min() > 0 and tables.layers[0].prob[1:].max() < 1
-
-
 def test_bits_approach_true_entropy_of_known_source():
     """100,000 samples from a known source: bits per sample within 1% of its true entropy."""
     rng = np.random.default_rng(3)
@@ -99,12 +74,3 @@ def test_bits_approach_true_entropy_of_known_source():
     true_logloss = -(np.log2(np.where(active, p, 1 - p)).sum()
                      + np.log2(value_probs[dense[active] - 1]).sum())
     assert measured > true_logloss * (1 - 1e-3)
-
-
-def test_fixed_point_tables_depend_only_on_counts():
-    counts = np.array([0, 5, 17, 1000, 3])
-    a = ActivityTables.from_counts(counts, 1000)
-    b = ActivityTables.from_counts(counts.astype(np.int32), 1000)
-    a, b = a.layers[0], b.layers[0]
-    assert a.levels == 3 and np.array_equal(a.prob, b.prob)
-    assert np.all(a.prob[1:] * (1 << 24) == np.round(a.prob[1:] * (1 << 24)))

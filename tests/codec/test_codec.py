@@ -1,4 +1,5 @@
-"""The codec with real SAEs: exact round trips of the quantised latents, bits against theory."""
+"""mdlcodec.codec.codec with real SAEs: exact round trips of the quantised latents, bits against
+theory; activations the codec refuses."""
 
 import io
 
@@ -10,8 +11,10 @@ from hypothesis import strategies as st
 
 from mdlcodec.codec import Codec, Decoder, EntropyModel, Quantiser
 from mdlcodec.codec.container import Reader
-from mdlcodec.codec.precision import coarsest_step, fit_codec
+from mdlcodec.codec.precision import fit_codec
+from mdlcodec.core.errors import CodecError
 from mdlcodec.models import SAEConfig, make_sae
+from tests.codec.helpers import linear_topk_codec
 
 
 def sae_codec(arch, d_in, d_sae, k, step, seed, dead_bias=False):
@@ -61,14 +64,12 @@ def test_mnist_round_trip_and_bits(mnist_sae):
     assert H - 64 * c <= payload <= 1.001 * H + 64 * c
 
 
-def test_coarsest_step_meets_the_bound_and_is_coarsest(mnist_sae):
-    ds, sae = mnist_sae
-    decoder = Decoder.from_sae(sae)
-    z = Codec.sae_encoder(sae)(ds.test)
-    base = float(np.mean((decoder.reconstruct(z) - ds.test) ** 2))
-    tol = base * 1.2
-    step = coarsest_step(decoder, z, ds.test, tol)
-    q = Quantiser.uniform(step, z.shape[1])
-    assert np.mean((decoder.reconstruct(q.dequantise(q.quantise(z))) - ds.test) ** 2) <= tol
-    q2 = Quantiser.uniform(step * 1.5, z.shape[1])
-    assert np.mean((decoder.reconstruct(q2.dequantise(q2.quantise(z))) - ds.test) ** 2) > tol
+@pytest.mark.parametrize("bad, msg", [
+    (np.zeros((3, 11), np.float32), "shape"),
+    (np.full((3, 12), np.nan, np.float32), "NaN"),
+    (np.full((3, 12), np.inf, np.float32), "NaN or Inf"),
+])
+def test_bad_activations_are_refused(bad, msg):
+    codec, _ = linear_topk_codec()
+    with pytest.raises(CodecError, match=msg):
+        codec.encode(bad)

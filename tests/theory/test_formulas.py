@@ -1,20 +1,18 @@
-"""The paper's formulas (mdlcodec.theory) against hand-computed values, and the `mdlcodec dl` CLI."""
+"""The paper's formulas (mdlcodec.theory.formulas) against hand-computed values (the `mdlcodec dl`
+calculators are in tests/cli/test_dl_cmd.py)."""
 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from mdlcodec import theory as t
-from mdlcodec.cli.main import cli
+
 
 # ---------------------------------------------------------------------------- entropies
-
 
 def test_binary_entropy_values():
     assert t.binary_entropy(0.5) == pytest.approx(1.0)
@@ -37,7 +35,6 @@ def test_entropy_bits_categorical():
 
 
 # ---------------------------------------------------------------------------- Eq. 1, Appendix B
-
 
 def test_appendix_b_sparse_bound_is_1405():
     b = t.dl_bound_sparse(65, 25_000, 7)
@@ -127,7 +124,6 @@ def test_phase_boundary_is_a_root_with_the_regimes_on_either_side(bits):
 
 # ---------------------------------------------------------------------------- Figure 5, trees
 
-
 def test_hierarchy_tree_beats_flat_inside_and_ties_at_the_edges():
     pa, q = np.meshgrid(np.linspace(0.05, 1, 20), np.linspace(0.05, 0.95, 19))
     h = t.hierarchy_dl(pa, q)
@@ -179,30 +175,3 @@ def test_tree_dl_refuses_what_is_not_a_forest(p, parents, msg):
 def test_two_part_code():
     assert t.decoder_bits(16, 784, 8) == 17 * 784 * 8
     assert t.two_part_bits_per_sample(100.0, 8000.0, 2000) == 104.0
-
-
-# ---------------------------------------------------------------------------- CLI
-
-
-@pytest.mark.parametrize("args, total, text", [
-    (["bound", "--l0", "65", "--width", "25000", "--bits", "7"], 1404.63, "1,405"),
-    (["dense", "--d", "768", "--bits", "7"], 5376.0, "5376.00"),
-    (["onehot", "--vocab", "50257", "--seq", "128", "--bits", "7"], 2005.98, "13,993"),
-])
-def test_dl_cli_text_and_json(args, total, text):
-    r = CliRunner().invoke(cli, ["dl", *args])
-    assert r.exit_code == 0, r.output
-    assert f"{total:.2f}" in r.output and text in r.output
-    j = json.loads(CliRunner().invoke(cli, ["dl", *args, "--json"]).output)
-    got = j["eq1"]["total_bits"] if "eq1" in j else j["total_bits"]
-    assert got == pytest.approx(total, abs=0.005)
-
-
-def test_dl_onehot_note_and_bad_width():
-    r = CliRunner().invoke(cli, ["dl", "onehot", "--json"])
-    j = json.loads(r.output)
-    assert j["paper_printed"] == 13_993 and "product" in j["note"]
-    r = CliRunner().invoke(cli, ["dl", "bound", "--width", "-5"])
-    assert r.exit_code != 0
-    lines = r.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and "width" in lines[0]

@@ -1,15 +1,12 @@
-"""Figure 3 with the real codec: measured bits against the theory formulas, exact round trips, and
-the phase diagram's verdicts."""
+"""Figure 3 with the real codec (mdlcodec.experiments.splitting): measured bits against the theory
+formulas, exact round trips, and the phase diagram's verdicts (`mdlcodec splitting` is in
+tests/cli/test_bench_cmd.py)."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from mdlcodec.cli.main import cli
 from mdlcodec.experiments.splitting import (
     activations,
     phase_diagram,
@@ -17,6 +14,7 @@ from mdlcodec.experiments.splitting import (
     splitting_point,
 )
 from mdlcodec.theory import splitting_joint
+
 
 POINTS = [(0.05, 0.0), (0.1, 0.5), (0.2, 0.2), (0.3, 0.9), (0.5, 0.6)]
 
@@ -64,16 +62,3 @@ def test_phase_diagram_small_grid():
     assert d["ideal"]["cells_same_verdict_as_formula"] == 1.0
     assert max(d["ideal"]["max_relative_error"].values()) < 0.01
     assert d["ideal"]["max_boundary_gap"] < 0.1  # grid step in rho is 0.24: the interpolated root is close
-
-
-def test_splitting_cli(tmp_path):
-    out = tmp_path / "s"
-    args = ["splitting", "-o", str(out), "--grid", "3", "--n", "2000", "--points-n", "2000"]
-    r = CliRunner().invoke(cli, args)
-    assert r.exit_code == 0, r.output
-    res = json.loads((out / "splitting.json").read_text())
-    assert len(res["points"]) >= 5 and len(res["grid"]["p"]) == 3
-    assert (out / "splitting.png").read_bytes()[:4] == b"\x89PNG"
-    assert "| p | rho |" in r.stdout
-    r = CliRunner().invoke(cli, args)
-    assert r.exit_code == 1 and r.stderr.strip().startswith("error:") and "--force" in r.stderr

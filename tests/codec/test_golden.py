@@ -1,4 +1,5 @@
-"""Golden files pin the .mdlc format: they decode bit-exactly and re-encoding reproduces them."""
+"""Golden files pin the .mdlc format: they decode bit-exactly and re-encoding reproduces them
+(the files are in tests/golden/, made by tests/golden/make_golden.py)."""
 
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import pytest
 
 from mdlcodec.codec import Codec, SparseCodes
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 
 
 @pytest.fixture(scope="module")

@@ -1,16 +1,11 @@
-"""The trainer (recovery of planted features, MNIST quality, determinism, AuxK, early stopping)
-and `mdlcodec train` through the CLI."""
+"""mdlcodec.models.train: recovery of planted features, MNIST quality, determinism, AuxK, early
+stopping, refused input (`mdlcodec train` is in tests/cli/test_train_cmd.py)."""
 
 from __future__ import annotations
 
-import json
-
-import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from mdlcodec.cli.main import cli
 from mdlcodec.core.errors import ModelError
 from mdlcodec.data import load_dataset
 from mdlcodec.models import (
@@ -18,7 +13,6 @@ from mdlcodec.models import (
     TrainConfig,
     evaluate,
     feature_recovery,
-    load_sae,
     make_sae,
     train_sae,
 )
@@ -154,64 +148,3 @@ def test_training_on_cuda(small_toy):
                        TrainConfig(device="cuda", **QUICK))
     assert sae.W_dec.device.type == "cuda"
     assert evaluate(sae, small_toy.test)["fvu"] < 0.6
-
-
-# --- the CLI ----------------------------------------------------------------------------------------
-
-def _run(*args):
-    return CliRunner().invoke(cli, ["train", *args])
-
-
-def test_cli_trains_saves_and_prints_json(tmp_path):
-    out = tmp_path / "model"
-    r = _run("toy:n=2000", "--width", "32", "--k", "3", "--epochs", "2", "--seed", "3", "--json", "-o", str(out))
-    assert r.exit_code == 0, r.output
-    report = json.loads(r.stdout)
-    assert report["config"]["architecture"] == "batchtopk" and report["epochs_run"] == 2
-    assert set(report["test"]) >= {"mse", "fvu", "l0_mean", "l0_std", "alive", "dead_fraction"}
-    sae = load_sae(out)
-    assert sae.cfg.d_sae == 32 and sae.cfg.threshold == report["config"]["threshold"]
-    ds = load_dataset("toy:n=2000")
-    assert evaluate(sae, ds.test)["mse"] == pytest.approx(report["test"]["mse"], rel=1e-9)
-
-
-def test_cli_plain_output_names_the_figures(tmp_path):
-    r = _run("toy:n=2000", "--arch", "relu", "--l1", "0.1", "--width", "16", "--epochs", "1",
-             "--no-normalize", "-o", str(tmp_path / "m"))
-    assert r.exit_code == 0, r.output
-    assert "test: MSE" in r.stdout and "FVU" in r.stdout and "L0" in r.stdout and "alive" in r.stdout
-    assert load_sae(tmp_path / "m").cfg.input_scale == 1.0
-
-
-@pytest.mark.parametrize("args, msg", [
-    (["toy", "--arch", "gated", "--width", "8", "--k", "2"], "unknown architecture 'gated'"),
-    (["toy", "--width", "0", "--k", "2"], "width"),
-    (["toy", "--width", "-3", "--k", "2"], "width"),
-    (["toy", "--width", "8", "--k", "9"], "k <= width"),
-    (["toy", "--width", "8"], "needs k"),
-    (["toy", "--arch", "relu", "--width", "8"], "--l1"),
-    (["does/not/exist.npy", "--width", "8", "--k", "2"], "exist.npy"),
-    (["toy:n=200", "--width", "8", "--k", "2", "--epochs", "0"], "positive"),
-])
-def test_cli_bad_input_is_one_line_without_traceback(tmp_path, args, msg):
-    r = _run(*args, "-o", str(tmp_path / "m"))
-    assert r.exit_code != 0
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and msg in lines[0], r.output
-    assert "Traceback" not in r.output and r.exception is None or isinstance(r.exception, SystemExit)
-    assert not (tmp_path / "m").exists()
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised where CUDA is absent")
-def test_cli_cuda_without_cuda(tmp_path):
-    r = _run("toy", "--width", "8", "--k", "2", "--device", "cuda", "-o", str(tmp_path / "m"))
-    assert r.exit_code == 1 and "CUDA is not available" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-
-
-def test_cli_does_not_touch_its_input(tmp_path):
-    data = tmp_path / "acts.npy"
-    np.save(data, np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32))
-    before = data.read_bytes()
-    r = _run(str(data), "--width", "8", "--k", "2", "--epochs", "1", "-o", str(tmp_path / "m"))
-    assert r.exit_code == 0, r.output
-    assert data.read_bytes() == before and load_sae(tmp_path / "m").cfg.d_in == 8

@@ -1,27 +1,11 @@
-"""The .mdlc container: exact round trips through bytes, refusal of damaged or mismatched files."""
+"""The .mdlc container (mdlcodec.codec.container): exact round trips through bytes, refusal of
+damaged or mismatched files."""
 
 import numpy as np
 import pytest
 
-from mdlcodec.codec import Codec, Decoder, EntropyModel, Quantiser
 from mdlcodec.core.errors import CodecError
-
-
-def linear_topk_codec(d_in=12, d_sae=40, k=3, seed=0, n_fit=400):
-    """A real (untrained) linear TopK encoder with a random unit-norm dictionary."""
-    rng = np.random.default_rng(seed)
-    W = rng.normal(size=(d_sae, d_in)).astype(np.float32)
-    W /= np.linalg.norm(W, axis=1, keepdims=True)
-
-    def encode(x):
-        pre = np.maximum(x @ W.T, 0)
-        thresh = -np.sort(-pre, axis=1)[:, k - 1:k]
-        return np.where(pre >= thresh, pre, 0).astype(np.float32)
-
-    decoder = Decoder(W, np.zeros(d_in, np.float32), 1.0)
-    x = rng.normal(size=(n_fit, d_in)).astype(np.float32)
-    q = Quantiser.uniform(0.1, d_sae)
-    return Codec(decoder, q, EntropyModel.fit(q.quantise(encode(x))), encode), rng
+from tests.codec.helpers import linear_topk_codec
 
 
 @pytest.mark.parametrize("embed", [False, True])
@@ -55,14 +39,3 @@ def test_model_mismatch_is_refused():
     data = codec.encode(rng.normal(size=(5, 12)).astype(np.float32))
     with pytest.raises(CodecError, match="does not match"):
         other.decode(data)
-
-
-@pytest.mark.parametrize("bad, msg", [
-    (np.zeros((3, 11), np.float32), "shape"),
-    (np.full((3, 12), np.nan, np.float32), "NaN"),
-    (np.full((3, 12), np.inf, np.float32), "NaN or Inf"),
-])
-def test_bad_activations_are_refused(bad, msg):
-    codec, _ = linear_topk_codec()
-    with pytest.raises(CodecError, match=msg):
-        codec.encode(bad)

@@ -1,0 +1,17 @@
+"""Helpers of the CLI tests: run a command line, and check a one-line error."""
+
+from click.testing import CliRunner
+
+from mdlcodec.cli.main import cli
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def one_line_error(r, needle):
+    assert r.exit_code != 0
+    assert "Traceback" not in r.output and r.exception is None or isinstance(r.exception, SystemExit)
+    lines = [l for l in r.output.strip().splitlines() if l]
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.output
+    assert needle.lower() in lines[0].lower(), lines[0]

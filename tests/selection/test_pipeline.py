@@ -1,0 +1,67 @@
+"""mdlcodec.selection.pipeline, a real sweep on toy data with a known dictionary size: the MDL
+choice, and the cache (resume, wider grids, a second run)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from mdlcodec.selection import run_selection
+from tests.selection.helpers import TRUE_WIDTH, WIDTHS, toy_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_mdl_choice_is_the_true_dictionary_size(sweep):
+    _, results, _ = sweep
+    widths = sorted(WIDTHS)
+    chosen = results["selected"]["width"]
+    assert abs(widths.index(chosen) - widths.index(TRUE_WIDTH)) <= 1
+    curve = {r["width"]: r for r in results["rows"] if r["calibrated"]}
+    # narrower than the truth cannot meet the tolerance; the widest pays more than the choice
+    assert curve[8]["k"] is None and curve[max(WIDTHS)]["dl_measured"] > results["selected"]["dl_measured"]
+
+
+def test_a_second_run_trains_nothing_and_agrees(sweep, toy):
+    run_dir, results, _ = sweep
+    again, _ = run_selection(toy, toy_config(), run_dir)
+    assert again["timing"]["sae_trained"] == 0 and again["timing"]["sae_reused"] == results["timing"]["sae_trained"]
+    assert again["selected"] == results["selected"]
+    assert [r.get("dl_measured") for r in again["rows"]] == [r.get("dl_measured") for r in results["rows"]]
+
+
+def test_a_wider_grid_trains_only_the_new_width(sweep, toy, tmp_path):
+    run_dir, results, _ = sweep
+    shutil.copytree(run_dir / "cache", tmp_path / "cache")
+    wider, _ = run_selection(toy, toy_config(widths=WIDTHS + (48,)), tmp_path)
+    new = next(r for r in wider["rows"] if r["width"] == 48 and r["calibrated"])
+    assert wider["timing"]["sae_trained"] == len(new["calibration"]["trials"])
+    assert wider["timing"]["sae_reused"] == results["timing"]["sae_trained"]
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_sweep_resumes_where_it_stopped(sweep, toy, tmp_path):
+    _, results, _ = sweep
+    widths = (32, 64)  # as in the full grid: the narrower widths there meet no k, so nothing carries over
+    expected = {t["hash"] for r in results["rows"] if r["calibrated"] and r["width"] in widths
+                for t in r["calibration"]["trials"]}
+    seen = []
+
+    def stop_after_three(message: str) -> None:
+        if message.lstrip().startswith("trained"):
+            seen.append(message)
+            if len(seen) == 3:
+                raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_selection(toy, toy_config(widths=widths, pca=False), tmp_path, stop_after_three)
+    assert len([p for p in (tmp_path / "cache").iterdir() if (p / "entry.json").exists()]) == 3
+    resumed, _ = run_selection(toy, toy_config(widths=widths, pca=False), tmp_path)
+    assert resumed["timing"]["sae_trained"] == len(expected) - 3
+    assert {p.name for p in (tmp_path / "cache").iterdir()} == expected
+    sel = {r["width"]: r["k"] for r in results["rows"] if r["calibrated"] and r["width"] in widths}
+    assert {r["width"]: r["k"] for r in resumed["rows"] if r["calibrated"]} == sel
