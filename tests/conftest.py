@@ -27,17 +27,14 @@ def mnist_dir() -> Path:
 @pytest.fixture(scope="session")
 def toy_model_dir(tmp_path_factory):
     """A small trained SAE on toy data, saved with codec tables: (model_dir, dataset)."""
-    from mdlcodec.codec.precision import fit_codec
     from mdlcodec.data import load_dataset
-    from mdlcodec.models import SAEConfig, TrainConfig, save_sae, train_sae
+    from mdlcodec.models import SAEConfig, TrainConfig
+    from mdlcodec.workflow import train_codec
 
     ds = load_dataset("toy:n=3000,n_features=24,d=12,l0=2")
-    sae, _ = train_sae(SAEConfig(arch="batchtopk", d_in=12, d_sae=24, k=2), ds.train, None,
-                       TrainConfig(progress=False, epochs=4, seed=0))
     model_dir = tmp_path_factory.mktemp("toy") / "model"
-    save_sae(sae, model_dir)
-    codec, _ = fit_codec(sae, ds.train, ds.test)
-    codec.save_tables(model_dir)
+    train_codec(SAEConfig(arch="batchtopk", d_in=12, d_sae=24, k=2), ds.train, ds.test,
+                TrainConfig(progress=False, epochs=4, seed=0), model_dir)
     return model_dir, ds
 
 

@@ -9,9 +9,11 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
-def one_line_error(r, needle):
-    assert r.exit_code != 0
-    assert "Traceback" not in r.output and r.exception is None or isinstance(r.exception, SystemExit)
-    lines = [l for l in r.output.strip().splitlines() if l]
+def one_line_error(r, needle: str) -> str:
+    """Assert that the run failed with one line "error: ..." containing needle (no traceback); return it."""
+    assert r.exit_code != 0, r.output
+    assert "Traceback" not in r.output and (r.exception is None or isinstance(r.exception, SystemExit)), r.exception
+    lines = [ln for ln in r.output.strip().splitlines() if ln]
     assert len(lines) == 1 and lines[0].startswith("error:"), r.output
     assert needle.lower() in lines[0].lower(), lines[0]
+    return lines[0]

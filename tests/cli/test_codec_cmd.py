@@ -43,12 +43,12 @@ def test_encode_decode_info_round_trip(files, embed):
     b = info["bits_per_sample"]
     assert info["samples"] == len(ds.test) and info["self_contained"] == embed
     assert b["activity"] + b["values"] == pytest.approx(b["payload"])
-    assert b["payload"] == pytest.approx(b["ideal_payload"], rel=0.01, abs=1.0)
+    assert b["payload"] == pytest.approx(b["cross_entropy"], rel=0.01, abs=1.0)
     assert info["mse"] == pytest.approx(float(np.mean((np.load(recon) - ds.test) ** 2)), rel=1e-5)
-    assert b["total"] == pytest.approx(8 * out.stat().st_size / len(ds.test))
+    assert b["file"] == pytest.approx(8 * out.stat().st_size / len(ds.test))
     assert acts.read_bytes() == before
     text = run("info", out, "-m", model, "--against", acts)
-    assert text.exit_code == 0 and "theoretical DL" in text.output and "MSE" in text.output
+    assert text.exit_code == 0 and "model entropy" in text.output and "cross-entropy" in text.output and "MSE" in text.output
 
 
 def test_fit_codec_cli(files):

@@ -20,7 +20,7 @@ def test_mdl_choice_is_the_true_dictionary_size(sweep):
     assert abs(widths.index(chosen) - widths.index(TRUE_WIDTH)) <= 1
     curve = {r["width"]: r for r in results["rows"] if r["calibrated"]}
     # narrower than the truth cannot meet the tolerance; the widest pays more than the choice
-    assert curve[8]["k"] is None and curve[max(WIDTHS)]["dl_measured"] > results["selected"]["dl_measured"]
+    assert curve[8]["k"] is None and curve[max(WIDTHS)]["file_bits"] > results["selected"]["file_bits"]
 
 
 def test_a_second_run_trains_nothing_and_agrees(sweep, toy):
@@ -28,7 +28,7 @@ def test_a_second_run_trains_nothing_and_agrees(sweep, toy):
     again, _ = run_selection(toy, toy_config(), run_dir)
     assert again["timing"]["sae_trained"] == 0 and again["timing"]["sae_reused"] == results["timing"]["sae_trained"]
     assert again["selected"] == results["selected"]
-    assert [r.get("dl_measured") for r in again["rows"]] == [r.get("dl_measured") for r in results["rows"]]
+    assert [r.get("file_bits") for r in again["rows"]] == [r.get("file_bits") for r in results["rows"]]
 
 
 def test_a_wider_grid_trains_only_the_new_width(sweep, toy, tmp_path):

@@ -33,7 +33,7 @@ def test_results_files_hold_what_redoes_a_row(sweep):
     assert [r["method"] for r in rows].count("pca") == 1
     assert sum(r["selected"] == "1" for r in rows) == 1
     sel = next(r for r in rows if r["selected"] == "1")
-    assert int(sel["width"]) == results["selected"]["width"] and float(sel["dl_measured"]) > 0
+    assert int(sel["width"]) == results["selected"]["width"] and float(sel["file_bits"]) > 0
     assert {int(r["width"]) for r in rows if r["method"] == "sae"} == set(WIDTHS)
     for name in ("fig2a_dl_vs_l0.png", "fig2b_alive_vs_l0.png", "results.md"):
         assert (run_dir / name).stat().st_size > 0
