@@ -3,6 +3,7 @@ lives in that folder's conftest.py, one that one file needs in that file."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -38,14 +39,23 @@ def toy_model_dir(tmp_path_factory):
     return model_dir, ds
 
 
+@contextlib.contextmanager
+def torch_on_one_thread():
+    """torch on one thread inside the block, its thread count restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """torch on one thread for a module of small models: as fast, and fair to a shared 2-core machine
     (use with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_on_one_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

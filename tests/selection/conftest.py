@@ -4,10 +4,10 @@ files (package scope, so that the sweep runs once, as it did when these tests we
 from __future__ import annotations
 
 import pytest
-import torch
 
 from mdlcodec.data import load_dataset
 from mdlcodec.selection import run_selection, write_results
+from tests.conftest import torch_on_one_thread
 from tests.selection.helpers import TOY, toy_config
 
 
@@ -15,10 +15,8 @@ from tests.selection.helpers import TOY, toy_config
 def one_thread():
     """tests/conftest.py's one_thread for the whole package: the shared sweep below trains on one
     thread, as it did under the module-scoped fixture."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_on_one_thread():
+        yield
 
 
 @pytest.fixture(scope="package")
