@@ -75,7 +75,7 @@ def measure_file(codec, test_x: np.ndarray, codes, repeats: int) -> dict:
     n = len(test_x)
     payload = sum(32 * len(words) for _, words in Reader.open(io.BytesIO(data)).chunks())
     return {"file_bytes": len(data), "file_bits_per_sample": 8 * len(data) / n, "payload_bits_per_sample": payload / n,
-            "ideal_bits_per_sample": codec.chunk_coder.ideal_bits(codes)["total"] / n,
+            "cross_entropy_bits_per_sample": codec.chunk_coder.ideal_bits(codes)["total"] / n,
             "encode_s": enc_s, "decode_s": dec_s, "decoded_exactly": bool(decoded == codes)}
 
 
@@ -106,7 +106,7 @@ def chowliu_savings(label: str, sae, train_x: np.ndarray, test_x: np.ndarray, ma
         "saving_bits_per_sample": saving,
         "saving_percent": 100 * saving / m_flat["payload_bits_per_sample"],
         "file_saving_bits_per_sample": m_flat["file_bits_per_sample"] - m_cl["file_bits_per_sample"],
-        "ideal_saving_bits_per_sample": m_flat["ideal_bits_per_sample"] - m_cl["ideal_bits_per_sample"],
+        "cross_entropy_saving_bits_per_sample": m_flat["cross_entropy_bits_per_sample"] - m_cl["cross_entropy_bits_per_sample"],
         "chowliu_table_bits": table_bits,
         "net_saving_bits_per_sample": saving - table_bits / n,
         "edges": forest.n_edges, "depth": int(forest_depths(forest.parents).max(initial=0)),

@@ -145,11 +145,11 @@ def match_pca(pca: PCA, train: np.ndarray, test: np.ndarray, max_mse: float,
     for m in ms:
         step = pca_step_for_mse(pca, m, test, max_mse)
         if step is None:
-            search.append({"m": m, "step": None, "ideal_bits_per_sample": None})
+            search.append({"m": m, "step": None, "cross_entropy_bits_per_sample": None})
             continue
         codec = pca_codec(pca, m, step, train[:search_rows])
         bits = codec.chunk_coder.ideal_bits(codec.latents(test[:search_rows]))["total"] / len(test[:search_rows])
-        search.append({"m": m, "step": step, "ideal_bits_per_sample": bits})
+        search.append({"m": m, "step": step, "cross_entropy_bits_per_sample": bits})
         if best is None or bits < best[0]:
             best = (bits, m, step, codec)
     if best is None:

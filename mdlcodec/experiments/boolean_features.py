@@ -11,7 +11,7 @@ description length is measured from a real .mdlc file, not computed from a formu
 - ``dictionary_codec``: a Codec from decoder rows, steps and an encoder, its entropy model counted
   on training activations (optionally under a feature forest, ``codec.hierarchy.Hierarchy``).
 - ``measure_codec``: encode a test set into one chunk, decode it back, and report payload, file
-  and ideal bits per sample, L0, MSE and whether the latents came back exactly.
+  and cross-entropy bits per sample, L0, MSE and whether the latents came back exactly.
 - ``make_out_dir``: the output folder for the figures' JSON
   and markdown.
 """
@@ -62,12 +62,12 @@ def dictionary_codec(w_dec: np.ndarray, step: np.ndarray, encoder: Callable[[np.
 @dataclass
 class Measured:
     """One dictionary coding one test set: bits per sample measured from the file (payload: the ANS
-    words; file: every byte), the ideal code length under the model, L0, reconstruction MSE, and
-    whether decoding returned exactly the encoded latents."""
+    words; file: every byte), the cross-entropy (ideal code length under the tables), L0,
+    reconstruction MSE, and whether decoding returned exactly the encoded latents."""
 
     payload_bits: float
     file_bits: float
-    ideal_bits: float
+    cross_entropy_bits: float
     l0: float
     mse: float
     exact: bool
@@ -88,10 +88,10 @@ def measure_codec(codec: Codec, test_x: np.ndarray) -> Measured:
 def measure_grid(point: Callable[[float, float], dict], xs: np.ndarray, ys: np.ndarray,
                  names: tuple[str, ...]) -> tuple[dict, np.ndarray, bool]:
     """Run ``point(x, y)`` (a dict with the source entropy and, per dictionary name, its Measured
-    bits and the formula) over the grid. Returns ({"payload"|"ideal"|"formula": {name: [len(ys),
+    bits and the formula) over the grid. Returns ({"payload"|"cross_entropy"|"formula": {name: [len(ys),
     len(xs)]}} bits per sample, the source entropy [len(ys), len(xs)], whether every file decoded exactly)."""
     shape = (len(ys), len(xs))
-    grids = {g: {k: np.full(shape, np.nan) for k in names} for g in ("payload", "ideal", "formula")}
+    grids = {g: {k: np.full(shape, np.nan) for k in names} for g in ("payload", "cross_entropy", "formula")}
     entropy = np.full(shape, np.nan)
     exact = True
     for i, x in enumerate(xs):
@@ -100,7 +100,7 @@ def measure_grid(point: Callable[[float, float], dict], xs: np.ndarray, ys: np.n
             entropy[j, i] = pt["source_entropy"]
             for k in names:
                 grids["payload"][k][j, i] = pt[k]["payload_bits"]
-                grids["ideal"][k][j, i] = pt[k]["ideal_bits"]
+                grids["cross_entropy"][k][j, i] = pt[k]["cross_entropy_bits"]
                 grids["formula"][k][j, i] = pt["formula"][k]
                 exact &= pt[k]["exact"]
     return grids, entropy, bool(exact)

@@ -20,7 +20,7 @@ Each active latent's value costs -log2((c + 1)/(c + 2)) bits for a feature activ
 training (its one-bin table against the escape symbol), a few thousandths of a bit here, counted.
 
 Measured: payload bits per sample = 32 * (ANS words in the file) / n and the whole file's bits per
-sample (header and chunk framing included); beside them the ideal code length of the coded symbols
+sample (header and chunk framing included); beside them the cross-entropy of the coded symbols
 under the fitted model (their cross-entropy), the formula ``theory.hierarchy_dl`` (bits_per_value
 0), and the source's entropy H(A, B) (which is the tree's formula). The saving DL_flat - DL_tree is
 drawn over a (p_A, p_B|A) grid; the paper's point is that it is never negative.
@@ -29,7 +29,7 @@ The coder's free trailing zeros (see ``splitting.py``): constriction's ANS coder
 the symbols decoded last cost nothing while they are all 0. Both dictionaries' value symbols are
 (one bin each), and so is the flat dictionary's last activity step, "is B active, given A&~B is"
 (never: the features are exclusive), coded with P = P(B) once per A&~B sample. The flat file is
-therefore shorter than its ideal length by about P(A&~B) (-log2(1 - P(B))) bits per sample; it stays
+therefore shorter than its cross-entropy by about P(A&~B) (-log2(1 - P(B))) bits per sample; it stays
 above the source entropy, which the tree's file reaches.
 """
 
@@ -103,7 +103,7 @@ def hierarchy_codec(name: str, train_x: np.ndarray) -> Codec:
 
 
 def free_trailing_bits(p_a: float, p_b_given_a: float) -> float:
-    """Bits per sample by which the flat file undercuts its ideal length (module docstring):
+    """Bits per sample by which the flat file undercuts its cross-entropy (module docstring):
     P(A&~B) (-log2(1 - P(B)))."""
     p_b = p_a * p_b_given_a
     return float((p_a - p_b) * -np.log2(1.0 - p_b)) if p_b < 1 else 0.0
@@ -123,16 +123,16 @@ def hierarchy_point(p_a: float, p_b_given_a: float, n: int = 50_000, seed: int =
     for name in NAMES:
         out[name] = measure_codec(hierarchy_codec(name, train_x), test_x).__dict__
     out["saving"] = {"formula": out["formula"]["flat"] - out["formula"]["tree"],
-                     "ideal": out["flat"]["ideal_bits"] - out["tree"]["ideal_bits"],
+                     "cross_entropy": out["flat"]["cross_entropy_bits"] - out["tree"]["cross_entropy_bits"],
                      "payload": out["flat"]["payload_bits"] - out["tree"]["payload_bits"]}
     return out
 
 
 def phase_diagram(p_as, p_bs, n: int = 20_000, seed: int = 0) -> dict:
     """Measure both dictionaries on every (p_A, p_B|A) of the grid. Returns the grid; per dictionary
-    the file payload, the ideal code length and the formula (bits per sample, arrays
+    the file payload, the cross-entropy and the formula (bits per sample, arrays
     [len(p_bs), len(p_as)]); the source entropy; relative errors against the formulas; and whether
-    the tree was never longer than flat (by the formula, the ideal lengths and the files)."""
+    the tree was never longer than flat (by the formula, the cross-entropies and the files)."""
     p_as, p_bs = np.asarray(p_as, float), np.asarray(p_bs, float)
     grids, entropy, exact = measure_grid(lambda pa, q: hierarchy_point(pa, q, n, seed), p_as, p_bs, NAMES)
     out = {"n": n, "seed": seed, "p_a": p_as.tolist(), "p_b_given_a": p_bs.tolist(),
@@ -141,7 +141,7 @@ def phase_diagram(p_as, p_bs, n: int = 20_000, seed: int = 0) -> dict:
         out[f"{g}_bits"] = {k: a.tolist() for k, a in v.items()}
     out["formula"] = {"tree_never_longer": bool(np.all(grids["formula"]["tree"] <= grids["formula"]["flat"] + 1e-12)),
                       "min_saving": float(np.min(grids["formula"]["flat"] - grids["formula"]["tree"]))}
-    for g in ("payload", "ideal"):
+    for g in ("payload", "cross_entropy"):
         saving = grids[g]["flat"] - grids[g]["tree"]
         rel = {k: np.abs(grids[g][k] / grids["formula"][k] - 1) for k in NAMES}
         out[g] = {"max_relative_error": {k: float(np.nanmax(r)) for k, r in rel.items()},
@@ -155,10 +155,10 @@ def phase_diagram(p_as, p_bs, n: int = 20_000, seed: int = 0) -> dict:
 
 
 def plot_phase_diagram(result: dict, path) -> None:
-    """Left: DL_flat - DL_tree from the ideal code lengths over (p_A, p_B|A), with the formula's
+    """Left: DL_flat - DL_tree from the cross-entropies over (p_A, p_B|A), with the formula's
     contours (white) and the measured ones (dashed) at the same levels; middle: the same from the
     file payloads (smaller: the flat file's free trailing zeros, module docstring), cells where the
-    tree's file is longer marked; right: file and ideal bits per sample against the formula for every
+    tree's file is longer marked; right: file and cross-entropy bits per sample against the formula for every
     cell and both dictionaries."""
     import matplotlib
 
@@ -169,9 +169,9 @@ def plot_phase_diagram(result: dict, path) -> None:
 
     pa, q = np.array(result["p_a"]), np.array(result["p_b_given_a"])
     pay = {k: np.array(v) for k, v in result["payload_bits"].items()}
-    ideal = {k: np.array(v) for k, v in result["ideal_bits"].items()}
+    ideal = {k: np.array(v) for k, v in result["cross_entropy_bits"].items()}
     form = {k: np.array(v) for k, v in result["formula_bits"].items()}
-    savings = {"ideal code lengths": ideal["flat"] - ideal["tree"], "file payloads": pay["flat"] - pay["tree"]}
+    savings = {"cross-entropies": ideal["flat"] - ideal["tree"], "file payloads": pay["flat"] - pay["tree"]}
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), dpi=110, gridspec_kw={"width_ratios": [1.15, 1.15, 1]})
     top = max(max(float(np.nanmax(v)) for v in savings.values()), 1e-9)
     bottom = min(0.0, min(float(np.nanmin(v)) for v in savings.values()))
@@ -201,12 +201,12 @@ def plot_phase_diagram(result: dict, path) -> None:
     ax2 = axes[2]
     for k, c in (("flat", "tab:red"), ("tree", "tab:blue")):
         ax2.plot(form[k].ravel(), pay[k].ravel(), ".", ms=3, color=c, label=f"{k}: file payload")
-        ax2.plot(form[k].ravel(), ideal[k].ravel(), "x", ms=3, color=c, alpha=0.5, label=f"{k}: ideal")
+        ax2.plot(form[k].ravel(), ideal[k].ravel(), "x", ms=3, color=c, alpha=0.5, label=f"{k}: cross-entropy")
     hi = max(float(np.nanmax(form["flat"])), float(np.nanmax(form["tree"])))
     ax2.plot([0, hi], [0, hi], "k-", lw=0.8)
     ax2.set_xlabel("formula DL (bits/sample)")
     ax2.set_ylabel("measured (bits/sample)")
-    ax2.set_title(f"ideal vs formula: max error {max(result['ideal']['max_relative_error'].values()):.2%}; "
+    ax2.set_title(f"cross-entropy vs formula: max error {max(result['cross_entropy']['max_relative_error'].values()):.2%}; "
                   f"file vs formula: max {result['payload']['max_relative_error']['tree']:.1%} (tree),\n"
                   f"{result['payload']['max_relative_error']['flat']:.1%} (flat: below it by its free "
                   "trailing zeros)", fontsize=8)
@@ -221,17 +221,17 @@ TABLE_POINTS = ((0.05, 0.5), (0.1, 0.1), (0.2, 0.9), (0.3, 0.5), (0.5, 0.2), (0.
 
 
 def markdown_points(points: list[dict]) -> str:
-    """One table row per (p_A, p_B|A): formula, ideal and file payload bits per sample of each
+    """One table row per (p_A, p_B|A): formula, cross-entropy and payload bits per sample of each
     dictionary, the source entropy, and the tree's saving by the formula and by the files."""
-    lines = ["| p_A | p_B\\|A | flat: formula | ideal | file | tree: formula | ideal | file | H(A,B) "
-             "| saving: formula | ideal | file |",
+    lines = ["| p_A | p_B\\|A | flat: formula | cross-entropy | payload | tree: formula | cross-entropy | payload | H(A,B) "
+             "| saving: formula | cross-entropy | payload |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in points:
         f, t, s = r["flat"], r["tree"], r["saving"]
-        lines.append(f"| {r['p_a']:g} | {r['p_b_given_a']:g} | {r['formula']['flat']:.4f} | {f['ideal_bits']:.4f} "
-                     f"| {f['payload_bits']:.4f} | {r['formula']['tree']:.4f} | {t['ideal_bits']:.4f} "
+        lines.append(f"| {r['p_a']:g} | {r['p_b_given_a']:g} | {r['formula']['flat']:.4f} | {f['cross_entropy_bits']:.4f} "
+                     f"| {f['payload_bits']:.4f} | {r['formula']['tree']:.4f} | {t['cross_entropy_bits']:.4f} "
                      f"| {t['payload_bits']:.4f} | {r['source_entropy']:.4f} | {s['formula']:.4f} "
-                     f"| {s['ideal']:.4f} | {s['payload']:.4f} |")
+                     f"| {s['cross_entropy']:.4f} | {s['payload']:.4f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -239,12 +239,12 @@ def summary(diagram: dict) -> str:
     """The grid's agreement figures in one paragraph."""
     d = diagram
     return (f"Grid: {len(d['p_a'])} x {len(d['p_b_given_a'])} (p_A, p_B|A) cells, n = {d['n']:,} samples per cell "
-            f"and dictionary. Ideal code length vs formula: max relative error "
-            f"{d['ideal']['max_relative_error']['flat']:.2%} (flat), {d['ideal']['max_relative_error']['tree']:.2%} "
+            f"and dictionary. Cross-entropy vs formula: max relative error "
+            f"{d['cross_entropy']['max_relative_error']['flat']:.2%} (flat), {d['cross_entropy']['max_relative_error']['tree']:.2%} "
             f"(tree). File payload vs formula: max relative error {d['payload']['max_relative_error']['flat']:.2%} "
             f"(flat, below the formula by the coder's free trailing zeros), "
             f"{d['payload']['max_relative_error']['tree']:.2%} (tree). Tree never longer than flat: formula "
-            f"{d['formula']['tree_never_longer']}, ideal lengths {d['ideal']['tree_never_longer']}, files "
+            f"{d['formula']['tree_never_longer']}, cross-entropies {d['cross_entropy']['tree_never_longer']}, files "
             f"{d['payload']['tree_never_longer']} (in {d['payload']['cells_tree_not_longer']:.0%} of cells; where longer, "
             f"by at most {d['payload']['max_tree_excess_bits']:.0f} bits in the whole file, "
             f"{d['payload']['max_tree_excess_bits'] / 32:.3g} x the coder's 32-bit word; file "

@@ -18,8 +18,8 @@ per-feature DL; a value costs -log2((c + 1)/(c + 2)) bits for a feature active c
 (its one-bin table against the escape symbol), a few thousandths of a bit here, and is counted.
 
 Measured: payload bits per sample = 32 * (ANS words in the file) / n, and the whole file's bits
-per sample (header and chunk framing included, a fixed ~400 bytes); beside them the ideal code
-length of the coded symbols under the fitted model (their cross-entropy, what the coder is built to
+per sample (header and chunk framing included, a fixed ~400 bytes); beside them the cross-entropy
+of the coded symbols under the fitted tables (their ideal code length, what the coder is built to
 reach), the formula ``theory.feature_splitting_dl`` (bits_per_value 0), and the true entropy of the
 source, H(A, B), below which no file may go. Over a (p, rho) grid, the sign of DL_split - DL_unsplit
 is the phase diagram, drawn under ``theory.splitting_phase_boundary``.
@@ -32,7 +32,7 @@ whole last activity step ("is the right leaf active, given the left one is": nev
 features and for padding). Its files are therefore shorter than the cross-entropy by those
 symbols' ideal bits, about n P(A and not B) (-log2(1 - P(A and not B))); the unsplit dictionary's
 last step (B given A) is not all zeros and it gets at most a few bits. The file stays above the
-source's entropy H(A, B). Both boundaries are reported: from the files, and from the ideal lengths.
+source's entropy H(A, B). Both boundaries are reported: from the files, and from the cross-entropies.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def splitting_point(p: float, rho: float, n: int = 50_000, seed: int = 0) -> dic
     for name in DICTIONARIES:
         out[name] = measure_dictionary(name, train_x, test_x).__dict__
     out["measured_shorter"] = "split" if out["split"]["payload_bits"] < out["unsplit"]["payload_bits"] else "unsplit"
-    out["ideal_shorter"] = "split" if out["split"]["ideal_bits"] < out["unsplit"]["ideal_bits"] else "unsplit"
+    out["cross_entropy_shorter"] = "split" if out["split"]["cross_entropy_bits"] < out["unsplit"]["cross_entropy_bits"] else "unsplit"
     out["formula_shorter"] = "split" if f.split_dl < f.unsplit_dl else "unsplit"
     return out
 
@@ -144,8 +144,8 @@ def _measured_boundary(ps: np.ndarray, rhos: np.ndarray, diff: np.ndarray) -> np
 
 def phase_diagram(ps, rhos, n: int = 20_000, seed: int = 0) -> dict:
     """Measure both dictionaries on every (p, rho) of the grid. Returns the grid; per dictionary the
-    file payload, the ideal code length and the formula (bits per sample, arrays [len(rhos), len(ps)]);
-    the boundary per p from the files, from the ideal lengths and from theory; and their agreement."""
+    file payload, the cross-entropy and the formula (bits per sample, arrays [len(rhos), len(ps)]);
+    the boundary per p from the files, from the cross-entropies and from theory; and their agreement."""
     ps, rhos = np.asarray(ps, float), np.asarray(rhos, float)
     grids, entropy, exact = measure_grid(lambda p, rho: splitting_point(p, rho, n, seed), ps, rhos, DICTIONARIES)
     analytic = np.asarray(splitting_phase_boundary(ps), float)
@@ -154,7 +154,7 @@ def phase_diagram(ps, rhos, n: int = 20_000, seed: int = 0) -> dict:
     form_diff = grids["formula"]["split"] - grids["formula"]["unsplit"]
     for g, v in grids.items():
         out[f"{g}_bits"] = {k: a.tolist() for k, a in v.items()}
-    for g in ("payload", "ideal"):
+    for g in ("payload", "cross_entropy"):
         diff = grids[g]["split"] - grids[g]["unsplit"]
         boundary = _measured_boundary(ps, rhos, diff)
         rel = np.concatenate([np.abs(grids[g][k] / grids["formula"][k] - 1).ravel() for k in DICTIONARIES])
@@ -170,7 +170,7 @@ def phase_diagram(ps, rhos, n: int = 20_000, seed: int = 0) -> dict:
 
 def plot_phase_diagram(result: dict, path) -> None:
     """Left: DL_split - DL_unsplit measured from the files over (p, rho), with the boundary from the
-    files, from the ideal code lengths and from theory; right: file and ideal bits per sample against
+    files, from the cross-entropies and from theory; right: file and cross-entropy bits per sample against
     the formula for every cell and both dictionaries."""
     import matplotlib
 
@@ -182,7 +182,7 @@ def plot_phase_diagram(result: dict, path) -> None:
 
     ps, rhos = np.array(result["p"]), np.array(result["rho"])
     pay = {k: np.array(v) for k, v in result["payload_bits"].items()}
-    ideal = {k: np.array(v) for k, v in result["ideal_bits"].items()}
+    ideal = {k: np.array(v) for k, v in result["cross_entropy_bits"].items()}
     form = {k: np.array(v) for k, v in result["formula_bits"].items()}
     diff = pay["split"] - pay["unsplit"]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.4), dpi=110, gridspec_kw={"width_ratios": [1.3, 1]})
@@ -194,7 +194,7 @@ def plot_phase_diagram(result: dict, path) -> None:
     ax.plot(fine, splitting_phase_boundary(fine), "-", color="gold", lw=3, label="analytic boundary (theory)")
     ax.contour(ps, rhos, ideal["split"] - ideal["unsplit"], levels=[0.0], colors="tab:green", linewidths=1.5,
                linestyles="--")
-    ax.plot([], [], "--", color="tab:green", lw=1.5, label="boundary from ideal code lengths")
+    ax.plot([], [], "--", color="tab:green", lw=1.5, label="boundary from the cross-entropies")
     ax.plot([], [], "k-", lw=1.3, label="boundary from file sizes")
     ax.set_xlabel("p = P(A) = P(B)")
     ax.set_ylabel("correlation rho")
@@ -203,13 +203,13 @@ def plot_phase_diagram(result: dict, path) -> None:
     leg.get_frame().set_alpha(0.9)
     for k, c in (("unsplit", "tab:blue"), ("split", "tab:red")):
         ax2.plot(form[k].ravel(), pay[k].ravel(), ".", ms=3, color=c, label=f"{k}: file payload")
-        ax2.plot(form[k].ravel(), ideal[k].ravel(), "x", ms=3, color=c, alpha=0.5, label=f"{k}: ideal")
+        ax2.plot(form[k].ravel(), ideal[k].ravel(), "x", ms=3, color=c, alpha=0.5, label=f"{k}: cross-entropy")
     top = max(float(np.nanmax(form["unsplit"])), float(np.nanmax(form["split"])))
     ax2.plot([0, top], [0, top], "k-", lw=0.8)
     ax2.set_xlabel("formula DL (bits/sample)")
     ax2.set_ylabel("measured (bits/sample)")
-    err = result["ideal"]["max_relative_error"]
-    ax2.set_title(f"ideal vs formula: max error {max(err.values()):.2%}; file vs formula: max "
+    err = result["cross_entropy"]["max_relative_error"]
+    ax2.set_title(f"cross-entropy vs formula: max error {max(err.values()):.2%}; file vs formula: max "
                   f"{max(result['payload']['max_relative_error'].values()):.1%}", fontsize=8)
     ax2.legend(fontsize=7)
     fig.tight_layout()
@@ -222,15 +222,15 @@ TABLE_POINTS = ((0.05, 0.0), (0.1, 0.5), (0.2, 0.2), (0.2, 0.6), (0.3, 0.9), (0.
 
 
 def markdown_points(points: list[dict]) -> str:
-    """One table row per (p, rho): formula, ideal and file payload bits per sample of each dictionary,
+    """One table row per (p, rho): formula, cross-entropy and payload bits per sample of each dictionary,
     the source entropy, and which dictionary is shorter by the formula and by the files."""
-    lines = ["| p | rho | unsplit: formula | ideal | file | split: formula | ideal | file | H(A,B) "
+    lines = ["| p | rho | unsplit: formula | cross-entropy | payload | split: formula | cross-entropy | payload | H(A,B) "
              "| shorter (formula) | shorter (file) |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in points:
         u, s = r["unsplit"], r["split"]
-        lines.append(f"| {r['p']:g} | {r['rho']:g} | {r['formula']['unsplit']:.4f} | {u['ideal_bits']:.4f} "
-                     f"| {u['payload_bits']:.4f} | {r['formula']['split']:.4f} | {s['ideal_bits']:.4f} "
+        lines.append(f"| {r['p']:g} | {r['rho']:g} | {r['formula']['unsplit']:.4f} | {u['cross_entropy_bits']:.4f} "
+                     f"| {u['payload_bits']:.4f} | {r['formula']['split']:.4f} | {s['cross_entropy_bits']:.4f} "
                      f"| {s['payload_bits']:.4f} | {r['source_entropy']:.4f} | {r['formula_shorter']} "
                      f"| {r['measured_shorter']} |")
     return "\n".join(lines) + "\n"
@@ -246,10 +246,10 @@ def write_splitting(diagram: dict, points: list[dict], out_dir) -> dict:
     write_text(paths["json"], json.dumps({"grid": diagram, "points": points}, indent=1) + "\n")
     d = diagram
     summary = (f"Grid: {len(d['p'])} x {len(d['rho'])} (p, rho) cells, n = {d['n']:,} samples per cell and "
-               f"dictionary. Ideal code length vs formula: max relative error "
-               f"{max(d['ideal']['max_relative_error'].values()):.2%}, same verdict in "
-               f"{d['ideal']['cells_same_verdict_as_formula']:.0%} of cells, boundary within "
-               f"{d['ideal']['max_boundary_gap']:.3f} in rho of theory's. File payload vs formula: max relative "
+               f"dictionary. Cross-entropy vs formula: max relative error "
+               f"{max(d['cross_entropy']['max_relative_error'].values()):.2%}, same verdict in "
+               f"{d['cross_entropy']['cells_same_verdict_as_formula']:.0%} of cells, boundary within "
+               f"{d['cross_entropy']['max_boundary_gap']:.3f} in rho of theory's. File payload vs formula: max relative "
                f"error {d['payload']['max_relative_error']['unsplit']:.2%} (unsplit), "
                f"{d['payload']['max_relative_error']['split']:.2%} (split), same verdict in "
                f"{d['payload']['cells_same_verdict_as_formula']:.0%} of cells, boundary within "

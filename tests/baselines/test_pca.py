@@ -21,9 +21,9 @@ def test_pca_codec_meets_target_mse_and_round_trips(data):
     assert mse > 0.5 * target  # the coarsest step uses the budget
     assert np.array_equal(x_hat, match.codec.reconstruct(match.codec.latents(test)))
     usable = [r for r in match.search if r["step"] is not None]
-    assert match.m == min(usable, key=lambda r: r["ideal_bits_per_sample"])["m"]
+    assert match.m == min(usable, key=lambda r: r["cross_entropy_bits_per_sample"])["m"]
     # measured bits match the ideal code length of the chosen point (plus a header of a few hundred bytes)
-    ideal = next(r for r in usable if r["m"] == match.m)["ideal_bits_per_sample"]
+    ideal = next(r for r in usable if r["m"] == match.m)["cross_entropy_bits_per_sample"]
     assert ideal <= 8 * len(data_bytes) / len(test) <= ideal + 8 * 600 / len(test)
 
 

@@ -28,18 +28,18 @@ def test_measured_bits_match_the_formulas(p_a, q):
         m = r[name]
         assert m["exact"] and m["mse"] < 1e-12
         # the cross-entropy of the coded symbols under the model is the formula's DL
-        assert m["ideal_bits"] == pytest.approx(r["formula"][name], rel=0.01)
+        assert m["cross_entropy_bits"] == pytest.approx(r["formula"][name], rel=0.01)
         assert m["l0"] == pytest.approx(r["formula_l0"][name], rel=0.01)
         assert m["payload_bits"] >= r["source_entropy"] - 1e-9  # no file below the source's entropy
-    # the tree: never longer than flat, by the formula and by the ideal code lengths
+    # the tree: never longer than flat, by the formula and by the cross-entropies
     assert r["formula"]["tree"] <= r["formula"]["flat"]
-    assert r["tree"]["ideal_bits"] <= r["flat"]["ideal_bits"]
+    assert r["tree"]["cross_entropy_bits"] <= r["flat"]["cross_entropy_bits"]
     # the tree's DL is the source's entropy, and its file reaches it
     assert r["formula"]["tree"] == pytest.approx(r["source_entropy"], rel=1e-9)
     assert r["tree"]["payload_bits"] == pytest.approx(r["formula"]["tree"], rel=0.01)
-    # the flat file is its ideal length less the coder's free trailing zeros (module docstring)
+    # the flat file is its cross-entropy less the coder's free trailing zeros (module docstring)
     free = free_trailing_bits(p_a, q)
-    assert r["flat"]["payload_bits"] == pytest.approx(r["flat"]["ideal_bits"] - free, abs=0.01 + 0.01 * free)
+    assert r["flat"]["payload_bits"] == pytest.approx(r["flat"]["cross_entropy_bits"] - free, abs=0.01 + 0.01 * free)
     # and the files keep the order, up to one 32-bit word of the coder's final state
     assert r["tree"]["payload_bits"] <= r["flat"]["payload_bits"] + 32 / r["n"]
 
@@ -72,8 +72,8 @@ def test_phase_diagram_small_grid():
     axis = np.linspace(0.1, 0.9, 4)
     d = phase_diagram(axis, axis, n=5_000)
     assert d["all_decoded_exactly"] and all(d["payload_above_source_entropy"].values())
-    assert d["formula"]["tree_never_longer"] and d["ideal"]["tree_never_longer"]
-    assert max(d["ideal"]["max_relative_error"].values()) < 0.01
+    assert d["formula"]["tree_never_longer"] and d["cross_entropy"]["tree_never_longer"]
+    assert max(d["cross_entropy"]["max_relative_error"].values()) < 0.01
     assert d["payload"]["max_tree_excess_bits"] <= 32
     f = hierarchy_dl(*np.meshgrid(axis, axis))
     assert np.allclose(d["formula_bits"]["tree"], f.tree_dl) and np.allclose(d["formula_bits"]["flat"], f.flat_dl)

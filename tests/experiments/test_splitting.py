@@ -26,7 +26,7 @@ def test_measured_bits_match_the_formulas(p, rho):
         m = r[name]
         assert m["exact"] and m["mse"] < 1e-12
         # what the coder is built to reach: the cross-entropy of the coded symbols under the model
-        assert m["ideal_bits"] == pytest.approx(r["formula"][name], rel=0.01)
+        assert m["cross_entropy_bits"] == pytest.approx(r["formula"][name], rel=0.01)
         # no file goes below the source's entropy
         assert m["payload_bits"] >= r["source_entropy"]
         assert m["l0"] == pytest.approx(r["formula_l0"][name], rel=0.01)
@@ -37,7 +37,7 @@ def test_measured_bits_match_the_formulas(p, rho):
     p10 = float(splitting_joint(p, rho)["p10"])
     free = p10 * -np.log2(1 - p10)
     assert r["formula"]["split"] * 0.99 - free <= r["split"]["payload_bits"] <= r["formula"]["split"] * 1.01
-    assert r["split"]["payload_bits"] == pytest.approx(r["split"]["ideal_bits"] - free, abs=0.01 + 0.01 * free)
+    assert r["split"]["payload_bits"] == pytest.approx(r["split"]["cross_entropy_bits"] - free, abs=0.01 + 0.01 * free)
 
 
 def test_sampling_is_exact_and_reproducible():
@@ -59,6 +59,6 @@ def test_verdicts_follow_correlation():
 def test_phase_diagram_small_grid():
     d = phase_diagram(np.linspace(0.1, 0.5, 4), np.linspace(0.0, 0.95, 5), n=5_000)
     assert d["all_decoded_exactly"] and d["payload_above_source_entropy"]
-    assert d["ideal"]["cells_same_verdict_as_formula"] == 1.0
-    assert max(d["ideal"]["max_relative_error"].values()) < 0.01
-    assert d["ideal"]["max_boundary_gap"] < 0.1  # grid step in rho is 0.24: the interpolated root is close
+    assert d["cross_entropy"]["cells_same_verdict_as_formula"] == 1.0
+    assert max(d["cross_entropy"]["max_relative_error"].values()) < 0.01
+    assert d["cross_entropy"]["max_boundary_gap"] < 0.1  # grid step in rho is 0.24: the interpolated root is close
