@@ -21,6 +21,8 @@ FIXES = {
     "max_mse": "give a larger --max-mse (or a better SAE)",
     "tol": "try wider SAEs (--widths) or a larger --tol",
     "tables": "run `mdlcodec fit-codec MODEL DATA` first",
+    "tolerance": "give --max-fvu or --max-mse",
+    "tolerance_unmet": "give a larger --max-fvu / --max-mse",
 }
 """What the user changes on the command line for a library error's ``param`` (MdlcodecError)."""
 
@@ -66,12 +68,13 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from mdlcodec.cli import bench_cmd, codec_cmd, data_cmd, demo_cmd, dl_cmd, hierarchy_cmd, select_cmd, train_cmd
+    from mdlcodec.cli import (bench_cmd, codec_cmd, data_cmd, demo_cmd, dl_cmd, hierarchy_cmd, measure_cmd, select_cmd,
+                              train_cmd)
 
     for command in (data_cmd.data_cmd, train_cmd.train_cmd, codec_cmd.fit_codec_cmd, codec_cmd.encode_cmd,
                     codec_cmd.decode_cmd, codec_cmd.info_cmd, hierarchy_cmd.hierarchy_cmd, select_cmd.select_cmd,
-                    bench_cmd.bench_cmd, bench_cmd.splitting_cmd, bench_cmd.hierarchy_figure_cmd, demo_cmd.demo_cmd,
-                    dl_cmd.dl):
+                    measure_cmd.measure_cmd, bench_cmd.bench_cmd, bench_cmd.splitting_cmd,
+                    bench_cmd.hierarchy_figure_cmd, demo_cmd.demo_cmd, dl_cmd.dl):
         cli.add_command(command)
 
 

@@ -216,12 +216,17 @@ class Codec:
         except (KeyError, ValueError, IndexError) as e:
             raise CodecError(f"codec tables are damaged ({e})") from None
 
-    def save_tables(self, model_dir: str | Path) -> Path:
+    def save_tables(self, model_dir: str | Path, current: bool = True) -> Path:
         """Make these tables the model's current set, MODEL/codec.safetensors, and keep every set ever
         fitted in MODEL/tables/<entropy fingerprint>.safetensors (the set being replaced included),
-        so that files coded with earlier tables still decode (``for_header`` finds them). Atomic."""
+        so that files coded with earlier tables still decode (``for_header`` finds them). Atomic.
+        With ``current`` False only the archive gains the set (the model's current set stays)."""
         d = Path(model_dir)
         (d / TABLES_DIR).mkdir(exist_ok=True)
+        archived = d / TABLES_DIR / f"{self.entropy_fingerprint}.safetensors"
+        if not current:
+            self._write_tables(archived, replace=False)
+            return archived
         current = d / TABLES_FILE
         if current.exists():  # a set fitted before the archive existed: keep it too
             try:
@@ -230,7 +235,7 @@ class Codec:
                 old = None  # damaged or fitted for other weights: nothing a file of this SAE could need
             if old is not None:
                 old._write_tables(d / TABLES_DIR / f"{old.entropy_fingerprint}.safetensors", replace=False)
-        self._write_tables(d / TABLES_DIR / f"{self.entropy_fingerprint}.safetensors", replace=False)
+        self._write_tables(archived, replace=False)
         self._write_tables(current)
         return current
 

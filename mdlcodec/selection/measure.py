@@ -13,44 +13,62 @@ project's vocabulary (README, "What the figures mean"), bits per test sample:
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
 from mdlcodec.baselines import PCA, match_pca
-from mdlcodec.codec import Codec, payload_bits
+from mdlcodec.codec import Codec, encode_file, inspect_file
+from mdlcodec.codec.codec import DEFAULT_CHUNK
 from mdlcodec.codec.precision import fit_codec
+from mdlcodec.core.errors import MdlcodecError
 from mdlcodec.theory import dl_bound_sparse
 
 
-def measure_codec(codec: Codec, test: np.ndarray) -> dict:
-    """Bits per test sample of ``codec``: cross-entropy, and payload and file of its real file; and
-    the quantised MSE.
+def measure_codec(codec: Codec, test: np.ndarray, path: str | Path | None = None) -> dict:
+    """Bits per test sample of ``codec``: cross-entropy, and payload and file of the real .mdlc file
+    of the test split (written to ``path``, or to a temporary file removed after), read back through
+    ``codec.files.inspect_file``; and the quantised MSE and FVU. Raises MdlcodecError if the file does not
+    decode to exactly the quantised latents.
 
-    Returns: step, quantised_test_mse, quantised_l0 (non-zero bins per sample), bits_per_value
-    (value bits per non-zero bin), cross_entropy_bits {activity, values, total}, payload_bits,
-    file_bits (all bits/sample), payload_over_cross_entropy, file_over_cross_entropy,
-    decoder_bits (whole decoder, bits), eq1_bound (bits/sample).
+    Returns: step, quantised_test_mse, quantised_fvu, quantised_l0 (non-zero bins per sample),
+    bits_per_value (value bits per non-zero bin), cross_entropy_bits {activity, values, total},
+    payload_bits, payload_activity_bits, payload_values_bits, header_bits (file less payload and
+    model section), file_bits, model_entropy_bits (the tables' expected bits), all bits/sample;
+    payload_over_cross_entropy, file_over_cross_entropy, decoder_bits (whole decoder, bits),
+    eq1_bound (bits/sample).
     """
+    if path is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            return measure_codec(codec, test, Path(tmp) / "test.mdlc")
     n = len(test)
-    codes = codec.latents(test)
+    codes = codec.latents(test, DEFAULT_CHUNK)
     ideal = codec.chunk_coder.ideal_bits(codes)
-    data = codec.encode(test)
-    payload = payload_bits(data)
-    x_hat = codec.decode(data)
+    encode_file(codec, test, path, overwrite=True)
+    info = inspect_file(path, codec, test)
+    x_hat = codec.decode(Path(path).read_bytes())
     if not np.array_equal(x_hat, codec.reconstruct(codes)):
-        raise AssertionError("the codec's file does not decode to its quantised latents")
+        raise MdlcodecError(f"{path} does not decode to its quantised latents")
+    b = info["bits_per_sample"]
     l0q = codes.nnz / n
     bpv = ideal["values"] / max(codes.nnz, 1)
     steps = codec.quantiser.step
     return {
         "step": float(steps[0]) if np.all(steps == steps[0]) else None,
-        "quantised_test_mse": float(np.mean((x_hat.astype(np.float64) - np.asarray(test, np.float64)) ** 2)),
+        "quantised_test_mse": info["mse"],
+        "quantised_fvu": info["fvu"],
         "quantised_l0": l0q,
         "bits_per_value": bpv,
         "cross_entropy_bits": {k: v / n for k, v in ideal.items()},
-        "payload_bits": payload / n,
-        "file_bits": 8 * len(data) / n,
-        "payload_over_cross_entropy": payload / ideal["total"] if ideal["total"] > 0 else float("nan"),
-        "file_over_cross_entropy": 8 * len(data) / ideal["total"] if ideal["total"] > 0 else float("nan"),
+        "payload_bits": b["payload"],
+        "payload_activity_bits": b["activity"],
+        "payload_values_bits": b["values"],
+        "header_bits": b["header"],
+        "file_bits": b["file"],
+        "model_entropy_bits": info["model_entropy_bits_per_sample"]["total"],
+        "payload_over_cross_entropy": b["payload"] * n / ideal["total"] if ideal["total"] > 0 else float("nan"),
+        "file_over_cross_entropy": b["file"] * n / ideal["total"] if ideal["total"] > 0 else float("nan"),
         "decoder_bits": codec.decoder.bits(),
         "eq1_bound": dl_bound_sparse(l0q, codec.decoder.d_sae, bpv).total_bits,
     }
@@ -69,9 +87,9 @@ def measure_sae(sae, train: np.ndarray, test: np.ndarray, tol: float, device: st
     return codec, measure_codec(codec, test)
 
 
-def measure_pca(train: np.ndarray, test: np.ndarray, tol: float) -> tuple[Codec, dict]:
+def measure_pca(train: np.ndarray, test: np.ndarray, tol: float, path: str | Path | None = None) -> tuple[Codec, dict]:
     """The dense baseline at the same tolerance: PCA transform coding (baselines.match_pca: the
     number of components m and the coarsest step with the fewest bits meeting tol), measured as an
-    SAE codec is. The returned figures add m."""
+    SAE codec is (its test file written to ``path`` when given). The returned figures add m."""
     match = match_pca(PCA.fit(train), train, test, tol)
-    return match.codec, {"components": match.m, **measure_codec(match.codec, test)}
+    return match.codec, {"components": match.m, **measure_codec(match.codec, test, path)}

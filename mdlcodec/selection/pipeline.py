@@ -130,7 +130,7 @@ def run_selection(ds, cfg: SelectionConfig, run_dir: str | Path, progress: Progr
         raise MdlcodecError(f"no width in {sorted(cfg.widths)} meets test MSE <= {cfg.tol:g} with any k",
                             param="tol")
     best = min(measured, key=lambda r: r["file_bits"])
-    best_cross_entropy = min(measured, key=lambda r: r["cross_entropy_bits"]["total"])
+    best_ce = min(measured, key=lambda r: r["cross_entropy_bits"]["total"])
     curve = [r for r in measured if r["calibrated"]]
     best_on_curve = min(curve, key=lambda r: r["file_bits"])
     i = curve.index(best_on_curve)
@@ -155,8 +155,9 @@ def run_selection(ds, cfg: SelectionConfig, run_dir: str | Path, progress: Progr
         "rows": rows,
         "pca": pca_row,
         "selected": {"width": best["width"], "k": best["k"], "l0": best["l0"], "file_bits": best["file_bits"],
-                     "cross_entropy_bits": best["cross_entropy_bits"]["total"], "hash": best["hash"], "calibrated": best["calibrated"],
-                     "cross_entropy_argmin": {"width": best_cross_entropy["width"], "k": best_cross_entropy["k"]},
+                     "cross_entropy_bits": best["cross_entropy_bits"]["total"], "hash": best["hash"],
+                     "calibrated": best["calibrated"],
+                     "cross_entropy_argmin": {"width": best_ce["width"], "k": best_ce["k"]},
                      "beats_pca": pca_row is None or best["file_bits"] < pca_row["file_bits"]},
         "curve": {"widths": [r["width"] for r in curve], "file_bits": [r["file_bits"] for r in curve],
                   "argmin_width": best_on_curve["width"], "interior_minimum": 0 < i < len(curve) - 1},
