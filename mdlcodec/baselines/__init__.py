@@ -20,6 +20,7 @@ per sample are always 8 * len(bytes) / n, so headers, scales and stream overhead
   one uniform step and entropy-coded by the same coder as SAE latents (a coefficient whose bin is
   0 is inactive). ``match_pca`` finds, for a target test MSE, the coarsest step meeting it for each
   candidate m and keeps the m with the fewest bits.
+- ``distortion(x, x_hat)``: MSE, FVU and largest absolute error of any method's reconstruction.
 - ``CodecMethod``: any mdlcodec ``Codec`` (an SAE's or a PCA's); with ``embed_model`` its files
   carry the decoder and tables (the two-part code).
 """
@@ -38,7 +39,8 @@ from mdlcodec.baselines.stored import (
            IntCompressed,
            Method,
            StoredFloat,
+           distortion,
 )
 
-__all__ = ["COMPRESSORS", "CodecMethod", "IntCompressed", "Method", "PCA", "PCAMatch", "StoredFloat", "match_pca",
-           "pca_candidates", "pca_codec", "pca_step_for_mse"]
+__all__ = ["COMPRESSORS", "CodecMethod", "IntCompressed", "Method", "PCA", "PCAMatch", "StoredFloat", "distortion",
+           "match_pca", "pca_candidates", "pca_codec", "pca_step_for_mse"]

@@ -168,3 +168,13 @@ class CodecMethod(Method):
 
     def decode(self, data: bytes) -> np.ndarray:
         return self.codec.decode(data)
+
+
+def distortion(x: np.ndarray, x_hat: np.ndarray) -> dict:
+    """MSE (mean over samples and dimensions), FVU and the largest absolute error, in float64."""
+    x64 = np.asarray(x, np.float64)
+    err = np.asarray(x_hat, np.float64) - x64
+    sse = float((err ** 2).sum())
+    total_var = float(((x64 - x64.mean(axis=0)) ** 2).sum())
+    return {"mse": sse / x64.size, "fvu": sse / total_var if total_var > 0 else float("nan"),
+            "max_abs_error": float(np.abs(err).max()) if err.size else 0.0}

@@ -11,7 +11,8 @@ from mdlcodec.benchmark.runner import (
                                        run_benchmark,
                                        train_bench_sae,
 )
-from mdlcodec.benchmark.timing import distortion, measure
+from mdlcodec.baselines import distortion
+from mdlcodec.benchmark.timing import measure
 
 __all__ = ["PAPER_MNIST_MAX_MSE", "SAEEntry", "bench_sae_config", "default_max_mse", "distortion", "markdown_table",
            "measure", "plot_rd", "run_benchmark", "train_bench_sae", "write_results"]

@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from mdlcodec.baselines import Method
+from mdlcodec.baselines import Method, distortion
 
 
 def _best_time(fn: Callable[[], object], budget_s: float = 1.0, max_runs: int = 5) -> tuple[float, object]:
@@ -19,16 +19,6 @@ def _best_time(fn: Callable[[], object], budget_s: float = 1.0, max_runs: int = 
         dt = time.perf_counter() - t
         best, spent, runs = min(best, dt), spent + dt, runs + 1
     return best, out
-
-
-def distortion(x: np.ndarray, x_hat: np.ndarray) -> dict:
-    """MSE (mean over samples and dimensions), FVU and the largest absolute error, in float64."""
-    x64 = np.asarray(x, np.float64)
-    err = np.asarray(x_hat, np.float64) - x64
-    sse = float((err ** 2).sum())
-    total_var = float(((x64 - x64.mean(axis=0)) ** 2).sum())
-    return {"mse": sse / x64.size, "fvu": sse / total_var if total_var > 0 else float("nan"),
-            "max_abs_error": float(np.abs(err).max()) if err.size else 0.0}
 
 
 def measure(method: Method, x: np.ndarray, timed: bool = True) -> dict:

@@ -21,6 +21,8 @@ Schema of the result (``SCHEMA``; a stable, documented contract for ``mdlcodec m
   payload_over_cross_entropy, decoder_bits (whole decoder, float32, the two-part term),
   file_with_decoder_bits (file_bits + decoder_bits / n_test), decoded_exactly, and file (an SAE's
   .mdlc path when kept, else null; PCA's file is measured, not kept);
+- ``stored``: what a user would store instead, whatever the tolerance (near-lossless, so not
+  matched to it): float16 and int8 + zstd (``baselines``), each {name, file_bits, mse, fvu};
 - ``skipped``: [{name, source, reason}]; ``versions``, ``machine``.
 """
 
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mdlcodec.baselines import IntCompressed, StoredFloat, distortion
 from mdlcodec.codec.precision import fit_codec
 from mdlcodec.core.errors import MdlcodecError
 from mdlcodec.core.progress import Progress, quiet
@@ -61,6 +64,17 @@ def tolerance(test: np.ndarray, max_mse: float | None = None, max_fvu: float | N
     return {"max_mse": float(max_mse), "max_fvu": float(max_mse / var) if var > 0 else None, "test_variance": var}
 
 
+def stored_rows(test: np.ndarray) -> list[dict]:
+    """float16 and int8 + zstd on the test split: file bits per sample (every byte they write),
+    MSE and FVU of what they decode to."""
+    out = []
+    for method in (StoredFloat("float16"), IntCompressed("zstd", 8)):
+        data = method.encode(test)
+        d = distortion(test, method.decode(data))
+        out.append({"name": method.name, "file_bits": 8 * len(data) / len(test), "mse": d["mse"], "fvu": d["fvu"]})
+    return out
+
+
 def _row(method: str, name: str, source: str, m: dict, n_test: int, **extra) -> dict:
     ce = m["cross_entropy_bits"]
     return {"method": method, "name": name, "source": source, **extra, "step": m["step"], "l0": m["quantised_l0"],
@@ -75,12 +89,14 @@ def _row(method: str, name: str, source: str, m: dict, n_test: int, **extra) -> 
 
 def measure_saes(saes: list[tuple[str, str, object]], ds, max_mse: float | None = None,
                  max_fvu: float | None = None, pca: bool = True, out_dir: str | Path | None = None,
-                 device: str = "cpu", progress: Progress = quiet, keep_tables: bool = False) -> dict:
+                 device: str = "cpu", progress: Progress = quiet, keep_tables: bool = False,
+                 stored: bool = True) -> dict:
     """Measure each (name, source, SAE) of ``saes`` and, with ``pca``, PCA transform coding on the
     Dataset ``ds`` at one tolerance (schema in this module's docstring). With ``out_dir`` (an
     existing folder) each SAE's test file is kept there as NAME.mdlc; with ``keep_tables`` the
     tables fitted here join the archive of the SAE's folder (``source``; Codec.save_tables with
-    current=False), so that those files decode with the model folder; its current tables stay."""
+    current=False), so that those files decode with the model folder; its current tables stay.
+    With ``stored``, float16 and int8 + zstd beside them (``stored_rows``)."""
     tol = tolerance(ds.test, max_mse, max_fvu)
     n_test = len(ds.test)
     rows, skipped = [], []
@@ -117,7 +133,7 @@ def measure_saes(saes: list[tuple[str, str, object]], ds, max_mse: float | None 
     rows.sort(key=lambda r: r["file_bits"])
     return {"schema": SCHEMA,
             "data": {"spec": ds.spec, "name": ds.name, "n_train": int(len(ds.train)), "n_test": n_test, "d": ds.d},
-            "tolerance": tol, "rows": rows, "skipped": skipped, "versions": versions(), "machine": machine()}
+            "tolerance": tol, "rows": rows, "stored": stored_rows(ds.test) if stored else [], "skipped": skipped, "versions": versions(), "machine": machine()}
 
 
 def markdown_table(result: dict) -> str:
@@ -134,6 +150,9 @@ def markdown_table(result: dict) -> str:
                      f"| {r['values_bits']:.2f} | {r['header_bits']:.2f} | {r['cross_entropy_bits']:.2f} "
                      f"| {r['payload_over_cross_entropy']:.5f} | {r['decoder_bits']:,} "
                      f"| {r['file_with_decoder_bits']:,.1f} |")
+    if result.get("stored"):
+        lines.append("\nStored instead (near-lossless, not matched to the tolerance): " + "; ".join(
+            f"{s['name']} {s['file_bits']:,.0f} bits (FVU {s['fvu']:.1e})" for s in result["stored"]) + ".")
     for s in result["skipped"]:
         lines.append(f"\n{s['name']} cannot meet the tolerance: {s['reason']}.")
     return "\n".join(lines) + "\n"

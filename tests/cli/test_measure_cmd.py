@@ -26,6 +26,8 @@ def test_measure_two_saes_and_pca_at_one_fvu(toy_model_dir, tmp_path):
     rows = res["rows"]
     assert [r["method"] for r in rows].count("sae") == 2 and [r["method"] for r in rows].count("pca") == 1
     assert [r["file_bits"] for r in rows] == sorted(r["file_bits"] for r in rows)
+    assert [s["name"] for s in res["stored"]] == ["float16", "int8+zstd"]
+    assert res["stored"][0]["file_bits"] == pytest.approx(16 * ds.d, rel=0.01)
     var = res["tolerance"]["test_variance"]
     assert res["tolerance"]["max_mse"] == pytest.approx(0.8 * var)
     for r in rows:
