@@ -25,6 +25,26 @@ def mnist_dir() -> Path:
     return d
 
 
+def peers_root() -> Path:
+    """Where the peers' saved SAEs are: $MDLCODEC_PEERS, else ../shared/peers from the repo root."""
+    return Path(os.environ.get("MDLCODEC_PEERS") or REPO_ROOT.parent / "shared" / "peers")
+
+
+def peer_folders() -> list[str]:
+    """The names of the folders under peers_root(), one peer's SAE each (none if it is absent)."""
+    d = peers_root()
+    return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+
+
+@pytest.fixture(scope="session")
+def peers_dir() -> Path:
+    """The folder of SAEs saved by the peers' own libraries (peers_root()); skips if absent."""
+    d = peers_root()
+    if not peer_folders():
+        pytest.skip(f"peers' SAE folders not found in {d} (set MDLCODEC_PEERS)")
+    return d
+
+
 @pytest.fixture(scope="session")
 def toy_model_dir(tmp_path_factory):
     """A small trained SAE on toy data, saved with codec tables: (model_dir, dataset)."""

@@ -5,7 +5,7 @@ Add an architecture by writing a module with an `SAE` subclass decorated `@regis
 importing it below.
 """
 
-from mdlcodec.models import batchtopk, relu, topk, tree  # noqa: F401  (register the architectures)
+from mdlcodec.models import batchtopk, jumprelu, relu, topk, tree  # noqa: F401  (register the architectures)
 from mdlcodec.models.base import ARCHITECTURES, SAE, SAEConfig, make_sae, register
 from mdlcodec.models.evaluate import evaluate, feature_recovery
 from mdlcodec.models.io import load_sae, save_sae

@@ -31,6 +31,10 @@ class SAEConfig:
     training. input_scale: the SAE sees x * input_scale; decode returns the original scale.
     data_rms: root mean square of the raw training inputs (over samples and dimensions), set by
     training so that an encoder can tell inputs on another scale; None where unknown (older models).
+    apply_b_dec_to_input: whether the encoder subtracts b_dec from its input first (SAELens' field of
+    that name); False for SAEs imported from peers that do not (SAELens with it false,
+    dictionary_learning's JumpReluAutoEncoder). cfg.json names it only when False, so the files of
+    every SAE that subtracts b_dec are unchanged.
     """
 
     arch: str
@@ -41,10 +45,14 @@ class SAEConfig:
     threshold: float | None = None
     input_scale: float = 1.0
     data_rms: float | None = None
+    apply_b_dec_to_input: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        """The cfg.json form: SAELens names the architecture field "architecture"."""
+        """The cfg.json form: SAELens names the architecture field "architecture"; apply_b_dec_to_input
+        appears only when False (the default leaves cfg.json as it was before the field existed)."""
         d = dataclasses.asdict(self)
+        if d["apply_b_dec_to_input"] is True:
+            del d["apply_b_dec_to_input"]
         return {"architecture": d.pop("arch"), **d}
 
     @classmethod
@@ -85,6 +93,9 @@ class SAE(nn.Module):
     # Names of the fixed (untrained) tensors that define the architecture beyond cfg, e.g. the tree's
     # "parents": required keyword arguments of __init__ (and make_sae), registered buffers, saved beside the weights.
     structure: ClassVar[tuple[str, ...]] = ()
+    # Names of float32 tensors beyond the four weights that inference reads, e.g. jumprelu's per-latent
+    # "threshold": registered buffers made by __init__, saved beside the weights and required on load.
+    extra_weights: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: SAEConfig, generator: torch.Generator | None = None):
         super().__init__()
@@ -107,6 +118,8 @@ class SAE(nn.Module):
             v = getattr(cfg, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
                 raise ModelError(f"{name} must be a number, got {v!r}")
+        if not isinstance(cfg.apply_b_dec_to_input, bool):
+            raise ModelError(f"apply_b_dec_to_input must be true or false, got {cfg.apply_b_dec_to_input!r}")
         if cfg.d_sae <= 0:
             raise ModelError(f"width (d_sae) must be positive, got {cfg.d_sae}")
         if cfg.d_in <= 0:
@@ -116,8 +129,16 @@ class SAE(nn.Module):
         if cfg.data_rms is not None and not (cfg.data_rms >= 0 and np.isfinite(cfg.data_rms)):
             raise ModelError(f"data_rms must be a finite number >= 0, got {cfg.data_rms}")
 
+    @classmethod
+    def check_trainable(cls, cfg: SAEConfig) -> None:
+        """Raise ModelError if mdlcodec cannot train (or fine-tune) this architecture; train_sae asks
+        before any work. Every architecture trains unless it says otherwise (imported, inference-only ones)."""
+
     def pre_acts(self, x_scaled: Tensor) -> Tensor:
-        """Pre-activations [n, d_sae] of inputs already multiplied by input_scale."""
+        """Pre-activations [n, d_sae] of inputs already multiplied by input_scale:
+        (x_scaled - b_dec) @ W_enc + b_enc, or x_scaled @ W_enc + b_enc without apply_b_dec_to_input."""
+        if not self.cfg.apply_b_dec_to_input:
+            return x_scaled @ self.W_enc + self.b_enc
         return (x_scaled - self.b_dec) @ self.W_enc + self.b_enc
 
     def activate(self, pre: Tensor) -> Tensor:

@@ -1,6 +1,7 @@
 """Save and load an SAE as a directory: cfg.json (SAELens-like, field "architecture") and
-sae_weights.safetensors (W_enc, b_enc, W_dec, b_dec as float32, plus the architecture's structure
-tensors as int64, e.g. a tree's "parents"). The round trip is bit-exact."""
+sae_weights.safetensors (W_enc, b_enc, W_dec, b_dec as float32, plus the architecture's extra float32
+tensors, e.g. jumprelu's "threshold", and its structure tensors as int64, e.g. a tree's "parents").
+The round trip is bit-exact."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ WEIGHT_NAMES = ("W_enc", "b_enc", "W_dec", "b_dec")
 
 
 def _weights(sae: SAE) -> dict[str, torch.Tensor]:
-    out = {n: getattr(sae, n).detach().to("cpu", torch.float32).contiguous() for n in WEIGHT_NAMES}
+    floats = (*WEIGHT_NAMES, *sae.extra_weights)
+    out = {n: getattr(sae, n).detach().to("cpu", torch.float32).contiguous() for n in floats}
     out.update({n: getattr(sae, n).detach().to("cpu", torch.int64).contiguous() for n in sae.structure})
     return out
 
@@ -81,12 +83,13 @@ def load_sae(model_dir: str | Path, device: str = "cpu") -> SAE:
         cfg = SAEConfig.from_dict(raw)
     except ModelError as e:
         raise ModelError(f"{cfg_path}: {e}") from None
-    structure = architecture(cfg).structure
+    cls = architecture(cfg)
+    structure, extra = cls.structure, cls.extra_weights
     try:
         weights = safetensors.torch.load_file(str(w_path))
     except Exception as e:  # safetensors raises several types for damaged files
         raise ModelError(f"cannot read {w_path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    missing = [n for n in (*WEIGHT_NAMES, *structure) if n not in weights]
+    missing = [n for n in (*WEIGHT_NAMES, *extra, *structure) if n not in weights]
     if missing:
         raise ModelError(f"{w_path} lacks weight(s) {', '.join(missing)}")
     for n in structure:
@@ -97,7 +100,7 @@ def load_sae(model_dir: str | Path, device: str = "cpu") -> SAE:
     except ModelError as e:  # cfg is valid: the structure tensors are not
         raise ModelError(f"{w_path}: {e}") from None
     with torch.no_grad():
-        for n in WEIGHT_NAMES:
+        for n in (*WEIGHT_NAMES, *extra):
             p, w = getattr(sae, n), weights[n]
             if w.shape != p.shape:
                 raise ModelError(f"{w_path}: {n} has shape {list(w.shape)}, cfg.json implies {list(p.shape)}")

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from mdlcodec.core.errors import ModelError
 from mdlcodec.core.progress import ProgressBar
-from mdlcodec.models.base import SAE, SAEConfig, as_float32, make_sae
+from mdlcodec.models.base import SAE, SAEConfig, architecture, as_float32, make_sae
 from mdlcodec.models.evaluate import evaluate
 
 MEDIAN_SAMPLES = 4096    # subsample for the geometric median
@@ -157,6 +157,7 @@ def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None, 
     if tcfg.batch_size <= 0 or tcfg.epochs <= 0 or tcfg.lr <= 0:
         raise ModelError("batch size, epochs and learning rate must be positive")
     cfg = copy.deepcopy(cfg)
+    architecture(cfg).check_trainable(cfg)  # an inference-only (imported) architecture refuses before any work
     if init is None:
         make_sae(cfg, torch.Generator(), **structure)  # validates cfg before any work
     else:

@@ -1,0 +1,84 @@
+"""Peers' SAEs in and out: SAEs saved by SAELens, dictionary_learning and EleutherAI's sparsify,
+recognised from their files alone and converted once into mdlcodec SAEs (then saved with
+models.save_sae, so that fit-codec, encode and everything else work on them unchanged); and
+mdlcodec SAEs written in SAELens' format.
+
+    fmt = detect(path)                 # "saelens", "dictionary_learning" or "sparsify"
+    sae = import_sae(path)             # an mdlcodec SAE computing what the peer's own encode/decode do
+    imp = import_peer(path)            # the same, with the peer's class name and warnings
+    export_saelens(sae, out_dir)       # SAELens 6's cfg.json + sae_weights.safetensors
+
+Each peer's conventions and their conversion are in its module's docstring. Bad input (no known
+format, missing files, keys or fields, wrong shapes, NaN, tensors that are not floating point, an
+ae.pt holding anything but tensors, an unknown class or architecture) is one ModelError line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mdlcodec.core.errors import ModelError
+from mdlcodec.models.base import SAE
+from mdlcodec.models.peers.common import Imported
+from mdlcodec.models.peers.dictionary_learning import import_dictionary_learning
+from mdlcodec.models.peers.saelens import export_saelens, import_saelens
+from mdlcodec.models.peers.sparsify import import_sparsify
+
+FORMATS = ("saelens", "dictionary_learning", "sparsify")
+EXPORT_FORMATS = ("saelens",)
+
+__all__ = ["EXPORT_FORMATS", "FORMATS", "Imported", "detect", "export_saelens", "import_peer", "import_sae"]
+
+
+def detect(path: str | Path) -> str:
+    """Which peer saved the SAE in folder path, from its file names (and, for a cfg.json alone, its
+    fields): dictionary_learning (ae.pt, config.json), sparsify (cfg.json + sae.safetensors) or
+    saelens (cfg.json + sae_weights.safetensors). ModelError if none, or if it is an mdlcodec model."""
+    d = Path(path)
+    if not d.exists():
+        raise ModelError(f"{d} does not exist")
+    if not d.is_dir():
+        raise ModelError(f"{d} is not a folder (a peer's SAE is a folder of files)")
+    has = {p.name for p in d.iterdir() if p.is_file()}
+    if "ae.pt" in has or "config.json" in has:
+        return "dictionary_learning"
+    if "sae.safetensors" in has:
+        return "sparsify"
+    if "cfg.json" in has:
+        fields = _json_fields(d / "cfg.json")
+        if "input_scale" in fields and "metadata" not in fields:
+            raise ModelError(f"{d} is an mdlcodec model already (cfg.json with input_scale); use it as it is")
+        if fields & {"num_latents", "expansion_factor", "transcode"} and "sae_weights.safetensors" not in has:
+            return "sparsify"
+        return "saelens"
+    if "sae_weights.safetensors" in has:
+        return "saelens"
+    raise ModelError(f"{d} holds no SAE in a known format: SAELens (cfg.json + sae_weights.safetensors), "
+                     "dictionary_learning (ae.pt + config.json) or sparsify (cfg.json + sae.safetensors)")
+
+
+def _json_fields(path: Path) -> set[str]:
+    """The top-level field names of a JSON object file (none if unreadable: the importer says why)."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return set()
+    return set(raw) if isinstance(raw, dict) else set()
+
+
+def import_peer(path: str | Path, use_threshold: bool = True) -> Imported:
+    """The SAE in folder path (its format detected) as an mdlcodec SAE, with what the conversion
+    found. use_threshold: for dictionary_learning's AutoEncoderTopK, False imports its top-k encode
+    rather than its thresholded one (see mdlcodec.models.peers.dictionary_learning)."""
+    fmt = detect(path)
+    if fmt == "dictionary_learning":
+        return import_dictionary_learning(path, use_threshold)
+    if not use_threshold:
+        raise ModelError(f"use_threshold=False is for dictionary_learning's AutoEncoderTopK, not a {fmt} SAE")
+    return import_saelens(path) if fmt == "saelens" else import_sparsify(path)
+
+
+def import_sae(path: str | Path, use_threshold: bool = True) -> SAE:
+    """import_peer(path).sae: the peer's SAE as an mdlcodec SAE (eval mode, CPU, input_scale 1)."""
+    return import_peer(path, use_threshold).sae
