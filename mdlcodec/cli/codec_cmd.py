@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from mdlcodec.cli.options import threads_option
+from mdlcodec.codec.container import MAX_CHUNK_ROWS
 
 _model_dir = click.Path(exists=True, file_okay=False, path_type=Path)
 _in_file = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -70,7 +71,8 @@ _split = click.option("--split", type=click.Choice(["all", "train", "test"]), de
 @click.option("-o", "--output", type=_out_file, required=True)
 @_split
 @click.option("--embed-model", is_flag=True, help="Store the decoder and tables in the file (self-contained two-part code).")
-@click.option("--chunk-size", type=click.IntRange(min=1), default=4096, show_default=True)
+@click.option("--chunk-size", type=click.IntRange(min=1, max=MAX_CHUNK_ROWS), default=4096, show_default=True,
+              help="Samples per chunk (one ANS stream; decoding holds one chunk).")
 @click.option("--hierarchy", type=click.Choice(["model", "flat", "chowliu", "tree"]), default="model", show_default=True,
               help="Activity code: the model tables' own, flat (drop a stored hierarchy), or insist on the stored "
                    "Chow-Liu forest (fit-codec --hierarchy chowliu) or tree SAE forest.")

@@ -34,20 +34,29 @@ def error_line(e: MdlcodecError) -> str:
 
 
 class _Terminated(BaseException):
-    """SIGTERM, raised like KeyboardInterrupt so that every ``finally`` (temporary files) runs."""
+    """SIGTERM or SIGHUP, raised like KeyboardInterrupt so that every ``finally`` (temporary files) runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
 
 
-def _on_sigterm(signum, frame) -> None:
-    raise _Terminated()
+def _on_signal(signum, frame) -> None:
+    raise _Terminated(signum)
+
+
+_SIGNALS = {getattr(signal, name): word for name, word in (("SIGTERM", "terminated"), ("SIGHUP", "hung up"))
+            if hasattr(signal, name)}
 
 
 class _Group(click.Group):
-    """A click group that turns library errors into one line on stderr and exit status 1, and SIGINT
-    or SIGTERM into one line and 130 or 143 after the outputs' temporary files are removed."""
+    """A click group that turns library errors into one line on stderr and exit status 1, and SIGINT,
+    SIGTERM or SIGHUP into one line and 130, 143 or 129 after the outputs' temporary files are removed."""
 
     def invoke(self, ctx: click.Context):
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, _on_sigterm)
+            for signum in _SIGNALS:
+                signal.signal(signum, _on_signal)
         try:
             return super().invoke(ctx)
         except MdlcodecError as e:
@@ -56,9 +65,9 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
-        except _Terminated:
-            click.echo("terminated", err=True)
-            sys.exit(143)
+        except _Terminated as e:
+            click.echo(_SIGNALS[e.signum], err=True)
+            sys.exit(128 + e.signum)
 
 
 @click.group(cls=_Group)

@@ -89,8 +89,9 @@ class Layer:
     features [m] int64 ascending global ids; levels L (P = 2**L >= m leaves); u [2P] uint64, each
     node's 1 - q_h with every leaf in its base context (index 0 unused); prob [2P] float64, the
     probability each node's bit is coded with in that context; u_on [m] uint64, a leaf's value when
-    its parent is active (None for the roots); child_ptr [d_sae + 1] and child_local: the layer's
-    children (as leaf positions) of every global feature, CSR (None for the roots).
+    its parent is active (None for the roots); child_ptr [m_prev + 1] and child_local: the layer's
+    children (as leaf positions) of every feature of the layer above, by its position there, CSR
+    (None for the roots), so the tables of a whole forest take O(d_sae) memory.
     """
 
     features: np.ndarray
@@ -103,7 +104,8 @@ class Layer:
 
     @classmethod
     def build(cls, features: np.ndarray, u_leaf: np.ndarray, u_on: np.ndarray | None = None,
-              parents: np.ndarray | None = None, d_sae: int = 0) -> "Layer":
+              parents: np.ndarray | None = None, n_parents: int = 0) -> "Layer":
+        """parents [m]: each feature's parent as its position in the layer above, which has n_parents."""
         m = len(features)
         levels = max(0, (m - 1).bit_length())
         size = 1 << levels
@@ -122,12 +124,13 @@ class Layer:
         if parents is not None:
             order = np.argsort(parents, kind="stable")
             child_local = order.astype(np.int64)
-            child_ptr = np.zeros(d_sae + 1, dtype=np.int64)
-            np.cumsum(np.bincount(parents, minlength=d_sae), out=child_ptr[1:])
+            child_ptr = np.zeros(n_parents + 1, dtype=np.int64)
+            np.cumsum(np.bincount(parents, minlength=n_parents), out=child_ptr[1:])
         return cls(np.asarray(features, np.int64), levels, u, prob, u_on, child_ptr, child_local)
 
     def on_keys(self, rows: np.ndarray, parent_feats: np.ndarray) -> np.ndarray:
-        """Leaf keys (sorted) of this layer's children of the active (row, parent feature) pairs."""
+        """Leaf keys (sorted) of this layer's children of the active (row, parent) pairs, each parent
+        given by its position in the layer above."""
         if self.child_ptr is None or not len(rows):
             return np.zeros(0, dtype=np.int64)
         start, stop = self.child_ptr[parent_feats], self.child_ptr[parent_feats + 1]
@@ -208,7 +211,7 @@ class ActivityTables:
             on = leaf_values(joint[feats], a[par])
             off = (np.full(len(feats), _U_ONE, dtype=np.uint64) if tree
                    else leaf_values(a[feats] - joint[feats], n_samples - a[par]))
-            layers.append(Layer.build(feats, off, on, par, d))
+            layers.append(Layer.build(feats, off, on, local[par], len(layers[-1].features)))
         return cls(layers, layer_of, local)
 
 
@@ -263,7 +266,7 @@ def activity_decisions(codes: SparseCodes, tables: ActivityTables) -> ActivityDe
     for i, layer in enumerate(tables.layers):
         mine = tables.layer_of[feats] == i if len(tables.layers) > 1 else slice(None)
         r, f = rows[mine], feats[mine]
-        ctx = layer.context(layer.on_keys(prev_rows, prev_feats))
+        ctx = layer.context(layer.on_keys(prev_rows, tables.local[prev_feats]))
         _layer_decisions(layer, ctx, (r << layer.levels) | tables.local[f], codes.n, steps)
         prev_rows, prev_feats = r, f
     return ActivityDecisions(steps)
@@ -278,7 +281,7 @@ def decode_activity(decode_bits, n: int, tables: ActivityTables, d_sae: int) -> 
     prev_rows = prev_feats = np.zeros(0, dtype=np.int64)
     for layer in tables.layers:
         L = layer.levels
-        ctx = layer.context(layer.on_keys(prev_rows, prev_feats))
+        ctx = layer.context(layer.on_keys(prev_rows, tables.local[prev_feats]))
         keys = np.flatnonzero(decode_bits(layer.root_probs(ctx, n))).astype(np.int64)
         for lvl in range(L):
             p_left, p_right = layer.child_probs(ctx, lvl, keys)

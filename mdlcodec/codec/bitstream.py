@@ -75,14 +75,14 @@ class ChunkCoder:
         If ``stats`` is given, adds the bits spent on activity and on values to its keys
         "activity_bits" and "value_bits" (measured on the stream, they sum to 32 * len(words)).
         """
-        coder = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words, dtype=np.uint32))
         total_bits = 32 * len(words)
         empty = np.zeros(0, dtype=np.int32)
 
         def bits(probs: np.ndarray) -> np.ndarray:
             return coder.decode(_BERNOULLI, probs) if len(probs) else empty
 
-        try:
+        try:  # constriction refuses some words at once (a stream never ends in a zero word)
+            coder = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words, dtype=np.uint32))
             rows, feats = decode_activity(bits, n, self.tables, self.model.d_sae)
             value_bits = coder.num_bits()
             order = np.argsort(feats, kind="stable")
@@ -101,7 +101,7 @@ class ChunkCoder:
                 zz = (halves[:, 0] << 16) | halves[:, 1]
                 bins_sorted[esc] = (zz >> 1) ^ -(zz & 1)
         except Exception as e:  # constriction raises on impossible states of a damaged stream
-            raise StreamError(f"stream does not decode: {e}") from None
+            raise StreamError(f"stream does not decode: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         if not coder.is_empty():
             raise StreamError("stream has bits left over after decoding: it does not match the model")
         if np.any(bins_sorted == 0) or np.any(np.abs(bins_sorted) > 2**31 - 1):

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import operator
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -23,11 +25,12 @@ import safetensors.numpy
 import torch
 
 from mdlcodec import __version__
+from mdlcodec.codec.arrays import check_keys, take
 from mdlcodec.codec.bitstream import ChunkCoder, StreamError
-from mdlcodec.codec.container import Header, Reader, write_chunk, write_preamble
+from mdlcodec.codec.container import Header, Reader, Writer, new_file_id
 from mdlcodec.codec.entropy_model import EntropyModel
 from mdlcodec.codec.hierarchy import Hierarchy, chow_liu, prune_to_forest
-from mdlcodec.codec.quantiser import Quantiser
+from mdlcodec.codec.quantiser import BinRangeError, Quantiser
 from mdlcodec.codec.scale import DataStats
 from mdlcodec.codec.sparse import SparseCodes, SparseLatents
 from mdlcodec.core.atomic import atomic_output
@@ -51,10 +54,58 @@ class Decoder:
     b_dec: np.ndarray
     input_scale: float
 
+    ARRAYS = {"W_dec", "b_dec", "input_scale"}
+    """The decoder's arrays in a self-contained file's model section."""
+
+    def __post_init__(self) -> None:
+        """ValueError unless W_dec is [d_sae >= 1, d_in >= 1], b_dec [d_in], every weight finite and
+        input_scale a finite number > 0: a decoder whose output could be NaN for finite latents is
+        refused wherever it comes from (an SAE, a model folder, a file)."""
+        W, b = np.asarray(self.W_dec), np.asarray(self.b_dec)
+        if W.ndim != 2 or W.shape[0] < 1 or W.shape[1] < 1 or b.shape != (W.shape[1],):
+            raise ValueError(f"decoder weights W_dec {list(W.shape)} and b_dec {list(b.shape)} do not "
+                             "form a decoder [d_sae, d_in] and [d_in]")
+        if not (np.isfinite(W).all() and np.isfinite(b).all()):
+            raise ValueError("decoder weights hold NaN or Inf")
+        if not (np.isfinite(self.input_scale) and self.input_scale > 0):
+            raise ValueError(f"input_scale is {self.input_scale}, not a finite number > 0")
+
     @classmethod
     def from_sae(cls, sae) -> "Decoder":
-        return cls(sae.W_dec.detach().cpu().numpy().astype(np.float32),
-                   sae.b_dec.detach().cpu().numpy().astype(np.float32), float(np.float32(sae.cfg.input_scale)))
+        """The SAE's decoder; ModelError if its weights cannot decode (NaN, Inf, input_scale <= 0)."""
+        try:
+            return cls(sae.W_dec.detach().cpu().numpy().astype(np.float32),
+                       sae.b_dec.detach().cpu().numpy().astype(np.float32), float(np.float32(sae.cfg.input_scale)))
+        except ValueError as e:
+            raise ModelError(f"the SAE cannot be a codec's decoder: {e}") from None
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> "Decoder":
+        """The decoder in a model section's arrays; ValueError naming the array if one is missing, not
+        float32, of another shape than W_dec [d_sae, d_in], b_dec [d_in], input_scale [1], or unfit (above)."""
+        W = take(a, "W_dec", np.float32, (None, None))
+        return cls(W, take(a, "b_dec", np.float32, (W.shape[1],)), float(take(a, "input_scale", np.float32, (1,))[0]))
+
+    @cached_property
+    def _row_bound(self) -> np.ndarray:
+        """[d_sae] float64: the largest |weight| of each decoder row."""
+        return np.abs(self.W_dec).max(axis=1).astype(np.float64)
+
+    def check_values(self, codes: SparseCodes, values: np.ndarray) -> int | None:
+        """The first row of codes (CSR) whose latent values [nnz] or reconstruction could leave float32's
+        finite range, or None. A bound, in float64: (max|b_dec| + sum |value| * max|W_dec row|) /
+        input_scale, and the sum before the division, kept below float32's max / 4, so no float32 sum
+        of these terms in any order overflows; |value| below float32's max as well."""
+        if not len(values):
+            return None
+        big = np.float64(np.finfo(np.float32).max) / 4
+        v = np.abs(values.astype(np.float64))
+        rows = codes.rows()
+        sums = np.bincount(rows, weights=v * self._row_bound[codes.indices], minlength=codes.n)
+        pre = float(np.abs(self.b_dec).max()) + sums
+        bad = np.flatnonzero(~((pre <= big) & (pre / self.input_scale <= big)))[:1].tolist()
+        bad += rows[~(v <= big)][:1].tolist()
+        return min(bad) if bad else None
 
     @property
     def d_sae(self) -> int:
@@ -179,14 +230,22 @@ class Codec:
         quantiser = Quantiser(step_arr)
         encoder = cls.sae_sparse_encoder(sae, device)
         x = check_activations(train_x, decoder.d_in, "training data")
-        parts = [quantiser.quantise_sparse(*encoder(x[s:s + DEFAULT_CHUNK])) for s in range(0, len(x), DEFAULT_CHUNK)]
+        parts = []
+        for s in range(0, len(x), DEFAULT_CHUNK):
+            try:
+                parts.append(quantiser.quantise_sparse(*encoder(x[s:s + DEFAULT_CHUNK])))
+            except BinRangeError as e:
+                raise CodecError(f"training data: {e.describe(s + e.row)}") from None
         codes = SparseCodes.concat(parts)
         forest, parents = None, cls.tree_parents(sae, hierarchy)
         if hierarchy == "chowliu":
             forest = chow_liu(codes)
         elif parents is not None:
             codes = prune_to_forest(codes, parents)
-            forest = Hierarchy.count(codes, parents, "tree")
+            try:
+                forest = Hierarchy.count(codes, parents, "tree")
+            except ValueError as e:
+                raise ModelError(f"the tree SAE's forest cannot be coded as a tree ({e}); code it flat") from None
         return cls(decoder, quantiser, EntropyModel.fit(codes).with_hierarchy(forest), encoder)
 
     @staticmethod
@@ -210,11 +269,13 @@ class Codec:
         return {"step": self.quantiser.step, **self.entropy_model.to_arrays()}
 
     @staticmethod
-    def _tables_from_arrays(a: dict[str, np.ndarray]) -> tuple[Quantiser, EntropyModel]:
-        try:
-            return Quantiser(a["step"]), EntropyModel.from_arrays(a)
-        except (KeyError, ValueError, IndexError) as e:
-            raise CodecError(f"codec tables are damaged ({e})") from None
+    def _tables_from_arrays(a: dict[str, np.ndarray], others: set[str] = frozenset()) -> tuple[Quantiser, EntropyModel]:
+        """The tables in ``a`` (a tables file's arrays, or with ``others`` the model section's):
+        exactly the arrays ``tables_arrays`` writes, each checked by dtype and shape against the
+        others (step: float32 [d_sae], finite, > 0) before use. ValueError naming the problem."""
+        check_keys(a, {"step"} | EntropyModel.ARRAYS | set(others), Hierarchy.ARRAYS)
+        model = EntropyModel.from_arrays(a)
+        return Quantiser(take(a, "step", np.float32, (model.d_sae,))), model
 
     def save_tables(self, model_dir: str | Path, current: bool = True) -> Path:
         """Make these tables the model's current set, MODEL/codec.safetensors, and keep every set ever
@@ -257,7 +318,10 @@ class Codec:
             raise ModelError(f"cannot read {path}: {e}") from None
         if fitted_for != decoder.fingerprint():
             raise ModelError(f"the codec tables in {path} were fitted for other SAE weights", param="tables")
-        return cls._tables_from_arrays(arrays)
+        try:
+            return cls._tables_from_arrays(arrays)
+        except ValueError as e:
+            raise ModelError(f"the codec tables in {path} are damaged ({e})") from None
 
     def archived(self, entropy_fingerprint: str) -> "Codec | None":
         """The codec with this SAE and the table set of that fingerprint from its model folder's
@@ -293,13 +357,21 @@ class Codec:
 
     @classmethod
     def from_model_section(cls, data: bytes) -> "Codec":
-        """A decode-only codec from a self-contained file's model section."""
+        """A decode-only codec from a self-contained file's model section: CodecError unless it holds
+        exactly the decoder's and the tables' arrays, each of the dtype and shape ``model_section``
+        writes, consistent with each other, finite, input_scale > 0 (``Decoder``, ``_tables_from_arrays``)."""
         try:
             a = safetensors.numpy.load(data)
-            decoder = Decoder(a["W_dec"], a["b_dec"], float(a["input_scale"][0]))
-        except Exception as e:
+        except Exception as e:  # safetensors raises several types for damaged bytes
+            raise CodecError(f"the file's model section is damaged ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
+        try:
+            quantiser, model = cls._tables_from_arrays(a, Decoder.ARRAYS)
+            decoder = Decoder.from_arrays(a)
+            if decoder.d_sae != model.d_sae:
+                raise ValueError(f"W_dec has {decoder.d_sae} rows, the tables {model.d_sae} features")
+        except ValueError as e:
             raise CodecError(f"the file's model section is damaged ({e})") from None
-        return cls(decoder, *cls._tables_from_arrays(a))
+        return cls(decoder, quantiser, model)
 
     # -- latents ----------------------------------------------------------------------------------
     @property
@@ -308,17 +380,23 @@ class Codec:
         h.update(self.entropy_model.fingerprint().encode())
         return h.hexdigest()[:32]
 
-    def latents(self, x: np.ndarray, chunk_size: int | None = None) -> SparseCodes:
+    def latents(self, x: np.ndarray, chunk_size: int | None = None, first_row: int = 0,
+                what: str = "activations") -> SparseCodes:
         """Activations [n, d_in] -> quantised latents: what a file encoded with ``chunk_size`` stores.
 
         The encoder runs chunk by chunk as `encode` does (a matmul's float rounding may depend on
-        its batch, so a latent on a bin boundary could differ between chunkings)."""
+        its batch, so a latent on a bin boundary could differ between chunkings). CodecError naming
+        ``what`` and the row (x's first row being ``first_row``) of a latent the format cannot code."""
         if self.encoder is None:
             raise ModelError("this codec was loaded from a file and has no encoder")
-        x = check_activations(x, self.decoder.d_in, "activations")
+        x = check_activations(x, self.decoder.d_in, what)
         if chunk_size is None or chunk_size >= len(x):
-            return self.quantise(self.encoder(x))
-        return SparseCodes.concat([self.latents(x[s:s + chunk_size]) for s in range(0, len(x), chunk_size)])
+            try:
+                return self.quantise(self.encoder(x))
+            except BinRangeError as e:
+                raise CodecError(f"{what}: {e.describe(first_row + e.row)}") from None
+        return SparseCodes.concat([self.latents(x[s:s + chunk_size], first_row=first_row + s, what=what)
+                                   for s in range(0, len(x), chunk_size)])
 
     @property
     def data_stats(self) -> DataStats | None:
@@ -338,24 +416,41 @@ class Codec:
         return self.decoder.reconstruct_sparse(codes.indptr, codes.indices, self.quantiser.values(codes))
 
     # -- files as bytes ---------------------------------------------------------------------------
-    def header(self, n: int, chunk_size: int) -> Header:
+    def header(self, n: int, chunk_size: int, file_id: str | None = None) -> Header:
+        """The header of a file of n samples in chunks of chunk_size (a new random file_id unless given)."""
+        n, chunk_size = operator.index(n), operator.index(chunk_size)
         return Header(n=n, d_in=self.decoder.d_in, d_sae=self.decoder.d_sae, chunk_size=chunk_size,
-                      n_chunks=-(-n // chunk_size), sae_fingerprint=self.decoder.fingerprint(),
-                      entropy_model_fingerprint=self.entropy_fingerprint, mdlcodec=__version__)
+                      n_chunks=-(-n // chunk_size) if chunk_size > 0 else 0, sae_fingerprint=self.decoder.fingerprint(),
+                      entropy_model_fingerprint=self.entropy_fingerprint, mdlcodec=__version__,
+                      file_id=file_id if file_id is not None else new_file_id())
 
     def write(self, f, chunks: Iterator[np.ndarray], n: int, chunk_size: int = DEFAULT_CHUNK,
-              embed_model: bool = False) -> None:
-        """Encode activation chunks (each [<= chunk_size, d_in]) into an open binary file."""
-        write_preamble(f, self.header(n, chunk_size), self.model_section() if embed_model else None)
+              embed_model: bool = False, file_id: str | None = None, what: str = "activations") -> None:
+        """Encode activation chunks (chunk_size rows each, the last n - ... rows) into an open binary
+        file. CodecError, naming the row of the file and ``what``, for a latent the format cannot code
+        (``Quantiser``) or whose reconstruction would overflow float32 (``Decoder.check_values``):
+        nothing is written that the decoder would refuse, but what was written before stays in f
+        (``files.encode_file`` writes to a temporary file)."""
+        writer = Writer(f, self.header(n, chunk_size, file_id), self.model_section() if embed_model else None)
+        row = 0
         for x in chunks:
-            codes = self.latents(x)
-            write_chunk(f, codes.n, self.chunk_coder.encode(codes))
+            codes = self.latents(x, first_row=row, what=what)
+            bad = self.decoder.check_values(codes, self.quantiser.values(codes))
+            if bad is not None:
+                raise CodecError(f"{what}: row {row + bad} is too large to code: its reconstruction from "
+                                 "the quantised latents would overflow float32")
+            writer.write_chunk(codes.n, self.chunk_coder.encode(codes))
+            row += codes.n
+        writer.finish()
 
-    def encode(self, x: np.ndarray, chunk_size: int = DEFAULT_CHUNK, embed_model: bool = False) -> bytes:
-        """Activations [n, d_in] -> the bytes of an .mdlc file."""
+    def encode(self, x: np.ndarray, chunk_size: int = DEFAULT_CHUNK, embed_model: bool = False,
+               file_id: str | None = None) -> bytes:
+        """Activations [n, d_in] -> the bytes of an .mdlc file (format version 2; ``file_id``: 32 hex
+        digits, by default new random ones, so that two encodings of the same data differ only there)."""
         x = check_activations(x, self.decoder.d_in, "activations")
         buf = io.BytesIO()
-        self.write(buf, (x[s:s + chunk_size] for s in range(0, len(x), chunk_size)), len(x), chunk_size, embed_model)
+        self.write(buf, (x[s:s + chunk_size] for s in range(0, len(x), max(chunk_size, 1))), len(x), chunk_size,
+                   embed_model, file_id)
         return buf.getvalue()
 
     def check_header(self, header: Header) -> None:
@@ -385,13 +480,18 @@ class Codec:
         return self
 
     def read_codes(self, reader: Reader, stats: dict | None = None) -> Iterator[SparseCodes]:
-        """Decode the chunks of an opened file, one SparseCodes per chunk."""
+        """Decode the chunks of an opened file, one SparseCodes per chunk; CodecError for a chunk whose
+        stream does not decode under this model, or whose latents the encoder would have refused."""
         self.check_header(reader.header)
         for i, (n_rows, words) in enumerate(reader.chunks()):
+            what = f"chunk {i + 1} of {reader.header.n_chunks}"
             try:
-                yield self.chunk_coder.decode(words, n_rows, stats)
+                codes = self.chunk_coder.decode(words, n_rows, stats)
             except StreamError as e:
-                raise CodecError(f"chunk {i + 1} of {reader.header.n_chunks}: {e}") from None
+                raise CodecError(f"{what}: {e}") from None
+            if self.decoder.check_values(codes, self.quantiser.values(codes)) is not None:
+                raise CodecError(f"{what}: decodes to values whose reconstruction overflows float32")
+            yield codes
 
     def decode_latents(self, data: bytes) -> SparseCodes:
         """Bytes of an .mdlc file -> its quantised latents, exactly as encoded."""

@@ -39,11 +39,16 @@ import constriction
 import numpy as np
 
 from mdlcodec.codec.activity import ActivityTables
+from mdlcodec.codec.arrays import take
 from mdlcodec.codec.hierarchy import Hierarchy
+from mdlcodec.codec.quantiser import MAX_BIN
 from mdlcodec.codec.sparse import SparseCodes
 
 MAX_TABLE_BINS = 4096
 """Widest value table a feature gets; rarer outliers are escaped."""
+
+MAX_COUNT = 1 << 62
+"""Largest count (n_samples) tables may hold: sums of counts stay within int64."""
 
 ESCAPE_RAW_BITS = 32
 
@@ -130,27 +135,47 @@ class EntropyModel:
                "value_counts": self.value_counts, "escape_counts": self.escape_counts}
         return out if self.hierarchy is None else {**out, **self.hierarchy.to_arrays()}
 
+    ARRAYS = {"n_samples", "active_counts", "value_lo", "value_offsets", "value_counts", "escape_counts"}
+    """The arrays of ``to_arrays`` (a hierarchy adds ``Hierarchy.ARRAYS``)."""
+
     @classmethod
     def from_arrays(cls, a: dict[str, np.ndarray]) -> "EntropyModel":
-        """Inverse of to_arrays; raises ValueError if the arrays are inconsistent."""
-        m = cls(int(a["n_samples"][0]), np.ascontiguousarray(a["active_counts"], np.int64),
-                np.ascontiguousarray(a["value_lo"], np.int32), np.ascontiguousarray(a["value_offsets"], np.int64),
-                np.ascontiguousarray(a["value_counts"], np.int64), np.ascontiguousarray(a["escape_counts"], np.int64),
-                Hierarchy.from_arrays(a))
-        d = m.d_sae
-        if (m.n_samples < 0 or m.value_lo.shape != (d,) or m.escape_counts.shape != (d,)
-                or m.value_offsets.shape != (d + 1,) or m.value_offsets[0] != 0
-                or np.any(m.table_sizes < 1) or m.value_offsets[-1] != len(m.value_counts)
-                or np.any(m.active_counts < 0) or np.any(m.active_counts > m.n_samples)
-                or np.any(m.value_counts < 0) or np.any(m.escape_counts < 0)):
-            raise ValueError("inconsistent entropy model tables")
-        h = m.hierarchy
+        """Inverse of to_arrays, for arrays read from a file: ValueError naming the array if one is
+        missing, of another dtype or shape than to_arrays writes, or inconsistent with the others
+        (counts beyond n_samples <= MAX_COUNT, a feature's value and escape counts not summing to its
+        active count, tables past the int32 bins), all checked before any arithmetic uses them."""
+        n = take(a, "n_samples", np.int64, (1,))
+        active = take(a, "active_counts", np.int64, (None,))
+        d = len(active)
+        if d < 1:
+            raise ValueError("active_counts is empty")
+        lo = take(a, "value_lo", np.int32, (d,))
+        offsets = take(a, "value_offsets", np.int64, (d + 1,))
+        counts = take(a, "value_counts", np.int64, (None,))
+        escapes = take(a, "escape_counts", np.int64, (d,))
+        n_samples = int(n[0])
+        if not 0 <= n_samples <= MAX_COUNT:
+            raise ValueError(f"n_samples = {n_samples} is outside [0, 2**62]")
+        if np.any(active < 0) or np.any(active > n_samples):
+            raise ValueError("active_counts must lie in [0, n_samples]")
+        sizes = np.diff(offsets)
+        if offsets[0] != 0 or np.any(sizes < 1) or offsets[-1] != len(counts):
+            raise ValueError("value_offsets must rise from 0 by at least 1 per feature to the length of value_counts")
+        if np.any(counts < 0) or np.any(counts > n_samples) or np.any(escapes < 0) or np.any(escapes > n_samples):
+            raise ValueError("value and escape counts must lie in [0, n_samples]")
+        if not np.array_equal(np.add.reduceat(counts, offsets[:-1]) + escapes, active):
+            raise ValueError("a feature's value and escape counts do not sum to its active count")
+        if np.any(lo.astype(np.int64) + sizes - 1 > MAX_BIN) or np.any(lo < -MAX_BIN):
+            raise ValueError(f"value tables reach past the int32 bins (|bin| <= {MAX_BIN})")
+        h = Hierarchy.from_arrays(a, d)
         if h is not None:
-            par = np.maximum(h.parents, 0)
-            if (len(h.parents) != d or np.any(h.joint_counts > m.active_counts)
-                    or np.any(h.joint_counts > m.active_counts[par])):
-                raise ValueError("inconsistent hierarchy tables")
-        return m
+            child = np.flatnonzero(h.parents >= 0)
+            par = h.parents[child]
+            joint = h.joint_counts[child]
+            if (np.any(joint > active[child]) or np.any(joint > active[par])
+                    or np.any(active[child] - joint > n_samples - active[par])):
+                raise ValueError("hierarchy joint_counts are inconsistent with active_counts")
+        return cls(n_samples, active, lo, offsets, counts, escapes, h)
 
     def fingerprint(self) -> str:
         """sha256 (hex, first 16 bytes) of the counts: what decoding depends on."""

@@ -62,7 +62,7 @@ def encode_file(codec: Codec, x: np.ndarray, dst: str | Path, chunk_size: int = 
 
     with atomic_output(dst, inputs, overwrite) as tmp:
         with open(tmp, "wb") as f:
-            codec.write(f, chunks(), n, chunk_size, embed_model)
+            codec.write(f, chunks(), n, chunk_size, embed_model, what=what)
     return {"samples": n, "bytes": Path(dst).stat().st_size, "warnings": warnings}
 
 
@@ -105,14 +105,12 @@ def decode_file(src: str | Path, dst: str | Path, codec: Codec | None = None, la
                     np.savez(out, format=np.array(b"csr"), shape=np.array([codes.n, h.d_sae], np.int64),
                              indptr=codes.indptr, indices=codes.indices, data=codec.quantiser.values(codes),
                              bins=codes.bins, step=codec.quantiser.step)
-            else:
-                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(h.n, h.d_in))
-                row = 0
-                for codes in codec.read_codes(reader):
-                    out[row:row + codes.n] = codec.reconstruct(codes)
-                    row += codes.n
-                out.flush()
-                del out
+            else:  # the .npy grows as chunks are decoded and checked, never to the header's n unverified
+                with open(tmp, "wb") as out:
+                    np.lib.format.write_array_header_1_0(out, {"descr": "<f4", "fortran_order": False,
+                                                              "shape": (h.n, h.d_in)})
+                    for codes in codec.read_codes(reader):
+                        out.write(np.ascontiguousarray(codec.reconstruct(codes), dtype="<f4").data)
     return {"samples": h.n, "output": str(dst)}
 
 

@@ -29,12 +29,16 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.csgraph
 
+from mdlcodec.codec.arrays import take
 from mdlcodec.codec.sparse import SparseCodes
 from mdlcodec.core.errors import ModelError
 from mdlcodec.core.forest import forest_depths
 
 KINDS = {"tree": 1, "conditional": 2}
 MAX_DEPTH = 8
+MAX_FOREST_DEPTH = 64
+"""Deepest forest the codec codes (any kind): each layer adds coded bits to every sample and work to
+every chunk, and a forest read from a file is refused beyond it before its layers are built."""
 
 
 @dataclass(eq=False)
@@ -52,7 +56,7 @@ class Hierarchy:
         if self.parents.shape != self.joint_counts.shape or self.parents.ndim != 1:
             raise ValueError("parents and joint counts must be 1-D of one length")
         try:
-            forest_depths(self.parents)
+            forest_depths(self.parents, MAX_FOREST_DEPTH)
         except ModelError as e:
             raise ValueError(str(e)) from None
         if np.any(self.joint_counts < 0) or np.any(self.joint_counts[self.parents < 0] != 0):
@@ -62,17 +66,7 @@ class Hierarchy:
     def count(cls, codes: SparseCodes, parents: np.ndarray, kind: str) -> "Hierarchy":
         """Count, in codes, the samples where each feature and its parent are both active."""
         parents = np.asarray(parents, np.int64)
-        rows, feats = codes.rows(), codes.indices.astype(np.int64)
-        keys = rows * codes.d_sae + feats  # sorted: codes are in (row, feature) order
-        par = parents[feats]
-        has = par >= 0
-        want = rows[has] * codes.d_sae + par[has]
-        i = np.minimum(np.searchsorted(keys, want), max(len(keys) - 1, 0))
-        both = np.zeros(len(feats), dtype=bool)
-        if len(keys):
-            both[np.flatnonzero(has)] = keys[i] == want
-        joint = np.bincount(feats[both], minlength=codes.d_sae).astype(np.int64)
-        return cls(parents, joint, kind)
+        return cls(parents, joint_counts(codes, parents), kind)
 
     @property
     def n_edges(self) -> int:
@@ -82,16 +76,23 @@ class Hierarchy:
         return {"parents": self.parents, "joint_counts": self.joint_counts,
                 "hierarchy_kind": np.array([KINDS[self.kind]], dtype=np.int64)}
 
+    ARRAYS = {"parents", "joint_counts", "hierarchy_kind"}
+    """The arrays of ``to_arrays``: all present, or none (a flat model)."""
+
     @classmethod
-    def from_arrays(cls, a: dict[str, np.ndarray]) -> "Hierarchy | None":
-        """The hierarchy in a table dict, or None for a flat model; ValueError if damaged."""
-        if "parents" not in a:
+    def from_arrays(cls, a: dict[str, np.ndarray], d_sae: int) -> "Hierarchy | None":
+        """The hierarchy of d_sae features in a table dict, or None for a flat model; ValueError naming
+        the problem if its arrays are partly present, of another dtype or shape than to_arrays writes,
+        or do not form a forest at most MAX_FOREST_DEPTH deep (checked before any layer is built)."""
+        present = cls.ARRAYS & set(a)
+        if not present:
             return None
-        kind = {v: k for k, v in KINDS.items()}.get(int(a["hierarchy_kind"][0]))
+        if present != cls.ARRAYS:
+            raise ValueError(f"hierarchy arrays {', '.join(sorted(cls.ARRAYS - present))} missing")
+        kind = {v: k for k, v in KINDS.items()}.get(int(take(a, "hierarchy_kind", np.int64, (1,))[0]))
         if kind is None:
             raise ValueError("unknown hierarchy kind")
-        return cls(np.ascontiguousarray(a["parents"], np.int64), np.ascontiguousarray(a["joint_counts"], np.int64),
-                   kind)
+        return cls(take(a, "parents", np.int64, (d_sae,)), take(a, "joint_counts", np.int64, (d_sae,)), kind)
 
     def table_bits(self, n_samples: int) -> float:
         """Bits to describe the forest and its counts: per edge, the parent's index and the joint count."""
@@ -111,6 +112,21 @@ class Hierarchy:
                  "p_child_given_parent": float(self.joint_counts[child[j]] / a[par[j]]) if a[par[j]] else 0.0,
                  "p_child_given_not_parent": float((a[child[j]] - self.joint_counts[child[j]]) / off[j])
                  if off[j] else 0.0} for j in order]
+
+
+def joint_counts(codes: SparseCodes, parents: np.ndarray) -> np.ndarray:
+    """[d_sae] int64: samples of codes where each feature and its parent are both active (0 for roots)."""
+    parents = np.asarray(parents, np.int64)
+    rows, feats = codes.rows(), codes.indices.astype(np.int64)
+    keys = rows * codes.d_sae + feats  # sorted: codes are in (row, feature) order
+    par = parents[feats]
+    has = par >= 0
+    want = rows[has] * codes.d_sae + par[has]
+    i = np.minimum(np.searchsorted(keys, want), max(len(keys) - 1, 0))
+    both = np.zeros(len(feats), dtype=bool)
+    if len(keys):
+        both[np.flatnonzero(has)] = keys[i] == want
+    return np.bincount(feats[both], minlength=codes.d_sae).astype(np.int64)
 
 
 def prune_to_forest(codes: SparseCodes, parents: np.ndarray) -> SparseCodes:
@@ -187,7 +203,7 @@ def chow_liu(codes: SparseCodes, max_depth: int = MAX_DEPTH) -> Hierarchy:
                 _, pred = scipy.sparse.csgraph.breadth_first_order(sym, int(r), directed=False)
                 tree = pred >= 0
                 parents[tree] = pred[tree]
-        parents = _prune(parents, a, Hierarchy.count(codes, parents, "conditional").joint_counts, n)
+        parents = _prune(parents, a, joint_counts(codes, parents), n)
         parents = _cap_depth(parents, max_depth)
     return Hierarchy.count(codes, parents, "conditional")
 

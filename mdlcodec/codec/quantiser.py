@@ -10,6 +10,36 @@ from __future__ import annotations
 import numpy as np
 
 from mdlcodec.codec.sparse import SparseCodes, SparseLatents
+from mdlcodec.core.errors import CodecError
+
+MAX_BIN = 2**31 - 1
+"""Largest |bin| the format codes (bins are int32; -2**31 is not one)."""
+
+
+class BinRangeError(CodecError):
+    """A latent the format cannot code: not finite, or its bin beyond +-MAX_BIN. ``row`` is its row
+    among the latents quantised (``Codec`` adds the chunk's place in the file), ``feature`` its feature."""
+
+    def __init__(self, row: int, feature: int, value: float, step: float):
+        self.row, self.feature, self.value, self.step = row, feature, value, step
+        super().__init__(self.describe(row))
+
+    def describe(self, row: int) -> str:
+        if not np.isfinite(self.value):
+            return f"row {row} gives latent {self.feature} the value {self.value}, which cannot be coded"
+        return (f"row {row} gives latent {self.feature} the value {self.value:.4g}, {self.value / self.step:.4g} "
+                f"quantiser steps: beyond the {MAX_BIN:,} that the format codes")
+
+
+def _bins(values: np.ndarray, steps: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """rint(values / steps) as float32; BinRangeError at the first latent that is not finite or
+    whose bin is beyond MAX_BIN (none is clipped: a clipped bin would decode to another value)."""
+    bins = np.rint(values / steps)
+    bad = ~(np.abs(bins) <= MAX_BIN)
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        raise BinRangeError(int(rows[j]), int(cols[j]), float(values[j]), float(steps[j]))
+    return bins
 
 
 class Quantiser:
@@ -30,27 +60,27 @@ class Quantiser:
         return len(self.step)
 
     def quantise(self, z: np.ndarray) -> SparseCodes:
-        """Dense latents [n, d_sae] (float) -> sparse integer codes; zero latents stay inactive."""
+        """Dense latents [n, d_sae] (float) -> sparse integer codes; zero latents stay inactive.
+        BinRangeError for a latent that is not finite or whose bin is beyond +-MAX_BIN."""
         z = np.asarray(z, dtype=np.float32)
         rows, cols = np.nonzero(z)
-        bins = np.rint(z[rows, cols] / self.step[cols])
+        bins = _bins(z[rows, cols], self.step[cols], rows, cols)
         keep = bins != 0
-        # Bins beyond int32 cannot come from a sane SAE; clip rather than wrap around.
-        bins = np.clip(bins[keep], -(2**31 - 1), 2**31 - 1).astype(np.int32)
+        bins = bins[keep].astype(np.int32)
         return SparseCodes.from_rows(rows[keep], cols[keep], bins, z.shape[0], self.d_sae)
 
     def quantise_sparse(self, values: np.ndarray, indices: np.ndarray) -> SparseCodes:
         """Latents in sparse form (values, indices [n, m], as ``SAE.encode_sparse`` gives them; value 0
         is padding) -> exactly the codes ``quantise`` gives for the dense matrix they describe: each
         row's indices sorted ascending, the same float32 arithmetic, zero bins dropped. ValueError if
-        an index of a nonzero value is outside [0, d_sae) or repeats within its row."""
+        an index of a nonzero value is outside [0, d_sae) or repeats within its row; BinRangeError as quantise."""
         indptr, cols, vals = SparseLatents(values, indices).csr()
         if len(cols) and (cols.min() < 0 or cols.max() >= self.d_sae):
             raise ValueError(f"latent indices must lie in [0, {self.d_sae})")
         rows = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
-        bins = np.rint(vals / self.step[cols])
+        bins = _bins(vals, self.step[cols], rows, cols)
         keep = bins != 0
-        bins = np.clip(bins[keep], -(2**31 - 1), 2**31 - 1).astype(np.int32)  # as in quantise
+        bins = bins[keep].astype(np.int32)  # as in quantise
         return SparseCodes.from_rows(rows[keep], cols[keep], bins, len(indptr) - 1, self.d_sae)
 
     def values(self, codes: SparseCodes) -> np.ndarray:

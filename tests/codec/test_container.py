@@ -12,10 +12,12 @@ from tests.codec.helpers import linear_topk_codec
 def test_bytes_round_trip(embed):
     codec, rng = linear_topk_codec()
     x = rng.normal(size=(37, 12)).astype(np.float32)
-    data = codec.encode(x, chunk_size=10, embed_model=embed)
+    data = codec.encode(x, chunk_size=10, embed_model=embed, file_id="ab" * 16)
     assert codec.decode_latents(data) == codec.latents(x, chunk_size=10)
     np.testing.assert_array_equal(codec.decode(data), codec.reconstruct(codec.latents(x, chunk_size=10)))
-    assert codec.encode(x, chunk_size=10, embed_model=embed) == data  # deterministic
+    assert codec.encode(x, chunk_size=10, embed_model=embed, file_id="ab" * 16) == data  # deterministic
+    other = codec.encode(x, chunk_size=10, embed_model=embed)  # a new random file id: only it and CRCs differ
+    assert len(other) == len(data) and other != data and codec.decode_latents(other) == codec.decode_latents(data)
 
 
 def test_every_byte_flip_and_truncation_is_refused():

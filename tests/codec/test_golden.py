@@ -1,14 +1,20 @@
-"""Golden files pin the .mdlc format: they decode bit-exactly and re-encoding reproduces them
-(the files are in tests/golden/, made by tests/golden/make_golden.py)."""
+"""Golden files pin the .mdlc format: every version decodes bit-exactly, and re-encoding reproduces
+the current version's files byte for byte (the files are in tests/golden/, made by
+tests/golden/make_golden.py; the version-1 files were written by version 1 and are kept as they were)."""
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mdlcodec.codec import Codec, SparseCodes
+from mdlcodec.codec.container import Reader
 
 GOLDEN = Path(__file__).parents[1] / "golden"
+FILE_ID = "00112233445566778899aabbccddeeff"  # make_golden.FILE_ID
+V1 = ["referenced.mdlc", "embedded.mdlc", "hierarchy.mdlc"]
+V2 = ["referenced_v2.mdlc", "embedded_v2.mdlc", "hierarchy_v2.mdlc"]
 
 
 @pytest.fixture(scope="module")
@@ -17,41 +23,63 @@ def expected():
     return SparseCodes(z["indptr"], z["indices"], z["bins"], 16)
 
 
-@pytest.mark.parametrize("name", ["referenced.mdlc", "embedded.mdlc"])
-def test_golden_decodes_exactly_and_reencodes_byte_for_byte(name, expected):
+def _version(data: bytes) -> int:
+    return Reader.open(io.BytesIO(data)).version
+
+
+@pytest.mark.parametrize("name", V1 + V2)
+def test_golden_decodes_exactly_with_the_model(name, expected):
     data = (GOLDEN / name).read_bytes()
+    assert _version(data) == (2 if name in V2 else 1)
     codec = Codec.load(GOLDEN / "model")
-    assert codec.decode_latents(data) == expected
+    own = Codec.from_model_section(Reader.open(io.BytesIO(data)).model_bytes) if "referenced" not in name else codec
+    assert own.decode_latents(data) == expected
+    np.testing.assert_array_equal(own.decode(data), codec.reconstruct(expected))
     x = np.load(GOLDEN / "input.npy")
     assert codec.latents(x, chunk_size=10) == expected
-    assert codec.encode(x, chunk_size=10, embed_model=name.startswith("embedded")) == data
 
 
-def test_golden_self_contained_file_needs_no_model(expected):
-    import io
+@pytest.mark.parametrize("name", ["referenced_v2.mdlc", "embedded_v2.mdlc"])
+def test_golden_v2_reencodes_byte_for_byte(name):
+    data = (GOLDEN / name).read_bytes()
+    codec = Codec.load(GOLDEN / "model")
+    x = np.load(GOLDEN / "input.npy")
+    assert codec.encode(x, chunk_size=10, embed_model=name.startswith("embedded"), file_id=FILE_ID) == data
 
-    from mdlcodec.codec.container import Reader
 
-    data = (GOLDEN / "embedded.mdlc").read_bytes()
+@pytest.mark.parametrize("name", ["embedded.mdlc", "embedded_v2.mdlc"])
+def test_golden_self_contained_file_needs_no_model(name, expected):
+    data = (GOLDEN / name).read_bytes()
     reader = Reader.open(io.BytesIO(data))
     codec = Codec.from_model_section(reader.model_bytes)
     assert codec.decode_latents(data) == expected
     np.testing.assert_array_equal(codec.decode(data), Codec.load(GOLDEN / "model").decode(data))
 
 
-def test_golden_hierarchical_file(expected):
+@pytest.mark.parametrize("name", ["hierarchy.mdlc", "hierarchy_v2.mdlc"])
+def test_golden_hierarchical_file(name, expected):
     """A self-contained file whose activity is coded under a feature forest: it decodes exactly from
-    its own model section, and the model plus that forest re-encode it byte for byte."""
-    import io
-
-    from mdlcodec.codec.container import Reader
-
-    data = (GOLDEN / "hierarchy.mdlc").read_bytes()
+    its own model section, and (version 2) the model plus that forest re-encode it byte for byte."""
+    data = (GOLDEN / name).read_bytes()
     own = Codec.from_model_section(Reader.open(io.BytesIO(data)).model_bytes)
     forest = own.entropy_model.hierarchy
     assert forest.kind == "conditional"
     assert forest.parents.tolist() == [-1, 0, 0, 1, -1, 4, 4, 5, -1, 8, 9, 10, -1, 12, 12, 13]
     assert own.decode_latents(data) == expected
-    codec = Codec.load(GOLDEN / "model").with_hierarchy(forest)
-    assert codec.encode(np.load(GOLDEN / "input.npy"), chunk_size=10, embed_model=True) == data
-    assert data != (GOLDEN / "embedded.mdlc").read_bytes()
+    if name in V2:
+        codec = Codec.load(GOLDEN / "model").with_hierarchy(forest)
+        assert codec.encode(np.load(GOLDEN / "input.npy"), chunk_size=10, embed_model=True, file_id=FILE_ID) == data
+    assert data != (GOLDEN / name.replace("hierarchy", "embedded")).read_bytes()
+
+
+def test_golden_v2_chunk_index_matches_a_sequential_read():
+    """The version-2 footer locates every chunk (random access), and so does a version-1 file's chunk heads."""
+    for name in ("referenced_v2.mdlc", "referenced.mdlc"):
+        data = (GOLDEN / name).read_bytes()
+        reader = Reader.open(io.BytesIO(data))
+        index = reader.chunk_index()
+        assert [(e.n_rows, e.first_row) for e in index] == [(10, 0), (10, 10), (5, 20)]
+        sequential = list(reader.chunks())
+        for i, entry in enumerate(index):
+            n_rows, words = reader.read_chunk(i, entry)
+            assert n_rows == sequential[i][0] and np.array_equal(words, sequential[i][1])

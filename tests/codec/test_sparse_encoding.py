@@ -92,7 +92,8 @@ def test_codec_latents_tables_and_bytes_are_unchanged(name):
     assert em.fingerprint() == codec.entropy_model.fingerprint()
 
     dense_codec = Codec(codec.decoder, codec.quantiser, codec.entropy_model, dense_encoder)
-    assert dense_codec.encode(x, chunk_size=chunk) == codec.encode(x, chunk_size=chunk)
+    fid = "5a" * 16  # one file id for both (a new one is random)
+    assert dense_codec.encode(x, chunk_size=chunk, file_id=fid) == codec.encode(x, chunk_size=chunk, file_id=fid)
 
 
 @pytest.mark.parametrize("name", ["batchtopk-threshold", "tree", "relu"])

@@ -1,0 +1,29 @@
+"""The one check of arrays read from untrusted bytes (a file's model section, a tables file): present,
+of the stated dtype and shape, before any arithmetic touches them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def take(arrays: dict[str, np.ndarray], name: str, dtype, shape: tuple) -> np.ndarray:
+    """arrays[name] as a C-contiguous array, checked: present, of exactly ``dtype``, and of ``shape``
+    (an entry None: any length). ValueError naming the array otherwise."""
+    if name not in arrays:
+        raise ValueError(f"{name} is missing")
+    a = np.asarray(arrays[name])
+    if a.dtype != np.dtype(dtype):
+        raise ValueError(f"{name} is {a.dtype}, expected {np.dtype(dtype)}")
+    if a.ndim != len(shape) or any(want is not None and got != want for got, want in zip(a.shape, shape)):
+        want = "[" + ", ".join("n" if w is None else str(w) for w in shape) + "]"
+        raise ValueError(f"{name} has shape {list(a.shape)}, expected {want}")
+    return np.ascontiguousarray(a)
+
+
+def check_keys(arrays: dict[str, np.ndarray], required: set[str], optional: set[str] = frozenset()) -> None:
+    """ValueError unless the keys of ``arrays`` are ``required`` plus any of ``optional``."""
+    missing, unknown = sorted(required - set(arrays)), sorted(set(arrays) - required - set(optional))
+    if missing:
+        raise ValueError(f"{', '.join(missing)} missing")
+    if unknown:
+        raise ValueError(f"unknown array(s) {', '.join(unknown[:5])}")
