@@ -11,7 +11,8 @@ import click
 @click.argument("data")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def data_cmd(data: str, as_json: bool) -> None:
-    """Describe DATA: a file (.npy, .npz, .safetensors, .pt, optionally PATH:KEY), mnist[:PATH] or toy[:key=value,...]."""
+    """Describe DATA: a file (.npy, .npz, .safetensors, .pt, optionally PATH:KEY), a shard folder (mdlcodec
+    harvest), mnist[:PATH] or toy[:key=value,...]."""
     from mdlcodec.data import describe, load_dataset
 
     info = describe(load_dataset(data))
@@ -31,3 +32,8 @@ def data_cmd(data: str, as_json: bool) -> None:
                    f"activity entropy {t['true_entropy_bits_per_sample']:.2f} bits/sample"
                    + (f", {t['hierarchy_children']} children" if t["hierarchy_children"] else "")
                    + (f", {t['correlated_pairs']} correlated pairs" if t["correlated_pairs"] else ""))
+    if "shards" in info:
+        s = info["shards"]
+        made = (f"; {s['model']['name']} {s['hook_point']}" if isinstance(s.get("model"), dict) and "hook_point" in s
+                else "")
+        click.echo(f"shards: {s['count']} of up to {s['shard_tokens']} rows, stored as {s['stored_dtype']}{made}")

@@ -22,8 +22,11 @@ from mdlcodec.core.errors import CodecError
 
 
 def _check_rows(x: np.ndarray, d_in: int, what: str) -> np.ndarray:
-    """x as a 2-D numeric array of width d_in (not copied: a memmap stays on disk); CodecError otherwise."""
-    x = np.asarray(x) if not isinstance(x, np.ndarray) else x
+    """x as a 2-D numeric array of width d_in (not copied: a memmap, or a lazy matrix with shape, dtype
+    and row slicing such as data.shards.ShardedRows, stays on disk); CodecError otherwise."""
+    lazy = isinstance(getattr(x, "dtype", None), np.dtype) and hasattr(x, "shape") and hasattr(x, "__getitem__")
+    if not isinstance(x, np.ndarray) and not lazy:
+        x = np.asarray(x)
     if x.ndim != 2:
         raise CodecError(f"{what} has shape {list(x.shape)}, expected a matrix [n, {d_in}]")
     if x.shape[1] != d_in:

@@ -7,11 +7,15 @@ Spec syntax:
 - `mnist` (folder $MDLCODEC_MNIST, else ../shared/data/mnist from the current directory) or
   `mnist:PATH`; append `,download=1` (`mnist:PATH,download=1`) to fetch MNIST with torchvision
   when the folder lacks it.
+- a folder holding a manifest.json: activation shards (mdlcodec.data.shards; `mdlcodec harvest`
+  writes them), read shard by shard; the split is over the shards' rows in order.
 - anything else is a file: PATH.npy, PATH.npz, PATH.safetensors, PATH.pt, the last three
   optionally as PATH:KEY to pick one array of several.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +23,7 @@ from mdlcodec.core.errors import DataError
 from mdlcodec.data.dataset import Dataset, array_stats
 from mdlcodec.data.files import SUFFIXES, load_activation_dataset, load_activations, parse_file_spec
 from mdlcodec.data.mnist import load_mnist
+from mdlcodec.data.shards import is_shard_folder, load_shard_dataset, open_shards, read_manifest
 from mdlcodec.data.toy import make_toy, parse_toy_options
 
 
@@ -43,10 +48,12 @@ def load_dataset(spec: str) -> Dataset:
         return make_toy(parse_toy_options(spec[4:]), spec)
     if spec == "mnist" or spec.startswith("mnist:"):
         return _mnist(spec)
+    if Path(spec).is_dir():
+        return load_shard_dataset(spec)
     path, _ = parse_file_spec(spec)
     if not path.exists() and path.suffix.lower() not in SUFFIXES:
-        raise DataError(f"unknown dataset spec '{spec}': expected toy[:key=value,...], mnist[:PATH], "
-                        f"or an existing {'/'.join(SUFFIXES)} file")
+        raise DataError(f"unknown dataset spec '{spec}': expected toy[:key=value,...], mnist[:PATH], a shard "
+                        f"folder, or an existing {'/'.join(SUFFIXES)} file")
     return load_activation_dataset(spec)
 
 
@@ -56,13 +63,14 @@ SPLITS = ("all", "train", "test")
 def load_rows(spec: str, split: str = "all") -> np.ndarray:
     """The rows [n, d] of a dataset spec that a command encodes or compares against: ``split`` "all"
     (every row: a file as it is, memory-mapped where it is a .npy, not converted and not yet checked
-    for NaN/Inf; MNIST's 10,000 images; all of a toy set), "train" or "test" (the fixed split)."""
+    for NaN/Inf; a shard folder as a lazy ShardedRows of the shards' dtype; MNIST's 10,000 images; all
+    of a toy set), "train" or "test" (the fixed split; lazy views for a shard folder)."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     spec = str(spec).strip()
     named = spec in ("toy", "mnist") or spec.startswith(("toy:", "mnist:"))
     if split == "all" and not named:
-        return load_activations(spec)
+        return open_shards(spec) if Path(spec).is_dir() else load_activations(spec)
     ds = load_dataset(spec)
     if split == "all":
         return np.concatenate([ds.train, ds.test])
@@ -81,4 +89,8 @@ def describe(ds: Dataset) -> dict:
         out["toy"] = {"true_features": int(len(t.probs)), "expected_l0": float(t.probs.sum()),
                       "true_entropy_bits_per_sample": t.entropy_bits_per_sample(),
                       "hierarchy_children": int((t.parents >= 0).sum()), "correlated_pairs": int(len(t.pairs))}
+    if is_shard_folder(ds.spec):
+        m = read_manifest(ds.spec)
+        out["shards"] = {"count": len(m["shards"]), "shard_tokens": m["shard_tokens"], "stored_dtype": m["dtype"],
+                         **{k: m[k] for k in ("model", "layer", "hook_point") if k in m}}
     return out
