@@ -35,11 +35,12 @@ def _is_terminal(stream) -> bool:
 class ProgressBar:
     """Reports a loop of ``total`` steps on ``stream`` (default: sys.stderr when created).
 
-    ``update(n)`` after each n steps; ``set_figures(loss="0.12", ...)`` replaces the figures shown
-    beside the count (strings, formatted by the caller); ``close()`` (or leaving a ``with`` block)
-    ends it. ``enabled=False`` reports nothing. On a terminal (``terminal=None``: ask the stream) a
-    tqdm bar that disappears when closed; otherwise plain lines, at most one every ``interval``
-    seconds of ``clock``, then one final line."""
+    ``update(n)`` after each n steps (``total`` 0: not known beforehand, the count is shown alone);
+    ``set_figures(loss="0.12", ...)`` replaces the figures shown beside the count (strings, formatted
+    by the caller); ``close()`` (or leaving a ``with`` block) ends it. ``enabled=False`` reports
+    nothing. On a terminal (``terminal=None``: ask the stream) a tqdm bar that disappears when
+    closed; otherwise plain lines, at most one every ``interval`` seconds of ``clock``, then one
+    final line."""
 
     def __init__(self, total: int, desc: str, *, enabled: bool = True, stream: TextIO | None = None,
                  terminal: bool | None = None, interval: float = PLAIN_INTERVAL_S,
@@ -54,7 +55,7 @@ class ProgressBar:
         if _is_terminal(self.stream) if terminal is None else terminal:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=self.total, desc=desc, leave=False, file=self.stream)
+            self._bar = tqdm(total=self.total or None, desc=desc, leave=False, file=self.stream, unit=unit)
         self._t0 = self._last = clock()
 
     def __enter__(self) -> ProgressBar:
@@ -71,7 +72,7 @@ class ProgressBar:
             self._bar.update(n)
             return
         now = self.clock()
-        if now - self._last >= self.interval and self.n < self.total:
+        if now - self._last >= self.interval and (self.n < self.total or self.total <= 0):
             self._last = now
             self._write(self._line(now))
 
@@ -82,20 +83,23 @@ class ProgressBar:
         if self._bar is not None:
             self._bar.set_postfix(figures, refresh=False)
 
-    def close(self) -> None:
+    def close(self, ok: bool = True) -> None:
+        """End the report: the final line, or (``ok`` False: the loop failed) only the bar removed."""
         if not self.enabled or self.closed:
             return
         self.closed = True
         if self._bar is not None:
             self._bar.close()
             return
-        self._write(self._line(self.clock(), final=True))
+        if ok:
+            self._write(self._line(self.clock(), final=True))
 
     def _line(self, now: float, final: bool = False) -> str:
         elapsed = now - self._t0
         pct = f" ({100 * self.n / self.total:.0f}%)" if self.total > 0 else ""
         rate = f"{self.n / elapsed:.4g} {self.unit}/s" if elapsed > 0 else f"- {self.unit}/s"
-        head = f"{self.desc}: {'done, ' if final else ''}{self.n}/{self.total} {self.unit}{pct}"
+        count = f"{self.n}/{self.total}" if self.total > 0 else f"{self.n}"
+        head = f"{self.desc}: {'done, ' if final else ''}{count} {self.unit}{pct}"
         timing = f"{elapsed:.1f} s, {rate}" if final else f"{rate}, {elapsed:.0f} s"
         figs = "".join(f", {k} {v}" for k, v in self.figures.items())
         return f"{head}, {timing}{figs}"
