@@ -118,9 +118,10 @@ def encode_cmd(data: str, model: Path, output: Path, split: str, embed_model: bo
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def decode_cmd(src: Path, model: Path | None, output: Path, latents: bool, force: bool, as_json: bool) -> None:
     """Decode SRC (.mdlc) into activations (.npy) or, with --latents, sparse latents (.npz)."""
-    from mdlcodec.codec import Codec, decode_file
+    from mdlcodec.codec import decode_file
+    from mdlcodec.codec.files import codec_for_file
 
-    r = decode_file(src, output, Codec.load(model) if model else None, latents, force)
+    r = decode_file(src, output, codec_for_file(src, model) if model else None, latents, force)
     if as_json:
         click.echo(json.dumps(r))
         return
@@ -136,11 +137,12 @@ def decode_cmd(src: Path, model: Path | None, output: Path, latents: bool, force
 def info_cmd(src: Path, model: Path | None, against: str | None, split: str, as_json: bool) -> None:
     """What SRC holds: samples, and bits per sample by part (payload, file), beside the cross-entropy
     and the model entropy (the README's "What the figures mean")."""
-    from mdlcodec.codec import Codec, inspect_file
+    from mdlcodec.codec import inspect_file
+    from mdlcodec.codec.files import codec_for_file
     from mdlcodec.data import load_rows
 
     x = load_rows(against, split) if against is not None else None
-    info = inspect_file(src, Codec.load(model) if model else None, x)
+    info = inspect_file(src, codec_for_file(src, model) if model else None, x)
     if as_json:
         click.echo(json.dumps(info))
         return

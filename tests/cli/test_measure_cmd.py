@@ -15,9 +15,10 @@ TOY = "toy:n=3000,n_features=24,d=12,l0=2"  # the toy_model_dir fixture's data
 
 
 def test_measure_two_saes_and_pca_at_one_fvu(toy_model_dir, tmp_path):
-    model, ds = toy_model_dir
-    other = tmp_path / "other"
-    shutil.copytree(model, other)
+    shared, ds = toy_model_dir
+    model, other = tmp_path / "model", tmp_path / "other"  # copies: -o adds tables to their archives
+    shutil.copytree(shared, model)
+    shutil.copytree(shared, other)
     out = tmp_path / "out"
     r = run("measure", model, other, TOY, "--max-fvu", 0.8, "-o", out, "--json")
     assert r.exit_code == 0, r.output
@@ -63,3 +64,27 @@ def test_measure_refuses_bad_input_before_work(toy_model_dir, tmp_path):
     wide = tmp_path / "wide.npy"
     np.save(wide, np.zeros((50, 7), np.float32))
     one_line_error(run("measure", model, wide, "--max-fvu", 0.1), "width")
+
+
+def test_measure_an_imported_peer_sae_on_mnist(peers_dir, mnist_dir, tmp_path):
+    """Issue 11's bar: an SAE saved by a peer library, imported, measured at a tolerance: its test
+    file decodes exactly (with the imported folder) and its payload is within 0.1% of the entropy
+    estimate (the cross-entropy under the fitted tables)."""
+    from mdlcodec.data import load_dataset
+
+    model, out = tmp_path / "saelens-topk", tmp_path / "out"
+    assert run("import", peers_dir / "saelens-topk", "-o", model).exit_code == 0
+    r = run("measure", model, f"mnist:{mnist_dir}", "--max-fvu", 0.3, "--no-pca", "-o", out, "--json")
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.output)["rows"][0]
+    assert abs(row["payload_over_cross_entropy"] - 1) < 0.001 and row["fvu"] <= 0.3
+    recon = tmp_path / "recon.npy"
+    assert run("decode", row["file"], "-m", model, "-o", recon).exit_code == 0
+    lat = tmp_path / "lat.npz"
+    assert run("decode", row["file"], "-m", model, "-o", lat, "--latents").exit_code == 0
+    test = load_dataset(f"mnist:{mnist_dir}").test
+    codec = Codec.load(model) if (model / "codec.safetensors").exists() else None
+    x_hat = np.load(recon)
+    assert x_hat.shape == test.shape
+    assert np.mean((x_hat.astype(np.float64) - test) ** 2) == pytest.approx(row["mse"], rel=1e-6)
+    assert codec is None  # measure leaves the model's current tables alone (none were fitted before)
