@@ -181,3 +181,12 @@ def _per_sample(info: dict, n: int) -> dict:
     info["bits"]["file"] = 8 * info["bytes"]
     info["bits_per_sample"] = {k: v / max(n, 1) for k, v in info["bits"].items()}
     return info
+
+
+def codec_for_file(src: str | Path, model_dir: str | Path, device: str = "cpu") -> Codec:
+    """The codec in ``model_dir`` with the table set the .mdlc file ``src`` names in its header (the
+    current set, or one kept in the folder's archive), so that files coded before a refit, or by
+    ``measure``, decode with the model folder."""
+    with open(src, "rb") as f:
+        fingerprint = Reader.open(f).header.entropy_model_fingerprint
+    return Codec.load(model_dir, device, tables=fingerprint if isinstance(fingerprint, str) else None)
