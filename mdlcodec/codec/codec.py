@@ -336,12 +336,17 @@ class Codec:
         return other if other.entropy_fingerprint == entropy_fingerprint else None
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str = "cpu") -> "Codec":
-        """An SAE directory with codec tables -> a codec that can encode and decode."""
+    def load(cls, model_dir: str | Path, device: str = "cpu", tables: str | None = None) -> "Codec":
+        """An SAE directory with codec tables -> a codec that can encode and decode. ``tables``: the
+        entropy fingerprint of a set in the folder's archive (``save_tables``) to load instead of
+        the current one, as a file coded with it names in its header; the current set if absent."""
         from mdlcodec.models import load_sae
 
         sae = load_sae(model_dir)
         path = Path(model_dir) / TABLES_FILE
+        if tables is not None and re.fullmatch(r"[0-9a-f]{32}", tables):
+            archived = Path(model_dir) / TABLES_DIR / f"{tables}.safetensors"
+            path = archived if archived.is_file() else path
         if not path.exists():
             raise ModelError(f"{model_dir} has no codec tables ({TABLES_FILE})", param="tables")
         decoder = Decoder.from_sae(sae)
