@@ -54,7 +54,7 @@ class Decoder:
     b_dec: np.ndarray
     input_scale: float
 
-    ARRAYS = {"W_dec", "b_dec", "input_scale"}
+    ARRAYS = frozenset({"W_dec", "b_dec", "input_scale"})
     """The decoder's arrays in a self-contained file's model section."""
 
     def __post_init__(self) -> None:
@@ -91,15 +91,15 @@ class Decoder:
         """[d_sae] float64: the largest |weight| of each decoder row."""
         return np.abs(self.W_dec).max(axis=1).astype(np.float64)
 
-    def check_values(self, codes: SparseCodes, values: np.ndarray) -> int | None:
-        """The first row of codes (CSR) whose latent values [nnz] or reconstruction could leave float32's
-        finite range, or None. A bound, in float64: (max|b_dec| + sum |value| * max|W_dec row|) /
-        input_scale, and the sum before the division, kept below float32's max / 4, so no float32 sum
-        of these terms in any order overflows; |value| below float32's max as well."""
-        if not len(values):
+    def check_values(self, codes: SparseCodes, step: np.ndarray) -> int | None:
+        """The first row of codes (CSR) whose latent values bin * step or reconstruction could leave
+        float32's finite range, or None. A bound, in float64: (max|b_dec| + sum |value| * max|W_dec row|)
+        / input_scale, and the sum before the division, kept below float32's max / 4, so that no
+        float32 sum of these terms in any order overflows; each |value| below it as well."""
+        if not codes.nnz:
             return None
         big = np.float64(np.finfo(np.float32).max) / 4
-        v = np.abs(values.astype(np.float64))
+        v = np.abs(codes.bins.astype(np.float64)) * step.astype(np.float64)[codes.indices]
         rows = codes.rows()
         sums = np.bincount(rows, weights=v * self._row_bound[codes.indices], minlength=codes.n)
         pre = float(np.abs(self.b_dec).max()) + sums
@@ -440,7 +440,7 @@ class Codec:
         row = 0
         for x in chunks:
             codes = self.latents(x, first_row=row, what=what)
-            bad = self.decoder.check_values(codes, self.quantiser.values(codes))
+            bad = self.decoder.check_values(codes, self.quantiser.step)
             if bad is not None:
                 raise CodecError(f"{what}: row {row + bad} is too large to code: its reconstruction from "
                                  "the quantised latents would overflow float32")
@@ -494,7 +494,7 @@ class Codec:
                 codes = self.chunk_coder.decode(words, n_rows, stats)
             except StreamError as e:
                 raise CodecError(f"{what}: {e}") from None
-            if self.decoder.check_values(codes, self.quantiser.values(codes)) is not None:
+            if self.decoder.check_values(codes, self.quantiser.step) is not None:
                 raise CodecError(f"{what}: decodes to values whose reconstruction overflows float32")
             yield codes
 

@@ -58,8 +58,9 @@ def _bits(p: np.ndarray) -> np.ndarray:
 
 
 def _h2(p: np.ndarray) -> np.ndarray:
-    """Binary entropy in bits, elementwise."""
-    return p * _bits(p) + (1 - p) * _bits(1 - p)
+    """Binary entropy in bits, elementwise (0 at p = 0 and p = 1, which extreme counts round to)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((p > 0) & (p < 1), p * _bits(p) + (1 - p) * _bits(1 - p), 0.0)
 
 
 @dataclass(eq=False)
@@ -135,7 +136,7 @@ class EntropyModel:
                "value_counts": self.value_counts, "escape_counts": self.escape_counts}
         return out if self.hierarchy is None else {**out, **self.hierarchy.to_arrays()}
 
-    ARRAYS = {"n_samples", "active_counts", "value_lo", "value_offsets", "value_counts", "escape_counts"}
+    ARRAYS = frozenset({"n_samples", "active_counts", "value_lo", "value_offsets", "value_counts", "escape_counts"})
     """The arrays of ``to_arrays`` (a hierarchy adds ``Hierarchy.ARRAYS``)."""
 
     @classmethod

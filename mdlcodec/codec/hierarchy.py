@@ -76,7 +76,7 @@ class Hierarchy:
         return {"parents": self.parents, "joint_counts": self.joint_counts,
                 "hierarchy_kind": np.array([KINDS[self.kind]], dtype=np.int64)}
 
-    ARRAYS = {"parents", "joint_counts", "hierarchy_kind"}
+    ARRAYS = frozenset({"parents", "joint_counts", "hierarchy_kind"})
     """The arrays of ``to_arrays``: all present, or none (a flat model)."""
 
     @classmethod

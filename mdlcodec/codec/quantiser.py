@@ -34,7 +34,8 @@ class BinRangeError(CodecError):
 def _bins(values: np.ndarray, steps: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """rint(values / steps) as float32; BinRangeError at the first latent that is not finite or
     whose bin is beyond MAX_BIN (none is clipped: a clipped bin would decode to another value)."""
-    bins = np.rint(values / steps)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN are refused just below
+        bins = np.rint(values / steps)
     bad = ~(np.abs(bins) <= MAX_BIN)
     if bad.any():
         j = int(np.flatnonzero(bad)[0])

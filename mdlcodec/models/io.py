@@ -75,7 +75,7 @@ def load_sae(model_dir: str | Path, device: str = "cpu") -> SAE:
             raise ModelError(f"{d} is not an SAE directory: {p.name} is missing")
     try:
         raw = json.loads(cfg_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ModelError(f"cannot read {cfg_path}: {e}") from None
     if not isinstance(raw, dict):
         raise ModelError(f"{cfg_path} does not hold a JSON object")
@@ -92,6 +92,13 @@ def load_sae(model_dir: str | Path, device: str = "cpu") -> SAE:
     missing = [n for n in (*WEIGHT_NAMES, *extra, *structure) if n not in weights]
     if missing:
         raise ModelError(f"{w_path} lacks weight(s) {', '.join(missing)}")
+    unknown = sorted(set(weights) - {*WEIGHT_NAMES, *extra, *structure})
+    if unknown:
+        raise ModelError(f"{w_path} holds tensor(s) a {cfg.arch} SAE does not have: {', '.join(unknown[:5])}")
+    layout = {"W_enc": [cfg.d_in, cfg.d_sae], "b_enc": [cfg.d_sae], "W_dec": [cfg.d_sae, cfg.d_in], "b_dec": [cfg.d_in]}
+    for n, shape in layout.items():  # before the SAE is made: cfg.json's sizes are allocated only if the file has them
+        if list(weights[n].shape) != shape:
+            raise ModelError(f"{w_path}: {n} has shape {list(weights[n].shape)}, cfg.json implies {shape}")
     for n in structure:
         if weights[n].dtype != torch.int64:
             raise ModelError(f"{w_path}: {n} is {weights[n].dtype}, expected int64")
@@ -106,5 +113,7 @@ def load_sae(model_dir: str | Path, device: str = "cpu") -> SAE:
                 raise ModelError(f"{w_path}: {n} has shape {list(w.shape)}, cfg.json implies {list(p.shape)}")
             if w.dtype != torch.float32:
                 raise ModelError(f"{w_path}: {n} is {w.dtype}, expected float32")
+            if not torch.isfinite(w).all():
+                raise ModelError(f"{w_path}: {n} holds NaN or Inf")
             p.copy_(w)
     return sae.to(device).eval()

@@ -40,7 +40,7 @@ def read_json_object(path: Path) -> dict[str, Any]:
         raise ModelError(f"{path} is missing")
     try:
         raw = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ModelError(f"cannot read {path}: {first_line(e)}") from None
     if not isinstance(raw, dict):
         raise ModelError(f"{path} does not hold a JSON object")
