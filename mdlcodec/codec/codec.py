@@ -30,7 +30,7 @@ from mdlcodec.codec.bitstream import ChunkCoder, StreamError
 from mdlcodec.codec.container import Header, Reader, Writer, new_file_id
 from mdlcodec.codec.entropy_model import EntropyModel
 from mdlcodec.codec.hierarchy import Hierarchy, chow_liu, prune_to_forest
-from mdlcodec.codec.quantiser import BinRangeError, Quantiser
+from mdlcodec.codec.quantiser import Quantiser, RowError
 from mdlcodec.codec.scale import DataStats
 from mdlcodec.codec.sparse import SparseCodes, SparseLatents
 from mdlcodec.core.atomic import atomic_output
@@ -174,6 +174,27 @@ def check_activations(x: np.ndarray, d_in: int, what: str) -> np.ndarray:
     return x
 
 
+def _pre_activation_check(sae) -> Callable[[np.ndarray, int], None]:
+    """check(x, first_row): RowError for the first row of x whose pre-activations in ``sae`` could
+    overflow float32 (an SAE thresholds NaN or Inf pre-activations to nothing, so such a row would be
+    coded as if it were empty). A bound in float64: (max|x_r| * input_scale + max|b_dec|) * (the
+    largest L1 norm of a column of W_enc) + max|b_enc|, kept below float32's max / 4."""
+    with torch.no_grad():
+        l1 = float(sae.W_enc.detach().abs().sum(0).max()) if sae.W_enc.numel() else 0.0
+        b_dec, b_enc = (float(t.detach().abs().max()) if t.numel() else 0.0 for t in (sae.b_dec, sae.b_enc))
+    scale, big = float(sae.cfg.input_scale), float(np.finfo(np.float32).max) / 4
+
+    def check(x: np.ndarray, first_row: int) -> None:
+        if not len(x):
+            return
+        bound = (np.abs(np.asarray(x, np.float64)).max(axis=1) * scale + b_dec) * l1 + b_enc
+        bad = np.flatnonzero(~(bound <= big))
+        if len(bad):
+            raise RowError(first_row + int(bad[0]),
+                           "is too large for the SAE: its pre-activations could overflow float32")
+    return check
+
+
 class Codec:
     def __init__(self, decoder: Decoder, quantiser: Quantiser, entropy_model: EntropyModel,
                  encoder: Callable[[np.ndarray], np.ndarray] | None = None):
@@ -190,11 +211,13 @@ class Codec:
         (the same matmuls, so bit for bit its nonzeros), padded to the widest batch: the codec's encoder.
         The function carries ``data_stats``, the SAE's training data's (``Codec.data_stats``)."""
         sae = sae.to(device).eval()
+        check = _pre_activation_check(sae)
 
         def encode(x: np.ndarray) -> SparseLatents:
             out = []
             with torch.no_grad():
                 for s in range(0, len(x), _ENCODE_BATCH):
+                    check(x[s:s + _ENCODE_BATCH], s)
                     batch = torch.tensor(x[s:s + _ENCODE_BATCH], dtype=torch.float32, device=device)
                     out.append(tuple(t.cpu().numpy() for t in sae.encode_sparse(batch)))
             return SparseLatents.concat(out)
@@ -206,11 +229,13 @@ class Codec:
         """x [n, d_in] float32 -> dense latents [n, d_sae] float32, in batches. For callers that need the
         dense matrix; the codec itself encodes with ``sae_sparse_encoder``."""
         sae = sae.to(device).eval()
+        check = _pre_activation_check(sae)
 
         def encode(x: np.ndarray) -> np.ndarray:
             out = []
             with torch.no_grad():
                 for s in range(0, len(x), _ENCODE_BATCH):
+                    check(x[s:s + _ENCODE_BATCH], s)
                     batch = torch.tensor(x[s:s + _ENCODE_BATCH], dtype=torch.float32, device=device)
                     out.append(sae.encode(batch).cpu().numpy())
             return np.concatenate(out) if out else np.zeros((0, sae.cfg.d_sae), np.float32)
@@ -234,7 +259,7 @@ class Codec:
         for s in range(0, len(x), DEFAULT_CHUNK):
             try:
                 parts.append(quantiser.quantise_sparse(*encoder(x[s:s + DEFAULT_CHUNK])))
-            except BinRangeError as e:
+            except RowError as e:
                 raise CodecError(f"training data: {e.describe(s + e.row)}") from None
         codes = SparseCodes.concat(parts)
         forest, parents = None, cls.tree_parents(sae, hierarchy)
@@ -398,7 +423,7 @@ class Codec:
         if chunk_size is None or chunk_size >= len(x):
             try:
                 return self.quantise(self.encoder(x))
-            except BinRangeError as e:
+            except RowError as e:
                 raise CodecError(f"{what}: {e.describe(first_row + e.row)}") from None
         return SparseCodes.concat([self.latents(x[s:s + chunk_size], first_row=first_row + s, what=what)
                                    for s in range(0, len(x), chunk_size)])

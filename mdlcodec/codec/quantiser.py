@@ -16,19 +16,28 @@ MAX_BIN = 2**31 - 1
 """Largest |bin| the format codes (bins are int32; -2**31 is not one)."""
 
 
-class BinRangeError(CodecError):
-    """A latent the format cannot code: not finite, or its bin beyond +-MAX_BIN. ``row`` is its row
-    among the latents quantised (``Codec`` adds the chunk's place in the file), ``feature`` its feature."""
+class RowError(CodecError):
+    """A row the format cannot code. ``row`` counts among the rows given (``Codec`` adds the chunk's
+    place in the file, ``describe`` says it again with that row)."""
 
-    def __init__(self, row: int, feature: int, value: float, step: float):
-        self.row, self.feature, self.value, self.step = row, feature, value, step
+    def __init__(self, row: int, problem: str):
+        self.row, self.problem = row, problem
         super().__init__(self.describe(row))
 
     def describe(self, row: int) -> str:
-        if not np.isfinite(self.value):
-            return f"row {row} gives latent {self.feature} the value {self.value}, which cannot be coded"
-        return (f"row {row} gives latent {self.feature} the value {self.value:.4g}, {self.value / self.step:.4g} "
-                f"quantiser steps: beyond the {MAX_BIN:,} that the format codes")
+        return f"row {row} {self.problem}"
+
+
+class BinRangeError(RowError):
+    """A latent the format cannot code: not finite, or its bin beyond +-MAX_BIN."""
+
+    def __init__(self, row: int, feature: int, value: float, step: float):
+        if not np.isfinite(value):
+            problem = f"gives latent {feature} the value {value}, which cannot be coded"
+        else:
+            problem = (f"gives latent {feature} the value {value:.4g}, {value / step:.4g} quantiser steps: beyond "
+                       f"the {MAX_BIN:,} that the format codes")
+        super().__init__(row, problem)
 
 
 def _bins(values: np.ndarray, steps: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

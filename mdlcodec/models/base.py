@@ -112,11 +112,11 @@ class SAE(nn.Module):
         """Raise ModelError if cfg does not describe a valid SAE of this architecture."""
         for name in ("d_in", "d_sae", "k"):
             v = getattr(cfg, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            if (v is not None or name != "k") and (isinstance(v, bool) or not isinstance(v, int)):
                 raise ModelError(f"{name} must be an integer, got {v!r}")
         for name in ("l1_coeff", "threshold", "input_scale", "data_rms"):
             v = getattr(cfg, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            if (v is not None or name == "input_scale") and (isinstance(v, bool) or not isinstance(v, (int, float))):
                 raise ModelError(f"{name} must be a number, got {v!r}")
         if not isinstance(cfg.apply_b_dec_to_input, bool):
             raise ModelError(f"apply_b_dec_to_input must be true or false, got {cfg.apply_b_dec_to_input!r}")
@@ -207,7 +207,7 @@ def register(name: str):
 
 def architecture(cfg: SAEConfig) -> type[SAE]:
     """The registered class of cfg.arch, after checking cfg against it (ModelError if unknown or invalid)."""
-    if cfg.arch not in ARCHITECTURES:
+    if not isinstance(cfg.arch, str) or cfg.arch not in ARCHITECTURES:
         raise ModelError(f"unknown architecture {cfg.arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
     cls = ARCHITECTURES[cfg.arch]
     cls.check(cfg)

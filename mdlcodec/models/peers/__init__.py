@@ -62,7 +62,7 @@ def _json_fields(path: Path) -> set[str]:
     """The top-level field names of a JSON object file (none if unreadable: the importer says why)."""
     try:
         raw = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return set()
     return set(raw) if isinstance(raw, dict) else set()
 
