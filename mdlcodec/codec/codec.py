@@ -511,7 +511,10 @@ class Codec:
 
     def read_codes(self, reader: Reader, stats: dict | None = None) -> Iterator[SparseCodes]:
         """Decode the chunks of an opened file, one SparseCodes per chunk; CodecError for a chunk whose
-        stream does not decode under this model, or whose latents the encoder would have refused."""
+        stream does not decode under this model, is not the stream the encoder writes for what it
+        decodes to (each chunk is re-encoded and compared: an ANS decoder accepts some damaged streams,
+        the last symbols of a damaged first word among them), or whose latents the encoder would have
+        refused."""
         self.check_header(reader.header)
         for i, (n_rows, words) in enumerate(reader.chunks()):
             what = f"chunk {i + 1} of {reader.header.n_chunks}"
@@ -519,6 +522,9 @@ class Codec:
                 codes = self.chunk_coder.decode(words, n_rows, stats)
             except StreamError as e:
                 raise CodecError(f"{what}: {e}") from None
+            if not np.array_equal(self.chunk_coder.encode(codes), words):
+                raise CodecError(f"{what}: its stream is not what the encoder writes for what it decodes to "
+                                 "(damaged words)")
             if self.decoder.check_values(codes, self.quantiser.step) is not None:
                 raise CodecError(f"{what}: decodes to values whose reconstruction overflows float32")
             yield codes

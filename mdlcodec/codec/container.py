@@ -47,8 +47,12 @@ it (one function, ``Header.validate``, checks both):
   dtype, quantiser  "float32", "uniform"
   sae_fingerprint, entropy_model_fingerprint, file_id   32 lowercase hexadecimal digits
   mdlcodec      a string of at most 64 characters
-  model section at most 2**40 bytes, and no more than the file has left; its arrays are checked by
-                dtype, shape and value against each other and the header before use (codec.py)
+  model section at most 2**40 bytes, and no more than the file has left; exactly the arrays
+                Codec.model_section writes, each of its dtype and shape, checked against each
+                other and the header before use (codec.py, entropy_model.py): finite float32
+                weights, input_scale and steps > 0, counts in [0, n_samples <= 2**62], each
+                feature's value and escape counts summing to its active count, value tables
+                within the int32 bins, a feature forest at most 64 deep (hierarchy.py)
   chunk words   no more than the file has left
   chunk count   where the file's size is known (a file or bytes, not a pipe), a header claiming more
                 chunks than the bytes after it can frame (12 bytes each; 24 in version 2, plus 16 of

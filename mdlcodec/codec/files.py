@@ -94,7 +94,8 @@ def decode_file(src: str | Path, dst: str | Path, codec: Codec | None = None, la
     "csr", shape [n, d_sae], indptr [n+1] int64, indices [nnz] int32, data [nnz] float32 = bins *
     step; beside them bins [nnz] int32 and step [d_sae] float32 (the quantiser's).
 
-    Returns {"samples": n, "output": str(dst)}."""
+    The .npy grows as chunks are decoded and checked; memory holds the model, the file's bytes being
+    read and one decoded chunk (latents too with ``latents``). Returns {"samples": n, "output": str(dst)}."""
     with open(src, "rb") as f:
         reader = Reader.open(f)
         codec = open_codec(reader, codec)

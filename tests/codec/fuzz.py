@@ -416,7 +416,25 @@ def attacks() -> list[tuple[str, str, bytes]]:
 
     for base in [b.name for b in bases() if b.embedded]:
         out.extend(model_attacks(base, by_name[base].data))
+    out.append(("embedded", "valid: 65,536 dense rows from a few words", dense_bomb(1 << 16)))
     return out
+
+
+def dense_bomb(rows: int) -> bytes:
+    """A valid self-contained file whose model makes every latent nearly free (every feature active in
+    all of 2**62 training samples, one value bin): ``rows`` rows of 16 active latents in a few
+    words. Decoding it holds the whole chunk, as memory_bound allows."""
+    flat, _ = codecs()
+    d = flat.decoder.d_sae
+    big = 1 << 62
+    from mdlcodec.codec import EntropyModel, Quantiser
+
+    model = EntropyModel(big, np.full(d, big, np.int64), np.ones(d, np.int32), np.arange(d + 1, dtype=np.int64),
+                         np.full(d, big, np.int64), np.zeros(d, np.int64))
+    q = Quantiser(np.full(d, 0.05, np.float32))
+    dense = Codec(flat.decoder, q, model, lambda x: np.full((len(x), d), 0.05, np.float32))
+    return dense.encode(np.zeros((rows, flat.decoder.d_in), np.float32), chunk_size=rows, embed_model=True,
+                        file_id="d" * 32)
 
 
 def model_attacks(base: str, data: bytes) -> list[tuple[str, str, bytes]]:
@@ -602,16 +620,17 @@ def _info_key(info: dict) -> dict:
 
 
 def run_case(data: bytes, base: Base, tmp: Path, time_limit: float = 10.0,
-             paths: tuple[str, ...] = ("codec", "decode", "info")) -> dict[str, str]:
+             paths: tuple[str, ...] = ("codec", "decode", "info"), record: list | None = None) -> dict[str, str]:
     """Outcome (see the module docstring) of decoding ``data`` through each of ``paths``:
     "codec" Codec.decode with the base's codec, "decode" decode_file and "info" inspect_file (with
-    the base's codec for a referenced file, the file's own model for a self-contained one)."""
+    the base's codec for a referenced file, the file's own model for a self-contained one). With
+    ``record``, appends (path, outcome, seconds, peak traced bytes, memory_bound) for each path."""
     src, dst = tmp / "case.mdlc", tmp / "case.npy"
     src.write_bytes(data)
     given = None if base.embedded else base.codec
     bound = memory_bound(data, *_claims(data, base.codec))
     out: dict[str, str] = {}
-    canonical: bool | None = None
+    canonical: dict[str, bool] = {}  # by the codec the path decodes with: the base's, or the file's own
     for path in paths:
         dst.unlink(missing_ok=True)
         tracing = tracemalloc.is_tracing()
@@ -653,14 +672,17 @@ def run_case(data: bytes, base: Base, tmp: Path, time_limit: float = 10.0,
             if same:
                 outcome = "identical"
             else:
-                if canonical is None:
-                    canonical = _canonical(data, given)
-                outcome = "valid-other" if canonical else "wrong"
+                which = "base" if path == "codec" else "given"
+                if which not in canonical:
+                    canonical[which] = _canonical(data, base.codec if path == "codec" else given)
+                outcome = "valid-other" if canonical[which] else "wrong"
         if outcome in EXPECTED and elapsed > time_limit:
             outcome = "hang"
         if outcome in EXPECTED and peak > bound:
             outcome = "memory"
         out[path] = outcome
+        if record is not None:
+            record.append((path, outcome, elapsed, peak, bound))
     return out
 
 

@@ -86,7 +86,7 @@ def test_chunk_framing(name, data, tmp):
     k = len(p.chunks)
     order = data.draw(st.lists(st.integers(0, k - 1), min_size=max(k - 2, 0), max_size=k + 2))
     chunks = []
-    for pos, i in enumerate(order):
+    for i in order:
         c = p.chunks[i]
         if data.draw(st.booleans()):
             c = fuzz.replace(c, bind=(fid, i))  # as written at place i

@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 
 from mdlcodec.codec import Codec
 from mdlcodec.core.errors import MdlcodecError, ModelError
-from mdlcodec.models import load_sae
 from mdlcodec.models.peers import import_sae
 from tests.models import peer_helpers as ph
 
