@@ -90,7 +90,7 @@ def test_nan_in_a_later_chunk_is_reported_at_its_row_in_the_file(toy_model_dir, 
     one_line_error(run("encode", src, "-m", model, "-o", tmp_path / "x.mdlc"), "first at row 15000, column 3")
 
 
-@pytest.mark.parametrize(("sig", "status"), [(signal.SIGHUP, 129)])  # SIGTERM: test_new_user.py's test_11
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])  # issue 10's friction 11 too
 def test_hangup_during_encode_leaves_no_temporary_file(toy_model_dir, tmp_path, sig, status):
     model, _ = toy_model_dir
     big = tmp_path / "big.npy"
