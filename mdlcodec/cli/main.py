@@ -77,8 +77,19 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from mdlcodec.cli import (bench_cmd, codec_cmd, data_cmd, demo_cmd, dl_cmd, harvest_cmd, hierarchy_cmd, measure_cmd,
-                              peers_cmd, select_cmd, train_cmd)
+    from mdlcodec.cli import (
+        bench_cmd,
+        codec_cmd,
+        data_cmd,
+        demo_cmd,
+        dl_cmd,
+        harvest_cmd,
+        hierarchy_cmd,
+        measure_cmd,
+        peers_cmd,
+        select_cmd,
+        train_cmd,
+    )
 
     for command in (data_cmd.data_cmd, train_cmd.train_cmd, codec_cmd.fit_codec_cmd, codec_cmd.encode_cmd,
                     codec_cmd.decode_cmd, codec_cmd.info_cmd, hierarchy_cmd.hierarchy_cmd, select_cmd.select_cmd,

@@ -27,3 +27,10 @@ class CodecError(MdlcodecError):
 
 class ForestError(ModelError, ValueError):
     """Parent links that do not form a forest (out of range, a feature its own parent, a cycle)."""
+
+
+def first_line(e: BaseException, limit: int = 300) -> str:
+    """An exception's message as one line: its first non-empty line, stripped, at most ``limit``
+    characters (a crafted file cannot flood the user's line), or its type's name if it has none."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return lines[0][:limit] if lines else type(e).__name__

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mdlcodec.core.errors import DataError
+from mdlcodec.core.errors import DataError, first_line
 from mdlcodec.data.dataset import Dataset, check_finite, check_matrix, split_index
 
 SUFFIXES = (".npy", ".npz", ".safetensors", ".pt")
@@ -26,11 +26,6 @@ def parse_file_spec(spec: str | Path) -> tuple[Path, str | None]:
     if Path(head).suffix.lower() in _KEYED and key:
         return Path(head), key
     return path, None
-
-
-def _one_line(e: Exception) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return lines[0] if lines else type(e).__name__
 
 
 def _choose(shapes: dict[str, tuple], key: str | None, path: Path) -> str:
@@ -131,7 +126,7 @@ def load_activations(path: str | Path, key: str | None = None) -> np.ndarray:
     except DataError:
         raise
     except Exception as e:  # any reader failure (corrupt, truncated, unreadable) becomes one line
-        raise DataError(f"cannot read {what}: {_one_line(e)}") from None
+        raise DataError(f"cannot read {what}: {first_line(e)}") from None
     check_matrix(x.shape, x.dtype, what)
     return x
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from mdlcodec import __version__
 from mdlcodec.core.atomic import atomic_folder
-from mdlcodec.core.errors import DataError, MdlcodecError, ModelError
+from mdlcodec.core.errors import DataError, MdlcodecError, ModelError, first_line
 from mdlcodec.core.progress import ProgressBar
 from mdlcodec.data.shards import DTYPES, ShardWriter
 
@@ -48,11 +48,6 @@ def _require(module: str):
         return importlib.import_module(module)
     except ImportError:
         raise MdlcodecError(f"harvesting activations needs {module}, in the optional extra: {EXTRA}") from None
-
-
-def _first_line(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return lines[0] if lines else type(e).__name__
 
 
 # ---------------------------------------------------------------- text
@@ -104,7 +99,7 @@ def _txt_documents(path: Path) -> Iterator[str]:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as e:
-        raise DataError(f"cannot read {path}: {_first_line(e)}") from None
+        raise DataError(f"cannot read {path}: {first_line(e)}") from None
     block: list[str] = []
     size = 0
     for para in text.split("\n\n"):
@@ -125,7 +120,7 @@ def _load_saved_dataset(src: TextSource):
     try:
         ds = datasets.load_from_disk(str(src.path))
     except Exception as e:  # not a dataset after all, or one of another version
-        raise DataError(f"cannot load the dataset {src.path}: {_first_line(e)}") from None
+        raise DataError(f"cannot load the dataset {src.path}: {first_line(e)}") from None
     if isinstance(ds, datasets.DatasetDict):
         if "train" not in ds and len(ds) != 1:
             raise DataError(f"{src.path} holds splits {', '.join(ds)}; save one split, or one named train")
@@ -165,14 +160,14 @@ def _load(model_path: Path, device: str):
         try:
             tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
         except Exception as e:  # no tokenizer files, or ones this transformers cannot read
-            raise ModelError(f"cannot load a tokenizer from {model_path}: {_first_line(e)}") from None
+            raise ModelError(f"cannot load a tokenizer from {model_path}: {first_line(e)}") from None
         if not getattr(tokenizer, "is_fast", False):
             raise ModelError(f"the tokenizer in {model_path} is not a fast tokenizer; harvest needs one "
                              "(its special-tokens mask and overflowing windows)")
         try:
             model = transformers.AutoModel.from_pretrained(str(model_path), local_files_only=True, dtype=torch.float32)
         except Exception as e:  # no config or weights, an unknown architecture, damaged files
-            raise ModelError(f"cannot load a transformers model from {model_path}: {_first_line(e)}") from None
+            raise ModelError(f"cannot load a transformers model from {model_path}: {first_line(e)}") from None
     tokenizer.truncation_side = "right"  # windows in text order
     model.eval().to(device)
     if hasattr(model.config, "use_cache"):
@@ -373,7 +368,7 @@ def harvest(model_path: str | Path, layer: int, out_dir: str | Path, texts: list
                 except MdlcodecError:
                     raise
                 except Exception as e:  # a model this way of running does not fit (encoder-decoder, ...)
-                    raise ModelError(f"running {type(model).__name__} from {model_path} failed: {_first_line(e)}") from None
+                    raise ModelError(f"running {type(model).__name__} from {model_path} failed: {first_line(e)}") from None
                 if h.ndim != 3 or h.shape[-1] != d:
                     raise ModelError(f"hidden_states[{layer}] of {model_path} has shape {tuple(h.shape)}, "
                                      f"not [batch, tokens, {d}]")

@@ -14,7 +14,7 @@ from pathlib import Path
 import safetensors.torch
 import torch
 
-from mdlcodec.core.errors import ModelError
+from mdlcodec.core.errors import ModelError, first_line
 from mdlcodec.models.base import SAE, SAEConfig, architecture, make_sae
 
 CFG_FILE = "cfg.json"
@@ -63,6 +63,20 @@ def save_sae(sae: SAE, model_dir: str | Path) -> Path:
     return out
 
 
+def read_json_object(path: Path) -> dict:
+    """The JSON object in ``path`` (a model's cfg.json, a peer's config); ModelError (one line) if the
+    file is missing, unreadable, nested too deep, or holds anything but an object."""
+    if not path.is_file():
+        raise ModelError(f"{path} is missing")
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ModelError(f"cannot read {path}: {first_line(e)}") from None
+    if not isinstance(raw, dict):
+        raise ModelError(f"{path} does not hold a JSON object")
+    return raw
+
+
 def load_sae(model_dir: str | Path, device: str = "cpu") -> SAE:
     """Read an SAE saved by save_sae; ModelError (one line) if the directory is missing, damaged or
     its weights do not have the shapes its cfg.json implies."""
@@ -73,12 +87,7 @@ def load_sae(model_dir: str | Path, device: str = "cpu") -> SAE:
     for p in (cfg_path, w_path):
         if not p.is_file():
             raise ModelError(f"{d} is not an SAE directory: {p.name} is missing")
-    try:
-        raw = json.loads(cfg_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise ModelError(f"cannot read {cfg_path}: {e}") from None
-    if not isinstance(raw, dict):
-        raise ModelError(f"{cfg_path} does not hold a JSON object")
+    raw = read_json_object(cfg_path)
     try:
         cfg = SAEConfig.from_dict(raw)
     except ModelError as e:

@@ -4,7 +4,6 @@ and what is wrong; and building the mdlcodec SAE the peer's weights define."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import safetensors.torch
 import torch
 from torch import Tensor
 
-from mdlcodec.core.errors import ModelError
+from mdlcodec.core.errors import ModelError, first_line
 from mdlcodec.models.base import SAE, SAEConfig, make_sae
 
 
@@ -27,24 +26,6 @@ class Imported:
     format: str
     peer_class: str
     warnings: list[str] = field(default_factory=list)
-
-
-def first_line(e: BaseException) -> str:
-    """An exception's message as one line (its first), or its type's name if it has none."""
-    text = str(e).strip()
-    return text.splitlines()[0][:300] if text else type(e).__name__
-
-
-def read_json_object(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ModelError(f"{path} is missing")
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise ModelError(f"cannot read {path}: {first_line(e)}") from None
-    if not isinstance(raw, dict):
-        raise ModelError(f"{path} does not hold a JSON object")
-    return raw
 
 
 def read_safetensors(path: Path) -> dict[str, Tensor]:

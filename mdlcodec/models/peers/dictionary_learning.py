@@ -33,13 +33,13 @@ from torch import Tensor
 
 from mdlcodec.core.errors import ModelError
 from mdlcodec.models.base import SAEConfig
+from mdlcodec.models.io import read_json_object
 from mdlcodec.models.peers.common import (
     Imported,
     build,
     check_names,
     first_line,
     positive_int,
-    read_json_object,
     scalar,
     weight,
 )

@@ -38,13 +38,13 @@ import torch
 from mdlcodec import __version__
 from mdlcodec.core.errors import ModelError
 from mdlcodec.models.base import SAE, SAEConfig
+from mdlcodec.models.io import read_json_object
 from mdlcodec.models.peers.common import (
     Imported,
     build,
     check_names,
     flag,
     positive_int,
-    read_json_object,
     read_safetensors,
     weight,
 )

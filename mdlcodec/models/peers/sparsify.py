@@ -15,13 +15,13 @@ from pathlib import Path
 
 from mdlcodec.core.errors import ModelError
 from mdlcodec.models.base import SAEConfig
+from mdlcodec.models.io import read_json_object
 from mdlcodec.models.peers.common import (
     Imported,
     build,
     check_names,
     flag,
     positive_int,
-    read_json_object,
     read_safetensors,
     weight,
 )
