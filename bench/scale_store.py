@@ -1,0 +1,167 @@
+"""Bounded memory on a large activation store: encode and decode a shard folder far larger than the
+memory the codec may use, through the CLI a user runs, and record peak RSS, wall time and the
+speed-up of 2 workers over 1.
+
+    python bench/scale_store.py --out /path/with/space [--gb 10] [--speedup-gb 0.5]
+
+What it does (each step skipped when its output exists, so a long run can be resumed):
+  1. A shard folder of ``--gb`` GB of float32 activations, d=768: the synthetic LM-like set
+     (``toy:lm``: 4,096 features in superposition, L0 about 64) drawn once for 65,536 rows, each
+     shard a seeded permutation of those rows plus Gaussian noise (std 0.05 per dimension), so no
+     two shards are equal and the whole never sits in memory.
+  2. A TopK SAE, d_in 768, D = 16,384, k = 64, random unit-norm dictionary (speed and memory do not
+     depend on training; bench/codec_speed.py does the same), its codec tables fitted with a step
+     of a sixteenth of the median active value on 16,384 rows of the first shard.
+  3. ``mdlcodec encode FOLDER -m SAE -o big.mdlc --workers 2`` and ``mdlcodec decode big.mdlc -m SAE
+     -o big.npy --workers 2``: wall time and peak RSS of the whole process tree (the CLI and its
+     workers, summed, sampled every 0.2 s from /proc), against the target of 1.5 GB.
+  4. Speed-up: the first ``--speedup-gb`` GB (its own folder of the first shards) encoded with
+     ``--workers 1`` and ``--workers 2``; target >= 1.7x on 2 cores.
+Prints one table and writes OUT/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+D_IN, D_SAE, K = 768, 16_384, 64
+SHARD_ROWS = 65_536
+NOISE = 0.05
+
+
+def page_size_rss(pid: int) -> int:
+    """Resident bytes of one process, 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def tree(pid: int) -> list[int]:
+    """pid and every descendant, from /proc/*/stat."""
+    children: dict[int, list[int]] = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(p.name))
+    out, todo = [], [pid]
+    while todo:
+        q = todo.pop()
+        out.append(q)
+        todo.extend(children.get(q, []))
+    return out
+
+
+def run_measured(cmd: list[str]) -> dict:
+    """Run cmd; wall seconds and peak summed RSS (bytes) of its process tree."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, sum(page_size_rss(p) for p in tree(proc.pid)))
+        time.sleep(0.2)
+    out = proc.stdout.read()
+    if proc.returncode != 0:
+        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{out}")
+    return {"seconds": time.perf_counter() - t0, "peak_rss_bytes": peak, "command": " ".join(cmd)}
+
+
+def make_store(folder: Path, gb: float, base: np.ndarray) -> None:
+    from mdlcodec.core.atomic import atomic_folder
+    from mdlcodec.data.shards import ShardWriter
+
+    if folder.exists():
+        return
+    n_shards = max(1, round(gb * 1e9 / (SHARD_ROWS * D_IN * 4)))
+    with atomic_folder(folder) as tmp:
+        w = ShardWriter(tmp, D_IN, shard_tokens=SHARD_ROWS)
+        for i in range(n_shards):
+            rng = np.random.default_rng(1000 + i)
+            rows = base[rng.permutation(len(base))]
+            rows += np.float32(NOISE) * rng.standard_normal(rows.shape, dtype=np.float32)
+            w.add(rows)
+        w.finish(source="bench/scale_store.py: toy:lm rows permuted + noise")
+
+
+def make_sae(folder: Path, fit_rows: np.ndarray) -> None:
+    import torch
+
+    from mdlcodec.codec import Codec
+    from mdlcodec.models import SAEConfig, make_sae as new_sae, save_sae
+
+    if (folder / "codec.safetensors").exists():
+        return
+    torch.manual_seed(0)
+    sae = new_sae(SAEConfig(arch="topk", d_in=D_IN, d_sae=D_SAE, k=K))
+    z = Codec.sae_sparse_encoder(sae)(fit_rows)
+    step = float(np.median(np.abs(z.values[z.values != 0]))) / 16
+    save_sae(sae, folder)
+    Codec.fit(sae, fit_rows, step).save_tables(folder)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, required=True, help="A folder on a disk with 2.2 x GB free.")
+    ap.add_argument("--gb", type=float, default=10.0, help="Size of the store in GB of float32.")
+    ap.add_argument("--speedup-gb", type=float, default=0.5, help="Size of the store the 1- vs 2-worker speed-up is timed on.")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    from mdlcodec.data import load_dataset
+
+    base = None
+    if not (out / "store").exists() or not (out / "small").exists() or not (out / "sae").exists():
+        base = np.asarray(load_dataset(f"toy:lm,n={int(SHARD_ROWS / 0.8) + 1}").train[:SHARD_ROWS], np.float32)
+    t = time.perf_counter()
+    make_store(out / "store", args.gb, base)
+    make_store(out / "small", args.speedup_gb, base)
+    make_sae(out / "sae", base[:16_384] if base is not None else None)
+    print(f"store ready ({time.perf_counter() - t:.0f} s)", flush=True)
+    store_bytes = sum(p.stat().st_size for p in (out / "store").glob("*.npy"))
+
+    cli = [sys.executable, "-m", "mdlcodec"]
+    results: dict = {"store_bytes": store_bytes, "d_in": D_IN, "d_sae": D_SAE, "k": K, "cpus": os.cpu_count()}
+    for name in ("big.mdlc", "big.npy", "small-1.mdlc", "small-2.mdlc"):
+        (out / name).unlink(missing_ok=True)
+    w = str(args.workers)
+    results["encode"] = run_measured(cli + ["encode", str(out / "store"), "-m", str(out / "sae"),
+                                            "-o", str(out / "big.mdlc"), "--workers", w])
+    print("encode", results["encode"], flush=True)
+    results["decode"] = run_measured(cli + ["decode", str(out / "big.mdlc"), "-m", str(out / "sae"),
+                                            "-o", str(out / "big.npy"), "--workers", w])
+    print("decode", results["decode"], flush=True)
+    results["file_bytes"] = (out / "big.mdlc").stat().st_size
+    (out / "big.npy").unlink()
+    for n in (1, 2):
+        results[f"small_encode_{n}"] = run_measured(cli + ["encode", str(out / "small"), "-m", str(out / "sae"),
+                                                           "-o", str(out / f"small-{n}.mdlc"), "--workers", str(n)])
+        print(f"small encode, {n} worker(s)", results[f"small_encode_{n}"], flush=True)
+    results["speedup_2_over_1"] = results["small_encode_1"]["seconds"] / results["small_encode_2"]["seconds"]
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+
+    gib = 2**30
+    print(f"\nstore: {store_bytes / 1e9:.2f} GB float32 ({store_bytes // (4 * D_IN):,} rows, d={D_IN}); "
+          f"SAE D={D_SAE:,}, k={K}; {os.cpu_count()} CPUs")
+    for step in ("encode", "decode"):
+        r = results[step]
+        print(f"  {step} --workers {w}: {r['seconds']:8.0f} s, {store_bytes / 1e6 / r['seconds']:6.1f} MB/s, "
+              f"peak RSS {r['peak_rss_bytes'] / gib:.2f} GiB (target < 1.5 GB)")
+    print(f"  file {results['file_bytes'] / 1e6:.1f} MB ({8 * results['file_bytes'] / (store_bytes // (4 * D_IN)):.1f} bits/row)")
+    print(f"  speed-up of 2 workers over 1 on {args.speedup_gb} GB: {results['speedup_2_over_1']:.2f}x (target >= 1.7x)")
+
+
+if __name__ == "__main__":
+    main()
