@@ -266,14 +266,22 @@ def _what(task) -> str:
     return f"chunk {task.index + 1}" + (f" of {n}" if n else "")
 
 
+def _context() -> multiprocessing.context.BaseContext:
+    """'forkserver' where there is one (a server process, started once, imports this module and torch;
+    workers fork from it, inheriting nothing of the caller's state), else 'spawn'."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ctx
+
+
 class ProcessEngine(_Windowed):
-    """``workers`` local processes (started with 'spawn': no state inherited from this one), at
-    most 2 tasks per worker in flight."""
+    """``workers`` local processes (``_context``), at most 2 tasks per worker in flight."""
 
     def __init__(self, workers: int):
         self.workers, self.in_flight = workers, 2 * workers
-        self.pool = concurrent.futures.ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)
+        self.pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=_context(), initializer=_one_thread)
 
     def _submit(self, fn, task):
         try:
