@@ -222,14 +222,14 @@ class Engine:
         for task in tasks:
             yield fn(task)
 
-    def close(self) -> None:
-        pass
+    def close(self, abort: bool = False) -> None:
+        """Release the workers; ``abort``: the run failed or was interrupted, stop what they do."""
 
     def __enter__(self) -> "Engine":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, kind, *exc) -> None:
+        self.close(abort=kind is not None)
 
 
 class _Windowed(Engine):
@@ -299,7 +299,15 @@ class ProcessEngine(_Windowed):
         except BrokenProcessPool:
             raise self._died(task) from None
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        if abort:  # an error or a signal: the chunks being coded are not wanted
+            stop = getattr(self.pool, "terminate_workers", None)  # Python 3.14
+            if stop is not None:
+                stop()
+            else:
+                for p in list((getattr(self.pool, "_processes", None) or {}).values()):
+                    if p.is_alive():
+                        p.terminate()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -339,7 +347,7 @@ class DaskEngine(_Windowed):
         if futures:
             self.client.cancel(futures)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         self.client.close()
 
 

@@ -169,6 +169,16 @@ def test_a_worker_that_dies_fails_the_run_in_one_line_and_writes_nothing(inputs,
     _nothing_written(tmp_path, "o.mdlc")
 
 
+def test_a_chunk_a_worker_refuses_is_one_line_naming_the_row(inputs, tmp_path):
+    model, npy, _, _, _ = inputs
+    x = np.load(npy)
+    x[300, 4] = np.nan
+    np.save(tmp_path / "nan.npy", x)
+    one_line_error(run("encode", tmp_path / "nan.npy", "-m", model, "-o", tmp_path / "o.mdlc", "--chunk-size", 64,
+                       "--workers", 2), "contains NaN (first at row 300, column 4)")
+    _nothing_written(tmp_path, "o.mdlc")
+
+
 def test_a_shard_folder_whose_shards_disagree_is_one_line(inputs, tmp_path):
     model, _, shards, root, _ = inputs
     import shutil
