@@ -110,8 +110,10 @@ def encode_cmd(data: str, model: Path, output: Path, split: str, embed_model: bo
     .safetensors, .pt, optionally PATH:KEY), or any dataset spec with --split (e.g. mnist --split test).
 
     With --workers N or --scheduler ADDRESS, each worker loads the model from its folder and reads its
-    chunks' rows of DATA itself (a .npy memory-mapped, a shard folder shard by shard); this process
-    writes the chunks in order."""
+    chunks' rows of DATA itself where DATA reads lazily (a .npy memory-mapped, a shard folder shard by
+    shard; other inputs' rows are sent to it); this process writes the chunks in order."""
+    import numpy as np
+
     from mdlcodec.codec import Codec, RowSource, encode_file
     from mdlcodec.core.errors import ModelError
     from mdlcodec.data import load_rows
@@ -126,9 +128,13 @@ def encode_cmd(data: str, model: Path, output: Path, split: str, embed_model: bo
         raise ModelError(f"the codec tables in {model} hold no {hierarchy} hierarchy: {fix}")
     x = load_rows(data, split)
     inputs = (data.rsplit(":", 1)[0], data) if split == "all" else ()
+    # workers open an input that reads lazily (a .npy, a shard folder) themselves; the rows of one
+    # held in memory (.npz, .pt, mnist, toy) are sent by this process rather than loaded by each
+    lazy = isinstance(x, np.memmap) or not isinstance(x, np.ndarray)
+    source = RowSource(load_rows, (_absolute(data), split)) if lazy else None
     r = encode_file(codec, x, output, chunk_size, embed_model, force, inputs=inputs, what=data, file_id=file_id,
-                    source=RowSource(load_rows, (_absolute(data), split)), workers=workers, scheduler=scheduler,
-                    scheduler_timeout=scheduler_timeout, device=device)
+                    source=source, workers=workers, scheduler=scheduler, scheduler_timeout=scheduler_timeout,
+                    device=device)
     for line in r.get("warnings", ()):
         click.echo(f"warning: {line}", err=True)
     r = {"output": str(output), **r, "bits_per_sample": 8 * r["bytes"] / max(r["samples"], 1)}

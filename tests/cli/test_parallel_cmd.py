@@ -56,6 +56,8 @@ def test_workers_and_a_dask_cluster_write_the_serial_bytes_and_decode_the_same(i
     model, npy, shards, _, serial = inputs
     want = serial.read_bytes()
     assert _encode(model, npy, tmp_path / "w.mdlc", "--workers", 2) == want
+    np.savez(tmp_path / "x.npz", acts=np.load(npy))  # held in memory: its rows are sent to the workers
+    assert _encode(model, f"{tmp_path / 'x.npz'}:acts", tmp_path / "z.mdlc", "--workers", 2) == want
     assert _encode(model, shards, tmp_path / "d.mdlc", "--scheduler", cluster.scheduler_address) == want
 
     full = Codec.load(model).decode(want)
