@@ -10,7 +10,8 @@ A task names what a worker needs, not the data: the codec as a ``CodecRef`` (the
 self-contained .mdlc file whose model section holds it, and the fingerprints that pick its table set)
 and the input as a ``RowSource`` (a function and its arguments, such as the data layer's
 ``load_rows(spec, split)``, that opens the rows where the worker runs: a .npy memory-mapped, a shard
-folder read lazily). Each worker process loads a codec and opens a source once per run and keeps
+folder read lazily; an input held only in this process's memory travels as each chunk's rows
+instead). Each worker process loads a codec and opens a source once per run and keeps
 them; torch runs on one thread in each. Run in this process (``engine()``), a task holds the codec and
 the array themselves. Decoding tasks carry the chunk's ANS words (a few bits per latent), which the
 parent reads and checks in order (CRCs, footer, whole-file CRC) or picks from the footer's index.
