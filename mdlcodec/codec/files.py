@@ -20,8 +20,18 @@ import numpy as np
 
 from mdlcodec.codec.codec import DEFAULT_CHUNK, Codec
 from mdlcodec.codec.container import Reader, Writer
-from mdlcodec.codec.parallel import (DEFAULT_SCHEDULER_TIMEOUT, CodecRef, DecodeTask, EncodeTask, Engine, RowSource,
-                                     decode_rows, encode_chunk, engine, new_run)
+from mdlcodec.codec.parallel import (
+    DEFAULT_SCHEDULER_TIMEOUT,
+    CodecRef,
+    DecodeTask,
+    EncodeTask,
+    Engine,
+    RowSource,
+    decode_rows,
+    encode_chunk,
+    engine,
+    new_run,
+)
 from mdlcodec.codec.scale import scale_warning
 from mdlcodec.codec.sparse import SparseCodes
 from mdlcodec.core.atomic import atomic_output

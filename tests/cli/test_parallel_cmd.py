@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import socket
 import sys
 import time
@@ -13,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from mdlcodec.codec import Codec
+from mdlcodec.codec import Codec, SparseCodes
 from mdlcodec.data.shards import ShardWriter
 from tests.cli.helpers import one_line_error, run
 
@@ -76,7 +77,6 @@ def test_a_self_contained_file_decodes_on_the_cluster(inputs, cluster, tmp_path)
     z = np.load(tmp_path / "e.npz")
     want = Codec.load(model).decode_latents(data).to_dense()[500:]
     assert tuple(z["shape"]) == want.shape
-    from mdlcodec.codec import SparseCodes
     np.testing.assert_array_equal(SparseCodes(z["indptr"], z["indices"], z["bins"], want.shape[1]).to_dense(), want)
 
 
@@ -182,9 +182,7 @@ def test_a_chunk_a_worker_refuses_is_one_line_naming_the_row(inputs, tmp_path):
 
 
 def test_a_shard_folder_whose_shards_disagree_is_one_line(inputs, tmp_path):
-    model, _, shards, root, _ = inputs
-    import shutil
-
+    model, _, shards, _, _ = inputs
     bad = tmp_path / "bad"
     shutil.copytree(shards, bad)
     np.save(bad / "shard-00001.npy", np.zeros((250, 11), np.float32))
