@@ -3,16 +3,36 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import click
 
-from mdlcodec.cli.options import threads_option
+from mdlcodec.cli.options import parallel_options, threads_option
 from mdlcodec.codec.container import MAX_CHUNK_ROWS
 
 _model_dir = click.Path(exists=True, file_okay=False, path_type=Path)
 _in_file = click.Path(exists=True, dir_okay=False, path_type=Path)
 _out_file = click.Path(dir_okay=False, path_type=Path)
+
+
+def _absolute(spec: str) -> str:
+    """A dataset spec with its file or folder made absolute, so that a worker elsewhere (a Dask
+    worker in another directory) opens the same one; other specs as they are."""
+    path, sep, key = spec.rpartition(":") if not Path(spec).exists() else (spec, "", "")
+    return str(Path(path).resolve()) + sep + key if path and Path(path).exists() else spec
+
+
+def _parse_rows(text: str) -> tuple[int, int | None]:
+    """--rows A:B, A: or :B -> (A, B or None); MdlcodecError (one line) if it is not that."""
+    from mdlcodec.core.errors import MdlcodecError
+
+    m = re.fullmatch(r"\s*([0-9]*)\s*:\s*([0-9]*)\s*", text)
+    if m is None:
+        raise MdlcodecError(f"--rows {text!r} is not A:B (two non-negative row numbers, B excluded; B may be "
+                            "left out: A:)")
+    a, b = m.groups()
+    return int(a) if a else 0, int(b) if b else None
 
 
 def _fmt_bits(info: dict) -> list[str]:
@@ -78,13 +98,23 @@ _split = click.option("--split", type=click.Choice(["all", "train", "test"]), de
                    "Chow-Liu forest (fit-codec --hierarchy chowliu) or tree SAE forest.")
 @click.option("--device", default="cpu", show_default=True)
 @threads_option
+@parallel_options
+@click.option("--file-id", hidden=True, help="32 hex digits: the file's identifier instead of a new random one "
+                                            "(tests: the same rows and file id give the same bytes).")
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def encode_cmd(data: str, model: Path, output: Path, split: str, embed_model: bool, chunk_size: int, hierarchy: str,
-               device: str, force: bool, as_json: bool) -> None:
+               device: str, workers: int, scheduler: str | None, scheduler_timeout: float, file_id: str | None,
+               force: bool, as_json: bool) -> None:
     """Encode the activations DATA names into OUTPUT (.mdlc). DATA: a file [n, d] (.npy, .npz,
-    .safetensors, .pt, optionally PATH:KEY), or any dataset spec with --split (e.g. mnist --split test)."""
-    from mdlcodec.codec import Codec, encode_file
+    .safetensors, .pt, optionally PATH:KEY), or any dataset spec with --split (e.g. mnist --split test).
+
+    With --workers N or --scheduler ADDRESS, each worker loads the model from its folder and reads its
+    chunks' rows of DATA itself where DATA reads lazily (a .npy memory-mapped, a shard folder shard by
+    shard; other inputs' rows are sent to it); this process writes the chunks in order."""
+    import numpy as np
+
+    from mdlcodec.codec import Codec, RowSource, encode_file
     from mdlcodec.core.errors import ModelError
     from mdlcodec.data import load_rows
 
@@ -98,7 +128,13 @@ def encode_cmd(data: str, model: Path, output: Path, split: str, embed_model: bo
         raise ModelError(f"the codec tables in {model} hold no {hierarchy} hierarchy: {fix}")
     x = load_rows(data, split)
     inputs = (data.rsplit(":", 1)[0], data) if split == "all" else ()
-    r = encode_file(codec, x, output, chunk_size, embed_model, force, inputs=inputs, what=data)
+    # workers open an input that reads lazily (a .npy, a shard folder) themselves; the rows of one
+    # held in memory (.npz, .pt, mnist, toy) are sent by this process rather than loaded by each
+    lazy = isinstance(x, np.memmap) or not isinstance(x, np.ndarray)
+    source = RowSource(load_rows, (_absolute(data), split)) if lazy else None
+    r = encode_file(codec, x, output, chunk_size, embed_model, force, inputs=inputs, what=data, file_id=file_id,
+                    source=source, workers=workers, scheduler=scheduler, scheduler_timeout=scheduler_timeout,
+                    device=device)
     for line in r.get("warnings", ()):
         click.echo(f"warning: {line}", err=True)
     r = {"output": str(output), **r, "bits_per_sample": 8 * r["bytes"] / max(r["samples"], 1)}
@@ -114,14 +150,26 @@ def encode_cmd(data: str, model: Path, output: Path, split: str, embed_model: bo
 @click.option("-o", "--output", type=_out_file, required=True)
 @click.option("--latents", is_flag=True,
               help="Write the quantised latents instead (.npz in scipy's CSR layout: scipy.sparse.load_npz reads it).")
+@click.option("--rows", "rows_text", metavar="A:B",
+              help="Only rows A to B (B excluded, as a Python slice; A:, to the end), exactly as a full decode "
+                   "gives them. Reads only the chunks that hold them, found by the file's index; a "
+                   "version-1 file (no index) is read in order from its start up to the last chunk needed.")
+@parallel_options
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def decode_cmd(src: Path, model: Path | None, output: Path, latents: bool, force: bool, as_json: bool) -> None:
-    """Decode SRC (.mdlc) into activations (.npy) or, with --latents, sparse latents (.npz)."""
+def decode_cmd(src: Path, model: Path | None, output: Path, latents: bool, rows_text: str | None, workers: int,
+               scheduler: str | None, scheduler_timeout: float, force: bool, as_json: bool) -> None:
+    """Decode SRC (.mdlc) into activations (.npy) or, with --latents, sparse latents (.npz).
+
+    With --workers N or --scheduler ADDRESS, chunks are decoded (and checked) by the workers, each
+    loading the model from its folder (or from SRC if it is self-contained); this process reads SRC
+    and writes the rows in order."""
     from mdlcodec.codec import decode_file
     from mdlcodec.codec.files import codec_for_file
 
-    r = decode_file(src, output, codec_for_file(src, model) if model else None, latents, force)
+    rows = _parse_rows(rows_text) if rows_text is not None else None
+    r = decode_file(src, output, codec_for_file(src, model) if model else None, latents, force, rows=rows,
+                    workers=workers, scheduler=scheduler, scheduler_timeout=scheduler_timeout)
     if as_json:
         click.echo(json.dumps(r))
         return

@@ -6,6 +6,8 @@ import functools
 
 import click
 
+from mdlcodec.codec.parallel import DEFAULT_SCHEDULER_TIMEOUT
+
 DEFAULT_THREADS = 1
 """torch threads unless --threads says otherwise. On a shared or busy machine more threads wait on
 each other: the README's `train mnist` took 183 s with torch's default threads on a busy 2-core
@@ -33,3 +35,22 @@ def threads_option(command):
         "--threads", type=click.IntRange(min=1), default=DEFAULT_THREADS, show_default=True,
         help="torch threads. More help only for wide SAEs on an idle machine; on a shared or busy one "
              "they wait on each other and can make the work many times slower.")(run)
+
+
+def parallel_options(command):
+    """Decorator for a command that codes chunks (encode, decode): adds --workers, --scheduler and
+    --scheduler-timeout, passed on as ``workers``, ``scheduler`` and ``scheduler_timeout``."""
+    for option in reversed((
+        click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Code chunks in this many local processes (each on one torch thread); the file is "
+                          "the same bytes whatever the number."),
+        click.option("--scheduler", metavar="ADDRESS",
+                     help="Code chunks on a Dask cluster: its scheduler's address, e.g. tcp://host:8786 "
+                          "(needs `pip install 'mdlcodec[dask]'`; the model folder and input must be on a "
+                          "filesystem every worker sees)."),
+        click.option("--scheduler-timeout", type=click.FloatRange(min=0, min_open=True),
+                     default=DEFAULT_SCHEDULER_TIMEOUT, show_default=True,
+                     help="Seconds to wait for the Dask scheduler to answer."),
+    )):
+        command = option(command)
+    return command

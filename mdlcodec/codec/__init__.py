@@ -5,12 +5,13 @@ models (an SAE's encoder and decoder)."""
 
 from mdlcodec.codec.codec import Codec, Decoder
 from mdlcodec.codec.entropy_model import EntropyModel
-from mdlcodec.codec.files import decode_file, encode_file, inspect_file, payload_bits
+from mdlcodec.codec.files import decode_file, decode_range, encode_file, inspect_file, payload_bits
+from mdlcodec.codec.parallel import RowSource
 from mdlcodec.codec.precision import coarsest_step, default_step, quantised_mse
 from mdlcodec.codec.quantiser import Quantiser
 from mdlcodec.codec.scale import DataStats, scale_warning
 from mdlcodec.codec.sparse import SparseCodes, SparseLatents
 
-__all__ = ["Codec", "Decoder", "EntropyModel", "Quantiser", "SparseCodes", "encode_file", "decode_file",
+__all__ = ["Codec", "Decoder", "EntropyModel", "Quantiser", "SparseCodes", "encode_file", "decode_file", "decode_range", "RowSource",
            "inspect_file", "payload_bits", "coarsest_step", "default_step", "quantised_mse", "SparseLatents", "DataStats",
            "scale_warning"]

@@ -464,14 +464,22 @@ class Codec:
         writer = Writer(f, self.header(n, chunk_size, file_id), self.model_section() if embed_model else None)
         row = 0
         for x in chunks:
-            codes = self.latents(x, first_row=row, what=what)
-            bad = self.decoder.check_values(codes, self.quantiser.step)
-            if bad is not None:
-                raise CodecError(f"{what}: row {row + bad} is too large to code: its reconstruction from "
-                                 "the quantised latents would overflow float32")
-            writer.write_chunk(codes.n, self.chunk_coder.encode(codes))
-            row += codes.n
+            writer.write_chunk(len(x), self.chunk_words(x, row, what))
+            row += len(x)
         writer.finish()
+
+    def chunk_words(self, x: np.ndarray, first_row: int = 0, what: str = "activations") -> np.ndarray:
+        """One chunk's activations [rows, d_in] -> its ANS words [n_words] uint32, as a file stores
+        them: the one encoding step of ``write``, of ``files.encode_file`` and of its workers
+        (``parallel.encode_chunk``). CodecError, naming ``what`` and the row of the file (x's first
+        being ``first_row``), for a latent the format cannot code or whose reconstruction would
+        overflow float32 (``Decoder.check_values``)."""
+        codes = self.latents(x, first_row=first_row, what=what)
+        bad = self.decoder.check_values(codes, self.quantiser.step)
+        if bad is not None:
+            raise CodecError(f"{what}: row {first_row + bad} is too large to code: its reconstruction from "
+                             "the quantised latents would overflow float32")
+        return self.chunk_coder.encode(codes)
 
     def encode(self, x: np.ndarray, chunk_size: int = DEFAULT_CHUNK, embed_model: bool = False,
                file_id: str | None = None) -> bytes:
@@ -517,17 +525,22 @@ class Codec:
         refused."""
         self.check_header(reader.header)
         for i, (n_rows, words) in enumerate(reader.chunks()):
-            what = f"chunk {i + 1} of {reader.header.n_chunks}"
-            try:
-                codes = self.chunk_coder.decode(words, n_rows, stats)
-            except StreamError as e:
-                raise CodecError(f"{what}: {e}") from None
-            if not np.array_equal(self.chunk_coder.encode(codes), words):
-                raise CodecError(f"{what}: its stream is not what the encoder writes for what it decodes to "
-                                 "(damaged words)")
-            if self.decoder.check_values(codes, self.quantiser.step) is not None:
-                raise CodecError(f"{what}: decodes to values whose reconstruction overflows float32")
-            yield codes
+            yield self.chunk_codes(words, n_rows, f"chunk {i + 1} of {reader.header.n_chunks}", stats)
+
+    def chunk_codes(self, words: np.ndarray, n_rows: int, what: str = "chunk", stats: dict | None = None) -> SparseCodes:
+        """One chunk's ANS words -> its quantised latents (n_rows rows), checked as ``read_codes``
+        says: the one decoding step of ``read_codes`` and of ``parallel.decode_chunk``. CodecError
+        naming ``what``; ``stats`` gains the chunk's activity and value bits."""
+        try:
+            codes = self.chunk_coder.decode(words, n_rows, stats)
+        except StreamError as e:
+            raise CodecError(f"{what}: {e}") from None
+        if not np.array_equal(self.chunk_coder.encode(codes), words):
+            raise CodecError(f"{what}: its stream is not what the encoder writes for what it decodes to "
+                             "(damaged words)")
+        if self.decoder.check_values(codes, self.quantiser.step) is not None:
+            raise CodecError(f"{what}: decodes to values whose reconstruction overflows float32")
+        return codes
 
     def decode_latents(self, data: bytes) -> SparseCodes:
         """Bytes of an .mdlc file -> its quantised latents, exactly as encoded."""

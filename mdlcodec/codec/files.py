@@ -1,12 +1,17 @@
 """Encoding and decoding files chunk by chunk (bounded memory), and what a file's bits are spent on.
 
 Takes arrays (a memory-mapped .npy streams), never dataset paths: reading activation files is the
-data layer's job. Outputs are written to a temporary file beside the destination and renamed into
+data layer's job (workers of a parallel run open the input with the ``parallel.RowSource`` the caller
+gives, such as the data layer's ``load_rows`` and its arguments). Chunks are coded by the tasks of
+``parallel.py``, in this process, local worker processes or on a Dask cluster, the same bytes either
+way; ``decode_range`` reads only the chunks that hold a range of rows. Outputs are written to a temporary file beside the destination and renamed into
 place, so an error never leaves a half-written file, and an input is never overwritten.
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import io
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -14,7 +19,19 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from mdlcodec.codec.codec import DEFAULT_CHUNK, Codec
-from mdlcodec.codec.container import Reader
+from mdlcodec.codec.container import Reader, Writer
+from mdlcodec.codec.parallel import (
+    DEFAULT_SCHEDULER_TIMEOUT,
+    CodecRef,
+    DecodeTask,
+    EncodeTask,
+    Engine,
+    RowSource,
+    decode_rows,
+    encode_chunk,
+    engine,
+    new_run,
+)
 from mdlcodec.codec.scale import scale_warning
 from mdlcodec.codec.sparse import SparseCodes
 from mdlcodec.core.atomic import atomic_output
@@ -36,36 +53,49 @@ def _check_rows(x: np.ndarray, d_in: int, what: str) -> np.ndarray:
     return x
 
 
-def _finite_chunk(x: np.ndarray, start: int, stop: int, what: str) -> np.ndarray:
-    """Rows start:stop of x as float32; CodecError naming the row in x (not in the chunk) on NaN or Inf."""
-    part = np.asarray(x[start:stop], dtype=np.float32)
-    bad = ~np.isfinite(part)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        kind = "NaN" if np.isnan(part[r, c]) else "Inf"
-        raise CodecError(f"{what} contains {kind} (first at row {start + r}, column {c})")
-    return part
-
-
 def encode_file(codec: Codec, x: np.ndarray, dst: str | Path, chunk_size: int = DEFAULT_CHUNK,
                 embed_model: bool = False, overwrite: bool = False, inputs: tuple[str | Path, ...] = (),
-                what: str = "activations") -> dict:
+                what: str = "activations", *, file_id: str | None = None, source: RowSource | None = None,
+                workers: int = 1, scheduler: str | None = None,
+                scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT, device: str = "cpu") -> dict:
     """Encode activations x [n, d_in] (any array; a np.memmap is read one chunk at a time) into an
-    .mdlc file at dst, atomically; ``inputs``: paths dst must not replace; ``what`` names x in errors.
+    .mdlc file at dst, atomically; ``inputs``: paths dst must not replace; ``what`` names x in errors;
+    ``file_id`` (32 hex digits): the file's identifier instead of a new random one (two encodings of
+    the same rows with the same file_id are the same bytes, however they were run).
+
+    Chunks are coded by ``parallel.encode_chunk``: here, or with ``workers`` > 1 in that many local
+    processes, or with ``scheduler`` on a Dask cluster; those load the codec from its model folder
+    (``Codec.load``; on ``device``) and read their rows from ``source`` (x opened where they run,
+    e.g. RowSource(data.load_rows, (spec, split))), or without one are sent each chunk's rows by this
+    process. This process writes the chunks in order, a bounded number in flight; the bytes do not
+    depend on how the chunks were coded.
 
     Returns {"samples": n, "bytes": size of the file, "warnings": lines for the user (scale.scale_warning
     on the first chunk: an input on another scale than the SAE's training data)}."""
     x = _check_rows(x, codec.decoder.d_in, what)
     n = len(x)
     warnings = [w for w in (scale_warning(x[:chunk_size], codec.data_stats),) if w]
+    header = codec.header(n, chunk_size, file_id)
+    header.validate(problem="cannot write this file")
+    model = codec.model_section() if embed_model else None
+    with engine(workers, scheduler, scheduler_timeout) as run:
+        ref = codec if run.local else CodecRef.of(codec, header, device)
+        token = new_run()
 
-    def chunks() -> Iterator[np.ndarray]:
-        for s in range(0, n, chunk_size):
-            yield _finite_chunk(x, s, s + chunk_size, what)
+        def tasks() -> Iterator[EncodeTask]:
+            for i, s in enumerate(range(0, n, chunk_size)):
+                e = min(s + chunk_size, n)
+                if run.local or source is not None:
+                    yield EncodeTask(token, ref, x if run.local else source, s, e, i, n, what)
+                else:
+                    yield EncodeTask(token, ref, np.asarray(x[s:e]), 0, e - s, i, e - s, what, offset=s)
 
-    with atomic_output(dst, inputs, overwrite) as tmp:
-        with open(tmp, "wb") as f:
-            codec.write(f, chunks(), n, chunk_size, embed_model, what=what)
+        with atomic_output(dst, inputs, overwrite) as tmp:
+            with open(tmp, "wb") as f:
+                writer = Writer(f, header, model)
+                for i, words in enumerate(run.map(encode_chunk, tasks())):
+                    writer.write_chunk(header.chunk_rows(i), words)
+                writer.finish()
     return {"samples": n, "bytes": Path(dst).stat().st_size, "warnings": warnings}
 
 
@@ -87,24 +117,131 @@ def open_codec(reader: Reader, codec: Codec | None) -> Codec:
     return own
 
 
+def check_row_range(start: int, stop: int | None, n: int) -> tuple[int, int]:
+    """(start, stop) of rows start:stop of a file of n rows (stop None: n); CodecError unless
+    0 <= start < stop <= n."""
+    stop = n if stop is None else stop
+    if not (isinstance(start, int) and isinstance(stop, int)) or start < 0 or stop < 0:
+        raise CodecError(f"rows {start}:{stop} are not two non-negative integers", param="rows")
+    if start >= stop:
+        raise CodecError(f"rows {start}:{stop} select no rows (the file holds {n}: 0:{n})", param="rows")
+    if stop > n:
+        raise CodecError(f"rows {start}:{stop} are out of range: the file holds {n} rows (0:{n})", param="rows")
+    return start, stop
+
+
+def _chunks_for(reader: Reader, start: int, stop: int) -> Iterator[tuple[int, int, np.ndarray, int, int]]:
+    """(i, n_rows, words, a, b) for each chunk i holding rows of start:stop, its rows a:b of them.
+
+    Every row (0:n): read in order, every check of ``Reader.chunks`` (CRCs, footer, whole-file CRC).
+    A range of a version-2 file that can seek: only the chunks holding it, found by the footer's
+    index (``Reader.chunk_index``; each chunk's CRC binds it to the file and its place). Of a
+    version-1 file (no index) or a stream: read in order from the first chunk up to the last needed
+    one; only the needed ones are decoded."""
+    h = reader.header
+    whole = (start, stop) == (0, h.n)
+    if whole or reader.version < 2 or reader.size is None:
+        row = 0
+        for i, (n_rows, words) in enumerate(reader.chunks()):
+            a, b = max(start, row), min(stop, row + n_rows)
+            if a < b:
+                yield i, n_rows, words, a - row, b - row
+            row += n_rows
+            if row >= stop and not whole:
+                return
+        return
+    index = reader.chunk_index()
+    first = bisect.bisect_right([e.first_row for e in index], start) - 1
+    for i in range(first, h.n_chunks):
+        e = index[i]
+        if e.first_row >= stop:
+            break
+        n_rows, words = reader.read_chunk(i, e)
+        yield i, n_rows, words, max(start, e.first_row) - e.first_row, min(stop, e.first_row + n_rows) - e.first_row
+
+
+def _decoded(reader: Reader, codec: Codec, start: int, stop: int, run: Engine, reconstruct: bool,
+             path: Path | None, embedded: bool) -> Iterator[SparseCodes | np.ndarray]:
+    """The rows start:stop of the opened file, chunk by chunk in order, decoded by
+    ``parallel.decode_rows`` on ``run``: activations [rows, d_in] float32 with ``reconstruct``, else
+    quantised latents. ``path``: the file's, for workers that load its embedded model."""
+    h = reader.header
+    if run.local:
+        ref: Codec | CodecRef = codec
+    elif embedded:
+        if path is None:
+            raise CodecError("workers load a self-contained file's model from the file: give its path")
+        ref = CodecRef(str(path.resolve()), h, embedded=True)
+    else:
+        ref = CodecRef.of(codec, h)
+    token = new_run()
+    tasks = (DecodeTask(token, ref, i, h.n_chunks, n_rows, words, a, b, reconstruct)
+             for i, n_rows, words, a, b in _chunks_for(reader, start, stop))
+    yield from run.map(decode_rows, tasks)
+
+
+def _no_codes(d_sae: int) -> SparseCodes:
+    return SparseCodes(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32), d_sae)
+
+
+@contextlib.contextmanager
+def _opened(src: str | Path | BinaryIO) -> Iterator[tuple[BinaryIO, Path | None]]:
+    if isinstance(src, (str, Path)):
+        with open(src, "rb") as f:
+            yield f, Path(src)
+    else:
+        yield src, None
+
+
+def decode_range(src: str | Path | BinaryIO, start: int = 0, stop: int | None = None, codec: Codec | None = None,
+                 latents: bool = False, workers: int = 1, scheduler: str | None = None,
+                 scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT) -> np.ndarray | SparseCodes:
+    """Rows start:stop (stop None: to the end) of an .mdlc file (a path, or a binary file open at its
+    start), in memory: activations [stop - start, d_in] float32, or with ``latents`` the quantised
+    latents (SparseCodes); exactly those rows of a full decode. A version-2 file that can seek is read
+    only where the chunks holding the rows lie (``_chunks_for``). CodecError (param "rows") unless
+    0 <= start < stop <= n. ``workers`` / ``scheduler``: as ``decode_file``."""
+    with _opened(src) as (f, path):
+        reader = Reader.open(f)
+        codec = open_codec(reader, codec)
+        start, stop = check_row_range(start, stop, reader.header.n)
+        with engine(workers, scheduler, scheduler_timeout) as run:
+            parts = list(_decoded(reader, codec, start, stop, run, not latents, path, reader.model_bytes is not None
+                                  and codec.model_dir is None))
+    if latents:
+        return SparseCodes.concat(parts)
+    return np.concatenate(parts)
+
+
 def decode_file(src: str | Path, dst: str | Path, codec: Codec | None = None, latents: bool = False,
-                overwrite: bool = False) -> dict:
+                overwrite: bool = False, rows: tuple[int, int | None] | None = None, workers: int = 1,
+                scheduler: str | None = None, scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT) -> dict:
     """Decode an .mdlc file to a .npy of activations [n, d_in] float32, or with ``latents`` to a .npz
     of the quantised latents in scipy's CSR layout, so ``scipy.sparse.load_npz`` reads it: format
     "csr", shape [n, d_sae], indptr [n+1] int64, indices [nnz] int32, data [nnz] float32 = bins *
     step; beside them bins [nnz] int32 and step [d_sae] float32 (the quantiser's).
 
+    ``rows`` (start, stop or None): only rows start:stop, n = stop - start of them, exactly as a full
+    decode gives them, reading only the chunks that hold them where the file has an index (version
+    2; ``decode_range``); CodecError (param "rows") unless 0 <= start < stop <= the file's rows.
+    Chunks are decoded by ``parallel.decode_rows``: here, or with ``workers`` > 1 in local
+    processes, or with ``scheduler`` on a Dask cluster (each with the checks of ``Codec.read_codes``);
+    this process writes them in order.
+
     The .npy grows as chunks are decoded and checked; memory holds the model, the file's bytes being
-    read and one decoded chunk (latents too with ``latents``). Returns {"samples": n, "output": str(dst)}."""
+    read and a few decoded chunks (latents too with ``latents``). Returns {"samples": rows written,
+    "output": str(dst)}."""
     with open(src, "rb") as f:
         reader = Reader.open(f)
         codec = open_codec(reader, codec)
         h = reader.header
-        with atomic_output(dst, (src,), overwrite) as tmp:
+        start, stop = check_row_range(*rows, h.n) if rows is not None else (0, h.n)
+        embedded = reader.model_bytes is not None and codec.model_dir is None
+        with engine(workers, scheduler, scheduler_timeout) as run, atomic_output(dst, (src,), overwrite) as tmp:
+            parts = _decoded(reader, codec, start, stop, run, not latents, Path(src), embedded)
             if latents:
-                parts = list(codec.read_codes(reader))
-                codes = SparseCodes.concat(parts) if parts else SparseCodes(
-                    np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32), h.d_sae)
+                parts = list(parts)
+                codes = SparseCodes.concat(parts) if parts else _no_codes(h.d_sae)
                 with open(tmp, "wb") as out:
                     np.savez(out, format=np.array(b"csr"), shape=np.array([codes.n, h.d_sae], np.int64),
                              indptr=codes.indptr, indices=codes.indices, data=codec.quantiser.values(codes),
@@ -112,10 +249,10 @@ def decode_file(src: str | Path, dst: str | Path, codec: Codec | None = None, la
             else:  # the .npy grows as chunks are decoded and checked, never to the header's n unverified
                 with open(tmp, "wb") as out:
                     np.lib.format.write_array_header_1_0(out, {"descr": "<f4", "fortran_order": False,
-                                                              "shape": (h.n, h.d_in)})
-                    for codes in codec.read_codes(reader):
-                        out.write(np.ascontiguousarray(codec.reconstruct(codes), dtype="<f4").data)
-    return {"samples": h.n, "output": str(dst)}
+                                                              "shape": (stop - start, h.d_in)})
+                    for x in parts:
+                        out.write(np.ascontiguousarray(x, dtype="<f4").data)
+    return {"samples": stop - start, "output": str(dst)}
 
 
 def inspect_file(src: str | Path, codec: Codec | None = None, against: np.ndarray | None = None) -> dict:
