@@ -229,33 +229,41 @@ class ActivityDecisions:
         return total
 
 
+def _bit_length(x: np.ndarray) -> np.ndarray:
+    """[m] int: bit length of positive int64 values below 2**53 (exact: frexp of an exact float64)."""
+    return np.frexp(x.astype(np.float64))[1]
+
+
 def _layer_decisions(layer: Layer, ctx: list | None, keys: np.ndarray, n: int, steps: list) -> None:
-    """Append the bits of one layer: keys [m] sorted leaf keys (row << L) | position of its active features."""
+    """Append the bits of one layer: keys [m] sorted leaf keys (row << L) | position of its active features.
+
+    The active nodes of level l are the distinct keys >> (L - l); in the sorted keys a node's leaves
+    are one run, which starts where the key differs from the previous one in a bit at or above
+    L - l (``start_level``). Its left child is active iff the run's first key has bit L - l - 1
+    clear, its right child iff the run's last key has it set.
+    """
     L = layer.levels
-    level_keys, parent_of = [keys], []  # parent_of[j]: index in level j's keys of each child's parent
-    for _ in range(L):
-        k = level_keys[-1] >> 1
-        new = np.empty(len(k), dtype=bool)
-        new[:1] = True
-        np.not_equal(k[1:], k[:-1], out=new[1:])
-        parent_of.append(np.cumsum(new) - 1)
-        level_keys.append(k[new])
-    level_keys.reverse()
-    parent_of.reverse()
     root = np.zeros(n, dtype=np.int32)
-    root[level_keys[0]] = 1
+    root[keys >> L] = 1
     steps.append((root, layer.root_probs(ctx, n)))
+    if not L:
+        return
+    m = len(keys)
+    # start_level[i]: the highest level whose node changes at key i (0: a new sample's root)
+    start_level = np.empty(m, dtype=np.int64)
+    start_level[:1] = 0
+    start_level[1:] = L - np.minimum(_bit_length(keys[1:] ^ keys[:-1]), L + 1) + 1
     for lvl in range(L):
-        parents, children = level_keys[lvl], level_keys[lvl + 1]
-        pidx = parent_of[lvl]
-        is_right = (children & 1).astype(bool)
-        left_on = np.zeros(len(parents), dtype=bool)
-        left_on[pidx[~is_right]] = True
-        right_on = np.zeros(len(parents), dtype=bool)
-        right_on[pidx[is_right]] = True
-        p_left, p_right = layer.child_probs(ctx, lvl, parents)
+        starts = np.flatnonzero(start_level <= lvl)
+        last = np.empty_like(starts)
+        last[:-1] = starts[1:] - 1
+        last[-1:] = m - 1
+        shift = L - lvl - 1
+        first_keys = keys[starts]
+        left_on = ((first_keys >> shift) & 1) == 0
+        p_left, p_right = layer.child_probs(ctx, lvl, first_keys >> (shift + 1))
         steps.append((left_on.astype(np.int32), p_left))
-        steps.append((right_on[left_on].astype(np.int32), p_right[left_on]))
+        steps.append((((keys[last[left_on]] >> shift) & 1).astype(np.int32), p_right[left_on]))
 
 
 def activity_decisions(codes: SparseCodes, tables: ActivityTables) -> ActivityDecisions:
@@ -288,8 +296,10 @@ def decode_activity(decode_bits, n: int, tables: ActivityTables, d_sae: int) -> 
             left_on = decode_bits(p_left).astype(bool)
             right_on = ~left_on
             right_on[left_on] = decode_bits(p_right[left_on]).astype(bool)
-            children = np.stack([keys << 1, (keys << 1) | 1], axis=1)
-            keys = children[np.stack([left_on, right_on], axis=1)]
+            n_children = left_on.astype(np.int64) + right_on
+            children = np.repeat(keys << 1, n_children)  # each parent's children in order: left, then right
+            children[(np.cumsum(n_children) - 1)[right_on]] += 1
+            keys = children
         pos = keys & ((1 << L) - 1)
         if len(pos) and pos.max() >= len(layer.features):
             raise ValueError("decoded a padding feature: the stream does not match the model")
