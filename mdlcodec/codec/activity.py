@@ -150,8 +150,8 @@ class Layer:
         out[L] = (on_keys, self.u_on[on_keys & ((1 << L) - 1)])
         keys = on_keys
         for lvl in range(L, 0, -1):
-            keys = np.unique(keys >> 1)
-            out[lvl - 1] = (keys, _mul(self._u(out, lvl, keys << 1), self._u(out, lvl, (keys << 1) | 1)))
+            keys = _distinct_sorted(keys >> 1)
+            out[lvl - 1] = (keys, _mul(*self.child_values(out, lvl - 1, keys)))
         return out
 
     def _u(self, ctx: list | None, lvl: int, keys: np.ndarray) -> np.ndarray:
@@ -162,20 +162,36 @@ class Layer:
         i = np.minimum(np.searchsorted(ck, keys), len(ck) - 1)
         return np.where(ck[i] == keys, cu[i], base)
 
-    def root_probs(self, ctx: list | None, n: int) -> np.ndarray:
-        if ctx is None:
-            return np.full(n, self.prob[1])
-        return _prob_solo(_U_ONE - self._u(ctx, 0, np.arange(n, dtype=np.int64)))
+    def child_values(self, ctx: list, lvl: int, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """u of the left and of the right child (keys 2p and 2p + 1 at level lvl + 1) of sorted keys
+        at level lvl, with one search: in the sorted context keys 2p + 1, if there, follows 2p."""
+        h_left = _heap(lvl + 1, parents << 1)
+        u_left, u_right = self.u[h_left], self.u[h_left + 1]
+        ck, cu = ctx[lvl + 1]
+        if not len(parents):
+            return u_left, u_right
+        i = np.searchsorted(ck, parents << 1)
+        j = np.minimum(i, len(ck) - 1)
+        has_left = ck[j] == parents << 1
+        u_left = np.where(has_left, cu[j], u_left)
+        j = np.minimum(i + has_left, len(ck) - 1)
+        return u_left, np.where(ck[j] == (parents << 1) | 1, cu[j], u_right)
 
-    def child_probs(self, ctx: list | None, lvl: int, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Probabilities of the left and of the right child's bit of active nodes (keys at level lvl)."""
+    def root_values(self, ctx: list | None, n: int) -> np.ndarray:
+        """[n] u of every sample's root node."""
         if ctx is None:
-            h_left = _heap(lvl + 1, parents << 1)
-            return self.prob[h_left], self.prob[h_left + 1]
-        q_par = _U_ONE - self._u(ctx, lvl, parents)
-        q_left = _U_ONE - self._u(ctx, lvl + 1, parents << 1)
-        q_right = _U_ONE - self._u(ctx, lvl + 1, (parents << 1) | 1)
-        return _prob_left(q_left, q_par), _prob_solo(q_right)
+            return np.full(n, self.u[1])
+        return self._u(ctx, 0, np.arange(n, dtype=np.int64))
+
+
+def _distinct_sorted(keys: np.ndarray) -> np.ndarray:
+    """The distinct values of a sorted array, in order."""
+    if len(keys) < 2:
+        return keys
+    new = np.empty(len(keys), dtype=bool)
+    new[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=new[1:])
+    return keys[new]
 
 
 @dataclass(frozen=True)
@@ -234,36 +250,59 @@ def _bit_length(x: np.ndarray) -> np.ndarray:
     return np.frexp(x.astype(np.float64))[1]
 
 
+def _level_starts(keys: np.ndarray, L: int) -> list[np.ndarray]:
+    """For each level l < L, the positions in the sorted leaf keys where a node of level l starts.
+
+    The active nodes of level l are the distinct keys >> (L - l); in the sorted keys each one's leaves
+    are a run, which starts where the key differs from the previous one in a bit at or above L - l.
+    """
+    m = len(keys)
+    level = np.empty(m, dtype=np.int32)  # the highest level whose node changes at key i (0: a new root)
+    level[:1] = 0
+    level[1:] = L + 1 - np.minimum(_bit_length(keys[1:] ^ keys[:-1]), L + 1)
+    out = [np.zeros(0, dtype=np.int64)] * L
+    at = np.flatnonzero(level < L) if L else None
+    for lvl in range(L - 1, -1, -1):  # each level's starts are a subset of the next one's
+        at = at[level[at] <= lvl]
+        out[lvl] = at
+    return out
+
+
 def _layer_decisions(layer: Layer, ctx: list | None, keys: np.ndarray, n: int, steps: list) -> None:
     """Append the bits of one layer: keys [m] sorted leaf keys (row << L) | position of its active features.
 
-    The active nodes of level l are the distinct keys >> (L - l); in the sorted keys a node's leaves
-    are one run, which starts where the key differs from the previous one in a bit at or above
-    L - l (``start_level``). Its left child is active iff the run's first key has bit L - l - 1
-    clear, its right child iff the run's last key has it set.
+    A node's left child is active iff its run's first key has bit L - l - 1 clear, its right child
+    iff the run's last key has it set. Without context each bit's probability is the base table's
+    at the child's heap index, which is the leaf's heap index (P + position) >> (L - l - 1).
     """
     L = layer.levels
+    m = len(keys)
     root = np.zeros(n, dtype=np.int32)
     root[keys >> L] = 1
-    steps.append((root, layer.root_probs(ctx, n)))
+    u_root = layer.root_values(ctx, n)
+    steps.append((root, _prob_solo(_U_ONE - u_root)))
     if not L:
         return
-    m = len(keys)
-    # start_level[i]: the highest level whose node changes at key i (0: a new sample's root)
-    start_level = np.empty(m, dtype=np.int64)
-    start_level[:1] = 0
-    start_level[1:] = L - np.minimum(_bit_length(keys[1:] ^ keys[:-1]), L + 1) + 1
-    for lvl in range(L):
-        starts = np.flatnonzero(start_level <= lvl)
+    heap = (keys & ((1 << L) - 1)) | (1 << L)
+    level_starts = _level_starts(keys, L)
+    u_par = u_root[keys[level_starts[0]] >> L] if ctx is not None else None
+    for lvl, starts in enumerate(level_starts):
         last = np.empty_like(starts)
         last[:-1] = starts[1:] - 1
         last[-1:] = m - 1
         shift = L - lvl - 1
-        first_keys = keys[starts]
-        left_on = ((first_keys >> shift) & 1) == 0
-        p_left, p_right = layer.child_probs(ctx, lvl, first_keys >> (shift + 1))
+        child = heap[starts] >> shift  # heap index of the first leaf's ancestor at level lvl + 1
+        left_on = (child & 1) == 0
+        right_on = ((heap[last] >> shift) & 1) == 1
+        if ctx is None:
+            p_left = layer.prob[child & -2]
+            p_right = layer.prob[child[left_on] | 1]
+        else:
+            u_left, u_right = layer.child_values(ctx, lvl, keys[starts] >> (shift + 1))
+            p_left, p_right = _prob_left(_U_ONE - u_left, _U_ONE - u_par), _prob_solo(_U_ONE - u_right[left_on])
+            u_par = np.stack([u_left, u_right], axis=1)[np.stack([left_on, right_on], axis=1)]
         steps.append((left_on.astype(np.int32), p_left))
-        steps.append((((keys[last[left_on]] >> shift) & 1).astype(np.int32), p_right[left_on]))
+        steps.append((right_on[left_on].astype(np.int32), p_right))
 
 
 def activity_decisions(codes: SparseCodes, tables: ActivityTables) -> ActivityDecisions:
@@ -290,15 +329,28 @@ def decode_activity(decode_bits, n: int, tables: ActivityTables, d_sae: int) -> 
     for layer in tables.layers:
         L = layer.levels
         ctx = layer.context(layer.on_keys(prev_rows, tables.local[prev_feats]))
-        keys = np.flatnonzero(decode_bits(layer.root_probs(ctx, n))).astype(np.int64)
+        u_root = layer.root_values(ctx, n)
+        keys = np.flatnonzero(decode_bits(_prob_solo(_U_ONE - u_root))).astype(np.int64)
+        u_par = u_root[keys]
         for lvl in range(L):
-            p_left, p_right = layer.child_probs(ctx, lvl, keys)
+            if ctx is None:
+                h_left = ((keys << 1) & ((2 << lvl) - 1)) | (2 << lvl)
+                p_left, u_left = layer.prob[h_left], None
+            else:
+                u_left, u_right = layer.child_values(ctx, lvl, keys)
+                p_left = _prob_left(_U_ONE - u_left, _U_ONE - u_par)
             left_on = decode_bits(p_left).astype(bool)
             right_on = ~left_on
-            right_on[left_on] = decode_bits(p_right[left_on]).astype(bool)
+            if ctx is None:
+                p_right = layer.prob[h_left[left_on] | 1]
+            else:
+                p_right = _prob_solo(_U_ONE - u_right[left_on])
+            right_on[left_on] = decode_bits(p_right).astype(bool)
             n_children = left_on.astype(np.int64) + right_on
             children = np.repeat(keys << 1, n_children)  # each parent's children in order: left, then right
             children[(np.cumsum(n_children) - 1)[right_on]] += 1
+            if ctx is not None:
+                u_par = np.stack([u_left, u_right], axis=1)[np.stack([left_on, right_on], axis=1)]
             keys = children
         pos = keys & ((1 << L) - 1)
         if len(pos) and pos.max() >= len(layer.features):
