@@ -246,8 +246,10 @@ class ActivityDecisions:
 
 
 def _bit_length(x: np.ndarray) -> np.ndarray:
-    """[m] int: bit length of positive int64 values below 2**53 (exact: frexp of an exact float64)."""
-    return np.frexp(x.astype(np.float64))[1]
+    """[m] int64: bit length of positive int64 values (frexp's exponent, one less where rounding
+    to float64 reached the next power of two)."""
+    b = np.minimum(np.frexp(x.astype(np.float64))[1], 63).astype(np.int64)
+    return b - ((np.int64(1) << (b - 1)) > x)
 
 
 def _level_starts(keys: np.ndarray, L: int) -> list[np.ndarray]:
@@ -335,7 +337,7 @@ def decode_activity(decode_bits, n: int, tables: ActivityTables, d_sae: int) -> 
         for lvl in range(L):
             if ctx is None:
                 h_left = ((keys << 1) & ((2 << lvl) - 1)) | (2 << lvl)
-                p_left, u_left = layer.prob[h_left], None
+                p_left = layer.prob[h_left]
             else:
                 u_left, u_right = layer.child_values(ctx, lvl, keys)
                 p_left = _prob_left(_U_ONE - u_left, _U_ONE - u_par)

@@ -8,6 +8,12 @@ Decoding order (the encoder writes the reverse, since ANS is last-in first-out):
      or T_f for an escape);
   3. escapes: for every escaped value in the order met in 2, its bin as zigzag uint32 in two
      uniform 16-bit symbols (high half first).
+Models: an activity bit with 24-bit fixed-point probability p is coded as constriction's
+Bernoulli(perfect=False) codes it (the coder hands it as a two-symbol Categorical(perfect=False)
+row (1 - p, p), which quantises every such p to the same interval); a value symbol with its
+feature's Categorical(perfect=False) over the weights of ``entropy_model.py``, whose intervals
+that module states (the encoder hands each symbol its interval as a three-symbol row, one call for
+all; the decoder uses each feature's model in turn).
 The number of samples n is known to the decoder (it is in the chunk header). A stream decodes
 cleanly only if the decoder ends with an empty coder; anything else is refused.
 """

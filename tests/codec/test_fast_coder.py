@@ -9,6 +9,7 @@ import constriction
 import numpy as np
 import pytest
 
+from mdlcodec.codec.activity import _bit_length
 from mdlcodec.codec.bitstream import ChunkCoder, _bit_rows, _interval_rows
 from mdlcodec.codec.entropy_model import EntropyModel
 from mdlcodec.codec.hierarchy import Hierarchy, prune_to_forest
@@ -157,3 +158,10 @@ def test_bits_through_two_symbol_rows_match_bernoulli_for_every_probability():
             b = constriction.stream.stack.AnsCoder()
             b.encode_reverse(bits, _CAT, _bit_rows(p))
             assert np.array_equal(a.get_compressed(), b.get_compressed())
+
+
+def test_bit_length_is_exact_for_every_int64():
+    rng = np.random.default_rng(1)
+    x = np.r_[1, 2, 3, (1 << 53) - 1, 1 << 53, (1 << 53) + 1, (1 << 54) - 1, (1 << 63) - 1,
+              rng.integers(1, 1 << 63, 2000), rng.integers(1, 1 << 30, 2000)].astype(np.int64)
+    assert _bit_length(x).tolist() == [int(v).bit_length() for v in x]
