@@ -285,7 +285,7 @@ def _layer_decisions(layer: Layer, ctx: list | None, keys: np.ndarray, n: int, s
     steps.append((root, _prob_solo(_U_ONE - u_root)))
     if not L:
         return
-    heap = (keys & ((1 << L) - 1)) | (1 << L)
+    heap = ((keys & ((1 << L) - 1)) | (1 << L)).astype(np.int32 if L < 31 else np.int64)
     level_starts = _level_starts(keys, L)
     u_par = u_root[keys[level_starts[0]] >> L] if ctx is not None else None
     for lvl, starts in enumerate(level_starts):
@@ -295,14 +295,16 @@ def _layer_decisions(layer: Layer, ctx: list | None, keys: np.ndarray, n: int, s
         shift = L - lvl - 1
         child = heap[starts] >> shift  # heap index of the first leaf's ancestor at level lvl + 1
         left_on = (child & 1) == 0
-        right_on = ((heap[last] >> shift) & 1) == 1
         if ctx is None:
             p_left = layer.prob[child & -2]
             p_right = layer.prob[child[left_on] | 1]
-        else:
-            u_left, u_right = layer.child_values(ctx, lvl, keys[starts] >> (shift + 1))
-            p_left, p_right = _prob_left(_U_ONE - u_left, _U_ONE - u_par), _prob_solo(_U_ONE - u_right[left_on])
-            u_par = np.stack([u_left, u_right], axis=1)[np.stack([left_on, right_on], axis=1)]
+            steps.append((left_on.astype(np.int32), p_left))
+            steps.append((((heap[last[left_on]] >> shift) & 1).astype(np.int32, copy=False), p_right))
+            continue
+        right_on = ((heap[last] >> shift) & 1) == 1
+        u_left, u_right = layer.child_values(ctx, lvl, keys[starts] >> (shift + 1))
+        p_left, p_right = _prob_left(_U_ONE - u_left, _U_ONE - u_par), _prob_solo(_U_ONE - u_right[left_on])
+        u_par = np.stack([u_left, u_right], axis=1)[np.stack([left_on, right_on], axis=1)]
         steps.append((left_on.astype(np.int32), p_left))
         steps.append((right_on[left_on].astype(np.int32), p_right))
 

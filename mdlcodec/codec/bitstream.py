@@ -162,7 +162,7 @@ class ChunkCoder:
             counts = np.bincount(f_sorted, minlength=self.model.d_sae)
             active = np.flatnonzero(counts)
             models, decode = self.model.value_models, coder.decode
-            parts = [decode(models[f], c) for f, c in zip(active.tolist(), counts[active].tolist())]
+            parts = list(map(decode, [models[f] for f in active.tolist()], counts[active].tolist()))
             sym = np.concatenate(parts) if parts else empty
             sizes = self.model.table_sizes[f_sorted]
             bins_sorted = sym.astype(np.int64) + self.model.value_lo[f_sorted]
