@@ -142,56 +142,64 @@ class Layer:
 
     def context(self, on_keys: np.ndarray) -> list | None:
         """Per-sample node values that differ from the base table: for each level l, (sorted keys,
-        u values) of the nodes above a leaf in on_keys; None when there are none."""
+        u values, index at level l + 1 of each one's left child, of its right child, -1 where that
+        child is not a context node) of the nodes above a leaf in on_keys; None when there are none."""
         if not len(on_keys):
             return None
         L = self.levels
+        none = np.zeros(0, dtype=np.int64)
         out: list = [None] * (L + 1)
-        out[L] = (on_keys, self.u_on[on_keys & ((1 << L) - 1)])
-        keys = on_keys
-        for lvl in range(L, 0, -1):
-            keys = _distinct_sorted(keys >> 1)
-            out[lvl - 1] = (keys, _mul(*self.child_values(out, lvl - 1, keys)))
+        out[L] = (on_keys, self.u_on[on_keys & ((1 << L) - 1)], none, none)
+        keys, u = out[L][:2]
+        for lvl in range(L - 1, -1, -1):
+            up = keys >> 1
+            new = np.empty(len(up), dtype=bool)
+            new[:1] = True
+            np.not_equal(up[1:], up[:-1], out=new[1:])
+            parent = np.cumsum(new) - 1
+            parents = up[new]
+            is_right = (keys & 1).astype(bool)
+            left_idx = np.full(len(parents), -1, dtype=np.int64)
+            right_idx = np.full(len(parents), -1, dtype=np.int64)
+            at = np.arange(len(keys))
+            left_idx[parent[~is_right]] = at[~is_right]
+            right_idx[parent[is_right]] = at[is_right]
+            u_left, u_right = self._children(lvl, parents, left_idx, right_idx, u)
+            keys, u = parents, _mul(u_left, u_right)
+            out[lvl] = (keys, u, left_idx, right_idx)
         return out
 
-    def _u(self, ctx: list | None, lvl: int, keys: np.ndarray) -> np.ndarray:
-        base = self.u[_heap(lvl, keys)]
-        if ctx is None or not len(keys):
-            return base
-        ck, cu = ctx[lvl]
-        i = np.minimum(np.searchsorted(ck, keys), len(ck) - 1)
-        return np.where(ck[i] == keys, cu[i], base)
-
-    def child_values(self, ctx: list, lvl: int, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """u of the left and of the right child (keys 2p and 2p + 1 at level lvl + 1) of sorted keys
-        at level lvl, with one search: in the sorted context keys 2p + 1, if there, follows 2p."""
+    def _children(self, lvl: int, parents: np.ndarray, left_idx: np.ndarray, right_idx: np.ndarray,
+                  u_next: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """u of the two children (level lvl + 1) of nodes at level lvl: the context's value where the
+        child's index into u_next (that level's context values) is >= 0, else the base table's."""
         h_left = _heap(lvl + 1, parents << 1)
-        u_left, u_right = self.u[h_left], self.u[h_left + 1]
-        ck, cu = ctx[lvl + 1]
-        if not len(parents):
-            return u_left, u_right
-        i = np.searchsorted(ck, parents << 1)
-        j = np.minimum(i, len(ck) - 1)
-        has_left = ck[j] == parents << 1
-        u_left = np.where(has_left, cu[j], u_left)
-        j = np.minimum(i + has_left, len(ck) - 1)
-        return u_left, np.where(ck[j] == (parents << 1) | 1, cu[j], u_right)
+        u_left = np.where(left_idx >= 0, u_next[np.maximum(left_idx, 0)] if len(u_next) else 0, self.u[h_left])
+        u_right = np.where(right_idx >= 0, u_next[np.maximum(right_idx, 0)] if len(u_next) else 0, self.u[h_left + 1])
+        return u_left, u_right
 
-    def root_values(self, ctx: list | None, n: int) -> np.ndarray:
-        """[n] u of every sample's root node."""
+    def root_values(self, ctx: list | None, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """[n] u of every sample's root node, and [n] each root's index in the context (-1: none)."""
+        u = np.full(n, self.u[1])
         if ctx is None:
-            return np.full(n, self.u[1])
-        return self._u(ctx, 0, np.arange(n, dtype=np.int64))
+            return u, None
+        keys, cu = ctx[0][:2]
+        u[keys] = cu
+        index = np.full(n, -1, dtype=np.int64)
+        index[keys] = np.arange(len(keys))
+        return u, index
 
-
-def _distinct_sorted(keys: np.ndarray) -> np.ndarray:
-    """The distinct values of a sorted array, in order."""
-    if len(keys) < 2:
-        return keys
-    new = np.empty(len(keys), dtype=bool)
-    new[0] = True
-    np.not_equal(keys[1:], keys[:-1], out=new[1:])
-    return keys[new]
+    def child_values(self, ctx: list, lvl: int, parents: np.ndarray, index: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """u of the left and of the right child of active nodes at level lvl (keys ``parents``, whose
+        context indices are ``index``, -1 for none), and the children's context indices."""
+        _, _, left_idx, right_idx = ctx[lvl]
+        inside = index >= 0
+        at = np.maximum(index, 0)
+        left = np.where(inside, left_idx[at], -1) if len(left_idx) else np.full(len(index), -1)
+        right = np.where(inside, right_idx[at], -1) if len(right_idx) else np.full(len(index), -1)
+        u_left, u_right = self._children(lvl, parents, left, right, ctx[lvl + 1][1])
+        return u_left, u_right, left, right
 
 
 @dataclass(frozen=True)
@@ -281,13 +289,15 @@ def _layer_decisions(layer: Layer, ctx: list | None, keys: np.ndarray, n: int, s
     m = len(keys)
     root = np.zeros(n, dtype=np.int32)
     root[keys >> L] = 1
-    u_root = layer.root_values(ctx, n)
+    u_root, c_root = layer.root_values(ctx, n)
     steps.append((root, _prob_solo(_U_ONE - u_root)))
     if not L:
         return
     heap = ((keys & ((1 << L) - 1)) | (1 << L)).astype(np.int32 if L < 31 else np.int64)
     level_starts = _level_starts(keys, L)
-    u_par = u_root[keys[level_starts[0]] >> L] if ctx is not None else None
+    if ctx is not None:  # each active node's u and context index, carried down level by level
+        active_rows = keys[level_starts[0]] >> L
+        u_par, c_par = u_root[active_rows], c_root[active_rows]
     for lvl, starts in enumerate(level_starts):
         last = np.empty_like(starts)
         last[:-1] = starts[1:] - 1
@@ -302,9 +312,11 @@ def _layer_decisions(layer: Layer, ctx: list | None, keys: np.ndarray, n: int, s
             steps.append((((heap[last[left_on]] >> shift) & 1).astype(np.int32, copy=False), p_right))
             continue
         right_on = ((heap[last] >> shift) & 1) == 1
-        u_left, u_right = layer.child_values(ctx, lvl, keys[starts] >> (shift + 1))
+        u_left, u_right, c_left, c_right = layer.child_values(ctx, lvl, keys[starts] >> (shift + 1), c_par)
         p_left, p_right = _prob_left(_U_ONE - u_left, _U_ONE - u_par), _prob_solo(_U_ONE - u_right[left_on])
-        u_par = np.stack([u_left, u_right], axis=1)[np.stack([left_on, right_on], axis=1)]
+        on = np.stack([left_on, right_on], axis=1)
+        u_par = np.stack([u_left, u_right], axis=1)[on]
+        c_par = np.stack([c_left, c_right], axis=1)[on]
         steps.append((left_on.astype(np.int32), p_left))
         steps.append((right_on[left_on].astype(np.int32), p_right))
 
@@ -333,15 +345,16 @@ def decode_activity(decode_bits, n: int, tables: ActivityTables, d_sae: int) -> 
     for layer in tables.layers:
         L = layer.levels
         ctx = layer.context(layer.on_keys(prev_rows, tables.local[prev_feats]))
-        u_root = layer.root_values(ctx, n)
+        u_root, c_root = layer.root_values(ctx, n)
         keys = np.flatnonzero(decode_bits(_prob_solo(_U_ONE - u_root))).astype(np.int64)
-        u_par = u_root[keys]
+        if ctx is not None:
+            u_par, c_par = u_root[keys], c_root[keys]
         for lvl in range(L):
             if ctx is None:
                 h_left = ((keys << 1) & ((2 << lvl) - 1)) | (2 << lvl)
                 p_left = layer.prob[h_left]
             else:
-                u_left, u_right = layer.child_values(ctx, lvl, keys)
+                u_left, u_right, c_left, c_right = layer.child_values(ctx, lvl, keys, c_par)
                 p_left = _prob_left(_U_ONE - u_left, _U_ONE - u_par)
             left_on = decode_bits(p_left).astype(bool)
             right_on = ~left_on
@@ -354,7 +367,9 @@ def decode_activity(decode_bits, n: int, tables: ActivityTables, d_sae: int) -> 
             children = np.repeat(keys << 1, n_children)  # each parent's children in order: left, then right
             children[(np.cumsum(n_children) - 1)[right_on]] += 1
             if ctx is not None:
-                u_par = np.stack([u_left, u_right], axis=1)[np.stack([left_on, right_on], axis=1)]
+                on = np.stack([left_on, right_on], axis=1)
+                u_par = np.stack([u_left, u_right], axis=1)[on]
+                c_par = np.stack([c_left, c_right], axis=1)[on]
             keys = children
         pos = keys & ((1 << L) - 1)
         if len(pos) and pos.max() >= len(layer.features):
