@@ -156,14 +156,13 @@ class Layer:
             new = np.empty(len(up), dtype=bool)
             new[:1] = True
             np.not_equal(up[1:], up[:-1], out=new[1:])
-            parent = np.cumsum(new) - 1
-            parents = up[new]
-            is_right = (keys & 1).astype(bool)
-            left_idx = np.full(len(parents), -1, dtype=np.int64)
-            right_idx = np.full(len(parents), -1, dtype=np.int64)
-            at = np.arange(len(keys))
-            left_idx[parent[~is_right]] = at[~is_right]
-            right_idx[parent[is_right]] = at[is_right]
+            first = np.flatnonzero(new)  # each parent's first child; its last is before the next first
+            last = np.empty_like(first)
+            last[:-1] = first[1:] - 1
+            last[-1] = len(keys) - 1
+            parents = up[first]
+            left_idx = np.where(keys[first] & 1, -1, first)
+            right_idx = np.where(keys[last] & 1, last, -1)
             u_left, u_right = self._children(lvl, parents, left_idx, right_idx, u)
             keys, u = parents, _mul(u_left, u_right)
             out[lvl] = (keys, u, left_idx, right_idx)
@@ -378,7 +377,7 @@ def decode_activity(decode_bits, n: int, tables: ActivityTables, d_sae: int) -> 
         all_rows.append(prev_rows)
         all_feats.append(prev_feats)
     rows, feats = np.concatenate(all_rows), np.concatenate(all_feats)
-    if len(tables.layers) > 1:
-        order = np.lexsort((feats, rows))
+    if len(tables.layers) > 1:  # merge the layers' sorted runs (timsort finds them)
+        order = np.argsort(rows * d_sae + feats, kind="stable")
         rows, feats = rows[order], feats[order]
     return rows, feats.astype(np.int32)
