@@ -163,16 +163,15 @@ class Layer:
             parents = up[first]
             left_idx = np.where(keys[first] & 1, -1, first)
             right_idx = np.where(keys[last] & 1, last, -1)
-            u_left, u_right = self._children(lvl, parents, left_idx, right_idx, u)
+            u_left, u_right = self._children(_heap(lvl + 1, parents << 1), left_idx, right_idx, u)
             keys, u = parents, _mul(u_left, u_right)
             out[lvl] = (keys, u, left_idx, right_idx)
         return out
 
-    def _children(self, lvl: int, parents: np.ndarray, left_idx: np.ndarray, right_idx: np.ndarray,
+    def _children(self, h_left: np.ndarray, left_idx: np.ndarray, right_idx: np.ndarray,
                   u_next: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """u of the two children (level lvl + 1) of nodes at level lvl: the context's value where the
-        child's index into u_next (that level's context values) is >= 0, else the base table's."""
-        h_left = _heap(lvl + 1, parents << 1)
+        """u of the two children of nodes whose left child has heap index h_left: the context's value
+        where the child's index into u_next (that level's context values) is >= 0, else the base table's."""
         u_left = np.where(left_idx >= 0, u_next[np.maximum(left_idx, 0)] if len(u_next) else 0, self.u[h_left])
         u_right = np.where(right_idx >= 0, u_next[np.maximum(right_idx, 0)] if len(u_next) else 0, self.u[h_left + 1])
         return u_left, u_right
@@ -188,16 +187,17 @@ class Layer:
         index[keys] = np.arange(len(keys))
         return u, index
 
-    def child_values(self, ctx: list, lvl: int, parents: np.ndarray, index: np.ndarray
+    def child_values(self, ctx: list, lvl: int, h_left: np.ndarray, index: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """u of the left and of the right child of active nodes at level lvl (keys ``parents``, whose
-        context indices are ``index``, -1 for none), and the children's context indices."""
+        """u of the left and of the right child of active nodes at level lvl (their left children's
+        heap indices h_left, their context indices ``index``, -1 for none), and the children's
+        context indices."""
         _, _, left_idx, right_idx = ctx[lvl]
         inside = index >= 0
         at = np.maximum(index, 0)
         left = np.where(inside, left_idx[at], -1) if len(left_idx) else np.full(len(index), -1)
         right = np.where(inside, right_idx[at], -1) if len(right_idx) else np.full(len(index), -1)
-        u_left, u_right = self._children(lvl, parents, left, right, ctx[lvl + 1][1])
+        u_left, u_right = self._children(h_left, left, right, ctx[lvl + 1][1])
         return u_left, u_right, left, right
 
 
@@ -311,7 +311,7 @@ def _layer_decisions(layer: Layer, ctx: list | None, keys: np.ndarray, n: int, s
             steps.append((((heap[last[left_on]] >> shift) & 1).astype(np.int32, copy=False), p_right))
             continue
         right_on = ((heap[last] >> shift) & 1) == 1
-        u_left, u_right, c_left, c_right = layer.child_values(ctx, lvl, keys[starts] >> (shift + 1), c_par)
+        u_left, u_right, c_left, c_right = layer.child_values(ctx, lvl, child & -2, c_par)
         p_left, p_right = _prob_left(_U_ONE - u_left, _U_ONE - u_par), _prob_solo(_U_ONE - u_right[left_on])
         on = np.stack([left_on, right_on], axis=1)
         u_par = np.stack([u_left, u_right], axis=1)[on]
@@ -349,11 +349,11 @@ def decode_activity(decode_bits, n: int, tables: ActivityTables, d_sae: int) -> 
         if ctx is not None:
             u_par, c_par = u_root[keys], c_root[keys]
         for lvl in range(L):
+            h_left = ((keys << 1) & ((2 << lvl) - 1)) | (2 << lvl)
             if ctx is None:
-                h_left = ((keys << 1) & ((2 << lvl) - 1)) | (2 << lvl)
                 p_left = layer.prob[h_left]
             else:
-                u_left, u_right, c_left, c_right = layer.child_values(ctx, lvl, keys, c_par)
+                u_left, u_right, c_left, c_right = layer.child_values(ctx, lvl, h_left, c_par)
                 p_left = _prob_left(_U_ONE - u_left, _U_ONE - u_par)
             left_on = decode_bits(p_left).astype(bool)
             right_on = ~left_on
