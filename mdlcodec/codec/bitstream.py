@@ -21,6 +21,7 @@ cleanly only if the decoder ends with an empty coder; anything else is refused.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import constriction
 import numpy as np
@@ -107,7 +108,7 @@ class ChunkCoder:
             brk = np.flatnonzero((wide[1:] != wide[:-1]) | (wide[1:] & (f_sorted[1:] != f_sorted[:-1]))) + 1
             bounds = np.r_[0, brk, len(sym)].tolist()
             models = self.model.value_models
-            for s, e in reversed(list(zip(bounds[:-1], bounds[1:]))):
+            for s, e in reversed(list(pairwise(bounds))):
                 if wide[s]:
                     encode(sym[s:e], models[int(f_sorted[s])])
                 else:

@@ -129,7 +129,7 @@ def test_value_intervals_are_constrictions_own():
             counts = (w - 1).astype(np.int64)
             em = EntropyModel(1 << 62, np.array([counts.sum()]), np.array([1], np.int32),
                               np.array([0, T - 1]), counts[:-1], counts[-1:])
-            starts, cdf = em.value_cdf
+            _, cdf = em.value_cdf
             sym = rng.integers(0, T, 500).astype(np.int32)
             a = constriction.stream.stack.AnsCoder()
             a.encode_reverse(sym, model)
