@@ -11,8 +11,7 @@ share of entropy coding in the encoder's total time (wall clock). Chunks of 4,09
 
 At D=16384 the chunk coder alone is then timed in CPU seconds (time.process_time, best of three
 passes over the test chunks: the figures hold on a shared machine), next to the coder before
-issue 13 (tests/codec/reference_coder.py, which writes the same streams; run from the repository
-root so that it imports) and constriction alone.
+issue 13 (tests/codec/reference_coder.py, which writes the same streams) and constriction alone.
 
 Chow-Liu: a forest fit with ``hierarchy.chow_liu`` on the fit codes. A random SAE's latents share
 no information (no edges, so that coder is the flat one), hence a second code set at D=16384 with
@@ -32,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
+from pathlib import Path
 
 import constriction
 import numpy as np
@@ -44,6 +45,8 @@ from mdlcodec.codec.bitstream import ChunkCoder, _bit_rows, _interval_rows
 from mdlcodec.codec.hierarchy import chow_liu
 from mdlcodec.codec.sparse import SparseCodes
 from mdlcodec.models import SAEConfig, make_sae
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the old coder lives in the tests
 from tests.codec.reference_coder import ReferenceCoder
 
 CHUNK = 4096
