@@ -165,3 +165,15 @@ def test_bit_length_is_exact_for_every_int64():
     x = np.r_[1, 2, 3, (1 << 53) - 1, 1 << 53, (1 << 53) + 1, (1 << 54) - 1, (1 << 63) - 1,
               rng.integers(1, 1 << 63, 2000), rng.integers(1, 1 << 30, 2000)].astype(np.int64)
     assert _bit_length(x).tolist() == [int(v).bit_length() for v in x]
+
+
+def test_models_too_large_for_the_interval_table_fall_back_to_per_feature_calls(monkeypatch):
+    """Without the cached intervals (a model beyond MAX_CDF_BYTES) the coder writes the same streams."""
+    from mdlcodec.codec import entropy_model
+
+    monkeypatch.setattr(entropy_model, "MAX_CDF_BYTES", 0)
+    rng = np.random.default_rng(11)
+    p = rng.random(50) * 0.2
+    model = EntropyModel.fit(random_codes(rng, 300, 50, p), max_table_bins=4)
+    assert model.value_cdf is None
+    _assert_same_streams(model, [random_codes(rng, 40, 50, p)])
