@@ -142,40 +142,63 @@ class Layer:
 
     def context(self, on_keys: np.ndarray) -> list | None:
         """Per-sample node values that differ from the base table: for each level l, (sorted keys,
-        u values) of the nodes above a leaf in on_keys; None when there are none."""
+        u values, index at level l + 1 of each one's left child, of its right child, -1 where that
+        child is not a context node) of the nodes above a leaf in on_keys; None when there are none."""
         if not len(on_keys):
             return None
         L = self.levels
+        none = np.zeros(0, dtype=np.int64)
         out: list = [None] * (L + 1)
-        out[L] = (on_keys, self.u_on[on_keys & ((1 << L) - 1)])
-        keys = on_keys
-        for lvl in range(L, 0, -1):
-            keys = np.unique(keys >> 1)
-            out[lvl - 1] = (keys, _mul(self._u(out, lvl, keys << 1), self._u(out, lvl, (keys << 1) | 1)))
+        out[L] = (on_keys, self.u_on[on_keys & ((1 << L) - 1)], none, none)
+        keys, u = out[L][:2]
+        for lvl in range(L - 1, -1, -1):
+            up = keys >> 1
+            new = np.empty(len(up), dtype=bool)
+            new[:1] = True
+            np.not_equal(up[1:], up[:-1], out=new[1:])
+            first = np.flatnonzero(new)  # each parent's first child; its last is before the next first
+            last = np.empty_like(first)
+            last[:-1] = first[1:] - 1
+            last[-1] = len(keys) - 1
+            parents = up[first]
+            left_idx = np.where(keys[first] & 1, -1, first)
+            right_idx = np.where(keys[last] & 1, last, -1)
+            u_left, u_right = self._children(_heap(lvl + 1, parents << 1), left_idx, right_idx, u)
+            keys, u = parents, _mul(u_left, u_right)
+            out[lvl] = (keys, u, left_idx, right_idx)
         return out
 
-    def _u(self, ctx: list | None, lvl: int, keys: np.ndarray) -> np.ndarray:
-        base = self.u[_heap(lvl, keys)]
-        if ctx is None or not len(keys):
-            return base
-        ck, cu = ctx[lvl]
-        i = np.minimum(np.searchsorted(ck, keys), len(ck) - 1)
-        return np.where(ck[i] == keys, cu[i], base)
+    def _children(self, h_left: np.ndarray, left_idx: np.ndarray, right_idx: np.ndarray,
+                  u_next: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """u of the two children of nodes whose left child has heap index h_left: the context's value
+        where the child's index into u_next (that level's context values) is >= 0, else the base table's."""
+        u_left = np.where(left_idx >= 0, u_next[np.maximum(left_idx, 0)] if len(u_next) else 0, self.u[h_left])
+        u_right = np.where(right_idx >= 0, u_next[np.maximum(right_idx, 0)] if len(u_next) else 0, self.u[h_left + 1])
+        return u_left, u_right
 
-    def root_probs(self, ctx: list | None, n: int) -> np.ndarray:
+    def root_values(self, ctx: list | None, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """[n] u of every sample's root node, and [n] each root's index in the context (-1: none)."""
+        u = np.full(n, self.u[1])
         if ctx is None:
-            return np.full(n, self.prob[1])
-        return _prob_solo(_U_ONE - self._u(ctx, 0, np.arange(n, dtype=np.int64)))
+            return u, None
+        keys, cu = ctx[0][:2]
+        u[keys] = cu
+        index = np.full(n, -1, dtype=np.int64)
+        index[keys] = np.arange(len(keys))
+        return u, index
 
-    def child_probs(self, ctx: list | None, lvl: int, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Probabilities of the left and of the right child's bit of active nodes (keys at level lvl)."""
-        if ctx is None:
-            h_left = _heap(lvl + 1, parents << 1)
-            return self.prob[h_left], self.prob[h_left + 1]
-        q_par = _U_ONE - self._u(ctx, lvl, parents)
-        q_left = _U_ONE - self._u(ctx, lvl + 1, parents << 1)
-        q_right = _U_ONE - self._u(ctx, lvl + 1, (parents << 1) | 1)
-        return _prob_left(q_left, q_par), _prob_solo(q_right)
+    def child_values(self, ctx: list, lvl: int, h_left: np.ndarray, index: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """u of the left and of the right child of active nodes at level lvl (their left children's
+        heap indices h_left, their context indices ``index``, -1 for none), and the children's
+        context indices."""
+        _, _, left_idx, right_idx = ctx[lvl]
+        inside = index >= 0
+        at = np.maximum(index, 0)
+        left = np.where(inside, left_idx[at], -1) if len(left_idx) else np.full(len(index), -1)
+        right = np.where(inside, right_idx[at], -1) if len(right_idx) else np.full(len(index), -1)
+        u_left, u_right = self._children(h_left, left, right, ctx[lvl + 1][1])
+        return u_left, u_right, left, right
 
 
 @dataclass(frozen=True)
@@ -229,33 +252,72 @@ class ActivityDecisions:
         return total
 
 
+def _bit_length(x: np.ndarray) -> np.ndarray:
+    """[m] int64: bit length of positive int64 values (frexp's exponent, one less where rounding
+    to float64 reached the next power of two)."""
+    b = np.minimum(np.frexp(x.astype(np.float64))[1], 63).astype(np.int64)
+    return b - ((np.int64(1) << (b - 1)) > x)
+
+
+def _level_starts(keys: np.ndarray, L: int) -> list[np.ndarray]:
+    """For each level l < L, the positions in the sorted leaf keys where a node of level l starts.
+
+    The active nodes of level l are the distinct keys >> (L - l); in the sorted keys each one's leaves
+    are a run, which starts where the key differs from the previous one in a bit at or above L - l.
+    """
+    m = len(keys)
+    level = np.empty(m, dtype=np.int32)  # the highest level whose node changes at key i (0: a new root)
+    level[:1] = 0
+    level[1:] = L + 1 - np.minimum(_bit_length(keys[1:] ^ keys[:-1]), L + 1)
+    out = [np.zeros(0, dtype=np.int64)] * L
+    at = np.flatnonzero(level < L) if L else None
+    for lvl in range(L - 1, -1, -1):  # each level's starts are a subset of the next one's
+        at = at[level[at] <= lvl]
+        out[lvl] = at
+    return out
+
+
 def _layer_decisions(layer: Layer, ctx: list | None, keys: np.ndarray, n: int, steps: list) -> None:
-    """Append the bits of one layer: keys [m] sorted leaf keys (row << L) | position of its active features."""
+    """Append the bits of one layer: keys [m] sorted leaf keys (row << L) | position of its active features.
+
+    A node's left child is active iff its run's first key has bit L - l - 1 clear, its right child
+    iff the run's last key has it set. Without context each bit's probability is the base table's
+    at the child's heap index, which is the leaf's heap index (P + position) >> (L - l - 1).
+    """
     L = layer.levels
-    level_keys, parent_of = [keys], []  # parent_of[j]: index in level j's keys of each child's parent
-    for _ in range(L):
-        k = level_keys[-1] >> 1
-        new = np.empty(len(k), dtype=bool)
-        new[:1] = True
-        np.not_equal(k[1:], k[:-1], out=new[1:])
-        parent_of.append(np.cumsum(new) - 1)
-        level_keys.append(k[new])
-    level_keys.reverse()
-    parent_of.reverse()
+    m = len(keys)
     root = np.zeros(n, dtype=np.int32)
-    root[level_keys[0]] = 1
-    steps.append((root, layer.root_probs(ctx, n)))
-    for lvl in range(L):
-        parents, children = level_keys[lvl], level_keys[lvl + 1]
-        pidx = parent_of[lvl]
-        is_right = (children & 1).astype(bool)
-        left_on = np.zeros(len(parents), dtype=bool)
-        left_on[pidx[~is_right]] = True
-        right_on = np.zeros(len(parents), dtype=bool)
-        right_on[pidx[is_right]] = True
-        p_left, p_right = layer.child_probs(ctx, lvl, parents)
+    root[keys >> L] = 1
+    u_root, c_root = layer.root_values(ctx, n)
+    steps.append((root, _prob_solo(_U_ONE - u_root)))
+    if not L:
+        return
+    heap = ((keys & ((1 << L) - 1)) | (1 << L)).astype(np.int32 if L < 31 else np.int64)
+    level_starts = _level_starts(keys, L)
+    if ctx is not None:  # each active node's u and context index, carried down level by level
+        active_rows = keys[level_starts[0]] >> L
+        u_par, c_par = u_root[active_rows], c_root[active_rows]
+    for lvl, starts in enumerate(level_starts):
+        last = np.empty_like(starts)
+        last[:-1] = starts[1:] - 1
+        last[-1:] = m - 1
+        shift = L - lvl - 1
+        child = heap[starts] >> shift  # heap index of the first leaf's ancestor at level lvl + 1
+        left_on = (child & 1) == 0
+        if ctx is None:
+            p_left = layer.prob[child & -2]
+            p_right = layer.prob[child[left_on] | 1]
+            steps.append((left_on.astype(np.int32), p_left))
+            steps.append((((heap[last[left_on]] >> shift) & 1).astype(np.int32, copy=False), p_right))
+            continue
+        right_on = ((heap[last] >> shift) & 1) == 1
+        u_left, u_right, c_left, c_right = layer.child_values(ctx, lvl, child & -2, c_par)
+        p_left, p_right = _prob_left(_U_ONE - u_left, _U_ONE - u_par), _prob_solo(_U_ONE - u_right[left_on])
+        on = np.stack([left_on, right_on], axis=1)
+        u_par = np.stack([u_left, u_right], axis=1)[on]
+        c_par = np.stack([c_left, c_right], axis=1)[on]
         steps.append((left_on.astype(np.int32), p_left))
-        steps.append((right_on[left_on].astype(np.int32), p_right[left_on]))
+        steps.append((right_on[left_on].astype(np.int32), p_right))
 
 
 def activity_decisions(codes: SparseCodes, tables: ActivityTables) -> ActivityDecisions:
@@ -282,14 +344,32 @@ def decode_activity(decode_bits, n: int, tables: ActivityTables, d_sae: int) -> 
     for layer in tables.layers:
         L = layer.levels
         ctx = layer.context(layer.on_keys(prev_rows, tables.local[prev_feats]))
-        keys = np.flatnonzero(decode_bits(layer.root_probs(ctx, n))).astype(np.int64)
+        u_root, c_root = layer.root_values(ctx, n)
+        keys = np.flatnonzero(decode_bits(_prob_solo(_U_ONE - u_root))).astype(np.int64)
+        if ctx is not None:
+            u_par, c_par = u_root[keys], c_root[keys]
         for lvl in range(L):
-            p_left, p_right = layer.child_probs(ctx, lvl, keys)
+            h_left = ((keys << 1) & ((2 << lvl) - 1)) | (2 << lvl)
+            if ctx is None:
+                p_left = layer.prob[h_left]
+            else:
+                u_left, u_right, c_left, c_right = layer.child_values(ctx, lvl, h_left, c_par)
+                p_left = _prob_left(_U_ONE - u_left, _U_ONE - u_par)
             left_on = decode_bits(p_left).astype(bool)
             right_on = ~left_on
-            right_on[left_on] = decode_bits(p_right[left_on]).astype(bool)
-            children = np.stack([keys << 1, (keys << 1) | 1], axis=1)
-            keys = children[np.stack([left_on, right_on], axis=1)]
+            if ctx is None:
+                p_right = layer.prob[h_left[left_on] | 1]
+            else:
+                p_right = _prob_solo(_U_ONE - u_right[left_on])
+            right_on[left_on] = decode_bits(p_right).astype(bool)
+            n_children = left_on.astype(np.int64) + right_on
+            children = np.repeat(keys << 1, n_children)  # each parent's children in order: left, then right
+            children[(np.cumsum(n_children) - 1)[right_on]] += 1
+            if ctx is not None:
+                on = np.stack([left_on, right_on], axis=1)
+                u_par = np.stack([u_left, u_right], axis=1)[on]
+                c_par = np.stack([c_left, c_right], axis=1)[on]
+            keys = children
         pos = keys & ((1 << L) - 1)
         if len(pos) and pos.max() >= len(layer.features):
             raise ValueError("decoded a padding feature: the stream does not match the model")
@@ -297,7 +377,7 @@ def decode_activity(decode_bits, n: int, tables: ActivityTables, d_sae: int) -> 
         all_rows.append(prev_rows)
         all_feats.append(prev_feats)
     rows, feats = np.concatenate(all_rows), np.concatenate(all_feats)
-    if len(tables.layers) > 1:
-        order = np.lexsort((feats, rows))
+    if len(tables.layers) > 1:  # merge the layers' sorted runs (timsort finds them)
+        order = np.argsort(rows * d_sae + feats, kind="stable")
         rows, feats = rows[order], feats[order]
     return rows, feats.astype(np.int32)

@@ -25,8 +25,14 @@ Smoothing rule (every symbol the coder can meet gets a non-zero probability):
   P(escape | f active)   proportional to escape_counts[f] + 1; an escaped bin is then sent raw
                          as 32 bits (zigzag, two uniform 16-bit symbols).
 Activity probabilities reach the coder only through the fixed-point rule in ``activity.py``;
-value probabilities are handed to constriction as the float64 values ``count + 1`` (exact
-integers), which it normalises by its own deterministic rule.
+value probabilities are handed to constriction as the float64 weights w_s = ``count + 1`` of the
+T_f + 1 symbols (constriction's Categorical, perfect=False), which it quantises by its own
+deterministic rule to 24-bit intervals: with sums in float64 taken left to right,
+  scale = (2**24 - (T_f + 1)) / (w_0 + ... + w_T)
+  symbol s codes the interval [c_s, c_{s+1}) of [0, 2**24), c_s = floor((w_0 + ... + w_{s-1}) * scale) + s,
+  c_{T+1} = 2**24
+(``value_cdf`` computes the same c_s, so the coder may hand each symbol's interval to constriction
+directly; it must agree with constriction's Categorical bit for bit).
 """
 
 from __future__ import annotations
@@ -51,6 +57,9 @@ MAX_COUNT = 1 << 62
 """Largest count (n_samples) tables may hold: sums of counts stay within int64."""
 
 ESCAPE_RAW_BITS = 32
+
+MAX_CDF_BYTES = 64 << 20
+"""Largest table of quantised value intervals (``EntropyModel.value_cdf``) a model caches."""
 
 
 def _bits(p: np.ndarray) -> np.ndarray:
@@ -201,6 +210,33 @@ class EntropyModel:
         """[d_sae] constriction Categorical of each feature's value symbols (built once)."""
         cat = constriction.stream.model.Categorical
         return [cat(self.value_weights(f), perfect=False) for f in range(self.d_sae)]
+
+    @cached_property
+    def value_cdf(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The quantised intervals of every value symbol, by the rule above: (starts [d_sae + 1] int64,
+        cdf [sum (T_f + 2)] int64), feature f's c_0 .. c_{T_f + 1} at cdf[starts[f]:starts[f + 1]];
+        symbol s of f codes [cdf[starts[f] + s], cdf[starts[f] + s + 1]) of 2**24. None when the
+        table would take more than MAX_CDF_BYTES (the coder then uses ``value_models``)."""
+        sizes = self.table_sizes + 1  # symbols per feature, the escape included
+        starts = np.zeros(self.d_sae + 1, dtype=np.int64)
+        np.cumsum(sizes + 1, out=starts[1:])
+        if 8 * int(starts[-1]) > MAX_CDF_BYTES:
+            return None
+        cdf = np.empty(int(starts[-1]), dtype=np.int64)
+        for T in np.unique(sizes).tolist():  # features with T symbols: one [g, T] matrix of weights
+            feats = np.flatnonzero(sizes == T)
+            w = np.empty((len(feats), T))
+            w[:, :T - 1] = self.value_counts[self.value_offsets[feats][:, None] + np.arange(T - 1)]
+            w[:, T - 1] = self.escape_counts[feats]
+            w = w.astype(np.float64) + 1.0  # value_weights, elementwise
+            cum = np.cumsum(w, axis=1)  # sequential float64 sums, as constriction's
+            scale = float((1 << 24) - T) / cum[:, -1:]
+            c = np.empty((len(feats), T + 1), dtype=np.int64)
+            c[:, 0] = 0
+            c[:, 1:T] = (cum[:, :T - 1] * scale).astype(np.int64) + np.arange(1, T)
+            c[:, T] = 1 << 24
+            cdf[starts[feats][:, None] + np.arange(T + 1)] = c
+        return starts, cdf
 
     @cached_property
     def _value_log_probs(self) -> tuple[np.ndarray, np.ndarray]:
