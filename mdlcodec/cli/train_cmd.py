@@ -49,14 +49,17 @@ if TYPE_CHECKING:
               help="--objective mdl: weight of a bit, in squared error of the normalised input summed over d_in.")
 @click.option("--rate-step", type=click.FloatRange(min=0, min_open=True),
               help="--objective mdl: quantiser step of the rate estimate's noise, latent units (default: learned).")
+@click.option("--start-from", type=click.Path(path_type=Path),
+              help="Fine-tune this trained SAE of the same width (--arch jumprelu: a batchtopk model, its threshold "
+                   "on every latent).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Model directory to write.")
 @click.option("--force", is_flag=True, help="Replace the SAE already in OUTPUT.")
 def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None, epochs: int | None,
               lr: float | None, batch_size: int | None, seed: int, device: str, normalize: bool,
               codec_step: float | None, max_mse: float | None, parents_file: Path | None, grow_from: Path | None,
-              min_implication: float, objective: str, beta: float | None, rate_step: float | None, as_json: bool,
-              output: Path, force: bool) -> None:
+              min_implication: float, objective: str, beta: float | None, rate_step: float | None,
+              start_from: Path | None, as_json: bool, output: Path, force: bool) -> None:
     """Train an SAE on DATA's training split (10% held out for early stopping), save it to OUTPUT and
     print its evaluation on DATA's test split, then fit the codec tables (quantiser and entropy model,
     OUTPUT/codec.safetensors) on the training split. DATA: toy[:...], mnist[:PATH] or an activation file.
@@ -68,6 +71,7 @@ def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None,
     from mdlcodec.data import load_dataset
     from mdlcodec.models import SAEConfig, TrainConfig, evaluate, load_sae
     from mdlcodec.models.base import architecture
+    from mdlcodec.models.jumprelu import jumprelu_from
     from mdlcodec.models.train import check_device
     from mdlcodec.models.tree import tree_from_flat
     from mdlcodec.workflow import check_model_output, train_codec
@@ -82,6 +86,18 @@ def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None,
     structure, flat = {}, None
     if arch != "tree" and (parents_file or grow_from):
         raise ModelError("--parents and --grow-from are for --arch tree")
+    start = None
+    if start_from is not None:
+        if arch == "tree":
+            raise ModelError("a tree SAE starts from a flat model with --grow-from, not --start-from")
+        start = load_sae(start_from, device)
+        if start.cfg.d_sae != width:
+            raise ModelError(f"--width {width} differs from the width {start.cfg.d_sae} of {start_from}")
+        if arch == "jumprelu" and start.cfg.arch == "batchtopk":
+            start = jumprelu_from(start)
+        if start.cfg.arch != arch:
+            raise ModelError(f"--start-from {start_from} is a {start.cfg.arch} SAE, not {arch}")
+        cfg.k = start.cfg.k if k is None else k
     if arch == "tree":
         if parents_file is None and grow_from is None:
             raise ModelError("a tree SAE needs its forest: give --parents FILE.json or --grow-from MODEL_DIR")
@@ -106,7 +122,7 @@ def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None,
              "target_mse": max_mse if objective == "mdl" else None}
     tcfg = TrainConfig(seed=seed, device=device, normalize=normalize, progress=not as_json, objective=objective,
                        **{name: v for name, v in given.items() if v is not None})
-    init = tree_from_flat(flat, ds.train, min_implication) if flat is not None else None
+    init = tree_from_flat(flat, ds.train, min_implication) if flat is not None else start
     tc = train_codec(cfg, ds.train, ds.test, tcfg, output, codec_step, max_mse, overwrite=force, init=init,
                      **structure)
     sae, result, codec_report = tc.sae, tc.training, tc.codec_report
