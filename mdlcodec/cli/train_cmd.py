@@ -83,6 +83,9 @@ def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None,
         raise click.UsageError("--beta and --rate-step are for --objective mdl")
     if beta is not None and max_mse is not None:
         raise click.UsageError("give --beta or --max-mse (which sets beta), not both")
+    if objective == "mdl" and arch not in MDL_ARCHS:
+        raise ModelError(f"--objective mdl needs an architecture with a threshold or k ({', '.join(MDL_ARCHS)}), "
+                         f"not {arch}", param="objective")
     structure, flat = {}, None
     if arch != "tree" and (parents_file or grow_from):
         raise ModelError("--parents and --grow-from are for --arch tree")
@@ -108,9 +111,6 @@ def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None,
             if flat.cfg.d_sae != width:
                 raise ModelError(f"--width {width} differs from the width {flat.cfg.d_sae} of {grow_from}")
             cfg.k = flat.cfg.k if k is None else k
-    if objective == "mdl" and arch not in MDL_ARCHS:
-        raise ModelError(f"--objective mdl needs an architecture with a threshold or k ({', '.join(MDL_ARCHS)}), "
-                         f"not {arch}", param="objective")
     architecture(cfg).check_trainable(cfg)  # refuse a bad architecture or width before loading any data
     check_model_output(output, force)  # before loading data or training
     if parents_file is not None:

@@ -44,7 +44,7 @@ MEDIAN_SAMPLES = 4096    # subsample for the geometric median
 MEDIAN_ITERATIONS = 20   # Weiszfeld iterations
 OBJECTIVES = ("mse", "mdl")
 DEFAULT_BETA = 0.01      # objective mdl: beta without tcfg.beta (with target_mse: where dual ascent starts)
-TARGET_FRACTION = 0.9    # objective mdl: the training MSE is steered to this share of target_mse
+TARGET_FRACTION = 0.8    # objective mdl: the training MSE is steered to this share of target_mse
 
 
 @dataclass
