@@ -131,7 +131,6 @@ class TreeSAE(BatchTopKSAE):
     def gate_threshold(self, pre: Tensor, z: Tensor) -> None:
         """None: a forced ancestor fires below the batch threshold, so the tree has no single gate to
         train through; objective "mdl" is refused."""
-        return None
 
     def activate_train(self, pre: Tensor) -> Tensor:
         return self.mask(super().activate_train(pre))

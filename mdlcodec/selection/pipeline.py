@@ -13,7 +13,7 @@
 5. the dense baseline at the same tol: PCA transform coding.
 
 With objective "mdl" among ``objectives``, each width also gets one SAE trained for description
-length: its calibrated BatchTopK SAE made a JumpReLU SAE (its threshold on every latent,
+length: its BatchTopK SAE with the shortest file (the calibrated k or a larger one) made a JumpReLU SAE (its threshold on every latent,
 models.jumprelu.jumprelu_from) and fine-tuned with objective "mdl" (models.rate: MSE + beta * the
 estimated bits, beta steered to the tolerance) for the same number of epochs at MDL_LR. These rows
 (method "sae-mdl") are candidates beside the BatchTopK ones; results["objectives"] names the
@@ -144,7 +144,8 @@ def run_selection(ds, cfg: SelectionConfig, run_dir: str | Path, progress: Progr
                          f"file {m['file_bits']:.1f} bits/sample")
             rows.append(row)
         if "mdl" in cfg.objectives:
-            rows.append(_mdl_row(cache, cal, ds, cfg, extra, progress))
+            start = min((r for r in rows if r["width"] == width and "file_bits" in r), key=lambda r: r["file_bits"])
+            rows.append(_mdl_row(cache, start, ds, cfg, extra, progress))
 
     measured = [r for r in rows if "file_bits" in r]
     if not measured:
@@ -195,19 +196,19 @@ def run_selection(ds, cfg: SelectionConfig, run_dir: str | Path, progress: Progr
     return results, extra
 
 
-def _mdl_row(cache: SAECache, cal, ds, cfg: SelectionConfig, extra: Selected, progress: Progress) -> dict:
-    """The width's "mdl" candidate (see the module docstring), measured as the others are; a row
-    without figures, saying why, if it cannot meet the tolerance."""
-    base = cal.chosen
-    start = jumprelu_from(cache.load(base.hash))
-    entry = cache.get_or_train(start.cfg, cfg.mdl_train_config(), progress, init=(base.hash, start))
-    row = {"method": "sae-mdl", "width": cal.width, "k": None, "calibrated": False, "objective": "mdl",
-           "arch": "jumprelu", "from_k": base.k, "hash": entry["hash"]}
+def _mdl_row(cache: SAECache, base: dict, ds, cfg: SelectionConfig, extra: Selected, progress: Progress) -> dict:
+    """The "mdl" candidate fine-tuned from the BatchTopK row ``base`` (see the module docstring),
+    measured as the others are; a row without figures, saying why, if it cannot meet the tolerance."""
+    width = base["width"]
+    start = jumprelu_from(cache.load(base["hash"]))
+    entry = cache.get_or_train(start.cfg, cfg.mdl_train_config(), progress, init=(base["hash"], start))
+    row = {"method": "sae-mdl", "width": width, "k": None, "calibrated": False, "objective": "mdl",
+           "arch": "jumprelu", "from_k": base["k"], "hash": entry["hash"]}
     t0 = time.perf_counter()
     try:
         codec, m = measure_sae(cache.load(entry["hash"], "cpu"), ds.train, ds.test, cfg.tol)
     except MdlcodecError as e:
-        progress(f"width {cal.width}: the objective-mdl SAE misses the tolerance: {e}")
+        progress(f"width {width}: the objective-mdl SAE misses the tolerance: {e}")
         return row | {"failed": str(e)}
     extra.decoders[entry["hash"]] = codec.decoder.W_dec
     extra.densities[entry["hash"]] = feature_density(codec, ds.train)
@@ -215,7 +216,7 @@ def _mdl_row(cache: SAECache, cal, ds, cfg: SelectionConfig, extra: Selected, pr
     row |= {"l0": ev["l0_mean"], "l0_std": ev["l0_std"], "test_mse": ev["mse"], "fvu": ev["fvu"], "alive": ev["alive"],
             "dead_fraction": ev["dead_fraction"], "epochs_run": tr["epochs_run"], "best_epoch": tr["best_epoch"],
             "train_seconds": tr["seconds"], **m, "measure_seconds": time.perf_counter() - t0}
-    progress(f"width {cal.width}: objective mdl (jumprelu from k {base.k}): L0 {row['l0']:.1f}, test MSE "
+    progress(f"width {width}: objective mdl (jumprelu from k {base['k']}): L0 {row['l0']:.1f}, test MSE "
              f"{row['test_mse']:.5f}, cross-entropy {m['cross_entropy_bits']['total']:.1f}, file {m['file_bits']:.1f} "
              "bits/sample")
     return row

@@ -14,6 +14,7 @@ from mdlcodec.core.errors import ModelError
 from mdlcodec.data import load_dataset
 from mdlcodec.models import SAEConfig, TrainConfig, evaluate, make_sae, train_sae
 from mdlcodec.models.rate import RateModel, dual_ascent, straight_through_gate
+from mdlcodec.models.train import TARGET_FRACTION
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -130,11 +131,11 @@ def test_mdl_training_lowers_the_rate_at_similar_mse(toy):
     """batchtopk, same k and budget: objective mdl with its beta steered to the MSE objective's own
     held-out MSE (plus 10%) codes the test latents in fewer estimated bits."""
     cfg = SAEConfig("batchtopk", toy.d, 64, k=6)
-    common = dict(progress=False, epochs=12, rate_step=STEP)
     mse_sae, _ = train_sae(cfg, toy.train, None, TrainConfig(progress=False, epochs=12))
     m0 = evaluate(mse_sae, toy.test)["mse"]
-    mdl_sae, res = train_sae(cfg, toy.train, None, TrainConfig(objective="mdl", target_mse=1.1 * m0 / 0.9,
-                                                               beta=0.1, **{k: v for k, v in common.items()}))
+    tcfg = TrainConfig(objective="mdl", target_mse=1.1 * m0 / TARGET_FRACTION, beta=0.1, rate_step=STEP,
+                       progress=False, epochs=12)
+    mdl_sae, res = train_sae(cfg, toy.train, None, tcfg)
     assert mdl_sae.cfg.objective == "mdl" and "rate_bits" in res.history[-1]
     m1 = evaluate(mdl_sae, toy.test)["mse"]
     assert m1 < 1.5 * m0
