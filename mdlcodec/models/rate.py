@@ -164,12 +164,15 @@ class RateModel(nn.Module):
 
 
 BETA_RANGE = (1e-3, 1e3)  # dual ascent keeps beta within these bounds
-DUAL_RATE = 0.1           # dual ascent's step on log beta per unit relative MSE error
+DUAL_RATE = 1.0           # dual ascent's step on log beta per unit relative MSE error
+DUAL_CLIP = 0.1           # the relative error is clipped to +-this
 
 
 def dual_ascent(log_beta: float, mse: float, target: float, rate: float = DUAL_RATE) -> float:
-    """One step of log beta toward the MSE target: log beta + rate * (target - mse) / target, kept in
-    BETA_RANGE (beta rises while the MSE is under the target, so the rate is pressed harder, and falls
-    while it is over; the bounds keep the early epochs' large errors from driving it to nothing)."""
+    """One step of log beta toward the MSE target: log beta + rate * clip((target - mse) / target,
+    +-DUAL_CLIP), kept in BETA_RANGE (beta rises while the MSE is under the target, so the rate is
+    pressed harder, and falls while it is over). The clip and the bounds keep the first epochs' large
+    errors (MSE several times the target) from driving beta to nothing before the SAE can meet it."""
     lo, hi = (math.log(b) for b in BETA_RANGE)
-    return min(hi, max(lo, log_beta + rate * (target - mse) / target))
+    err = min(DUAL_CLIP, max(-DUAL_CLIP, (target - mse) / target))
+    return min(hi, max(lo, log_beta + rate * err))

@@ -17,7 +17,7 @@ topk): the loss adds beta * R, R the rate estimate of models.rate (activity + va
 sample, mean over the batch), and reconstructs from the latents with one quantiser step of uniform
 noise on the active values, so the MSE term includes quantisation. beta is in the loss's units
 (squared error of the normalised input, summed over d_in) per bit: fixed (tcfg.beta), or, with
-tcfg.target_mse, steered by dual ascent after every step, log beta += 0.1 * (t - m) / t (beta kept in [1e-3, 1e3]), m the
+tcfg.target_mse, steered by dual ascent after every step, log beta += 0.1 * clip((t - m) / t, +-0.25) (beta kept in [1e-3, 1e3]), m the
 batch's raw-scale MSE (per dimension, with the noise) and t = TARGET_FRACTION * target_mse (room
 for the held-out data's larger error). There is no early stopping (beta moves the MSE on purpose):
 the last epoch's weights are returned, after the learning rate has decayed to 0.
