@@ -67,7 +67,7 @@ def main() -> None:
 
     ref = train("batchtopk", btk, base)
     train("batchtopk+30", btk, fine, init=ref)
-    train("batchtopk-mdl", btk, dataclasses.replace(base, beta=0.5, **mdl))
+    train("batchtopk-mdl", btk, dataclasses.replace(base, **mdl))  # beta starts at DEFAULT_BETA (0.5), as in `train`
     start = jumprelu_from(ref)
     train("jumprelu-mdl", start.cfg, dataclasses.replace(fine, beta=1.0, **mdl), init=start)
     result = measure_saes(saes, ds, max_mse=TOL, pca=False, stored=False, device=args.device)

@@ -17,9 +17,10 @@ topk): the loss adds beta * R, R the rate estimate of models.rate (activity + va
 sample, mean over the batch), and reconstructs from the latents with one quantiser step of uniform
 noise on the active values, so the MSE term includes quantisation. beta is in the loss's units
 (squared error of the normalised input, summed over d_in) per bit: fixed (tcfg.beta), or, with
-tcfg.target_mse, steered by dual ascent after every step, log beta += 0.1 * clip((t - m) / t, +-0.25) (beta kept in [1e-3, 1e3]), m the
-batch's raw-scale MSE (per dimension, with the noise) and t = TARGET_FRACTION * target_mse (room
-for the held-out data's larger error). There is no early stopping (beta moves the MSE on purpose):
+tcfg.target_mse, steered by dual ascent after every step (models.rate.dual_ascent: log beta +=
+clip((t - m) / t, +-0.1), beta kept in [1e-3, 1e3]), m the batch's raw-scale MSE (per dimension,
+with the noise) and t = TARGET_FRACTION * target_mse (room for the test data's larger error and
+the codec's own choice of step); beta starts at tcfg.beta, else DEFAULT_BETA. There is no early stopping (beta moves the MSE on purpose):
 the last epoch's weights are returned, after the learning rate has decayed to 0.
 """
 
@@ -43,7 +44,7 @@ from mdlcodec.models.rate import RateModel, dual_ascent
 MEDIAN_SAMPLES = 4096    # subsample for the geometric median
 MEDIAN_ITERATIONS = 20   # Weiszfeld iterations
 OBJECTIVES = ("mse", "mdl")
-DEFAULT_BETA = 0.01      # objective mdl: beta without tcfg.beta (with target_mse: where dual ascent starts)
+DEFAULT_BETA = 0.5       # objective mdl: beta without tcfg.beta (with target_mse: where dual ascent starts)
 TARGET_FRACTION = 0.8    # objective mdl: the training MSE is steered to this share of target_mse
 
 
@@ -58,8 +59,9 @@ class TrainConfig:
     validation data is given; progress: report on stderr (core.progress.ProgressBar: a bar on a
     terminal, a line every few seconds otherwise); False is silent. objective: "mse", or "mdl" (see
     the module docstring) with beta (normalised squared error per bit) and/or target_mse (raw units,
-    per dimension: beta starts at beta and follows it), rate_step (the quantiser step of the rate's noise, latent units;
-    None: learned) and gate_bandwidth (the straight-through kernel's width, latent units)."""
+    per dimension: beta starts at beta and follows it), rate_step (the quantiser step of the rate's
+    noise, latent units; None: learned) and gate_bandwidth (the straight-through kernel's width,
+    latent units)."""
 
     lr: float = 4e-3
     batch_size: int = 256
@@ -313,12 +315,12 @@ def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None, 
         result.history.append({"epoch": epoch, "loss": s[0], "mse_loss": s[1], "auxk_loss": s[2], "l0": s[3],
                                "dead": int((since_fired >= tcfg.dead_after).sum()), "val_mse": val_mse,
                                "lr": opt.param_groups[0]["lr"]})
-        if rate is not None:
-            result.history[-1].update(rate_bits=s[4], beta=math.exp(log_beta), rate_step=float(rate.step.detach()))
-            best_mse, best_state, result.best_epoch = val_mse, None, epoch  # no early stopping: the last epoch
-            continue
         last_val = {"val_mse": f"{val_mse:.4g}"}
         bar.set_figures(epoch=f"{epoch}/{tcfg.epochs}", loss=f"{s[0]:.4g}", L0=f"{s[3]:.1f}", **last_val)
+        if rate is not None:
+            result.history[-1].update(rate_bits=s[4], beta=math.exp(log_beta), rate_step=float(rate.step.detach()))
+            result.best_epoch = epoch  # no early stopping: the last epoch's weights
+            continue
         if val_mse < best_mse:
             best_mse = val_mse
             best_state = ({k: t.detach().clone() for k, t in sae.state_dict().items()}, copy.deepcopy(sae.cfg))
