@@ -23,6 +23,8 @@ FIXES = {
     "tables": "run `mdlcodec fit-codec MODEL DATA` first",
     "tolerance": "give --max-fvu or --max-mse",
     "tolerance_unmet": "give a larger --max-fvu / --max-mse",
+    "objectives": "give --objectives mse or mse,mdl",
+    "objective": "--objective mdl trains --arch jumprelu, batchtopk or topk (jumprelu only with it)",
 }
 """What the user changes on the command line for a library error's ``param`` (MdlcodecError)."""
 

@@ -63,10 +63,13 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--seed", type=int, default=0, show_default=True)
 @threads_option
 @click.option("--no-pca", is_flag=True, help="Skip the dense PCA baseline row.")
+@click.option("--objectives", default="mse", show_default=True,
+              help="mse (the BatchTopK sweep) or mse,mdl: also, per width, its calibrated SAE fine-tuned as JumpReLU "
+                   "for description length (train --objective mdl), a candidate beside it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
 def select_cmd(data: str, tol: str, widths: str | None, out_dir: Path, quick: bool, epochs: int | None,
                batch_size: int | None, device: str,
-               seed: int, no_pca: bool, as_json: bool) -> None:
+               seed: int, no_pca: bool, objectives: str, as_json: bool) -> None:
     """Find the eps-MDL-optimal BatchTopK SAE on DATA: per width the smallest k meeting the test MSE
     tolerance, the coarsest quantisation still meeting it, description length of the test split
     in theory and from the real encoded file, the shortest selected; PCA beside it; Figure 2."""
@@ -75,7 +78,8 @@ def select_cmd(data: str, tol: str, widths: str | None, out_dir: Path, quick: bo
     from mdlcodec.selection import SelectionConfig, run_selection, write_results
     from mdlcodec.selection.results import markdown_table
 
-    overrides = {"tol": parse_tol(tol), "seed": seed, "device": device, "pca": not no_pca}
+    overrides = {"tol": parse_tol(tol), "seed": seed, "device": device, "pca": not no_pca,
+                 "objectives": tuple(o.strip() for o in objectives.split(",") if o.strip())}
     if widths is not None:
         overrides["widths"] = parse_widths(widths)
     if epochs is not None:
@@ -99,7 +103,13 @@ def select_cmd(data: str, tol: str, widths: str | None, out_dir: Path, quick: bo
     s, t = results["selected"], results["timing"]
     where = ("the curve has an interior minimum" if results["curve"]["interior_minimum"]
              else "the curve's minimum is at an edge of the grid")
-    click.echo(f"MDL choice: width {s['width']}, k {s['k']} (L0 {s['l0']:.1f}): file {s['file_bits']:.1f} bits/sample, "
+    o = results.get("objectives")
+    if o and "mdl" in o:
+        click.echo(f"objective {o['winner']} wins: shortest file {o['mdl']['file_bits']:.1f} bits/sample trained for "
+                   f"description length (width {o['mdl']['width']}) against {o['mse']['file_bits']:.1f} for BatchTopK "
+                   f"(width {o['mse']['width']}, k {o['mse']['k']})")
+    made = f"k {s['k']}" if s["k"] is not None else f"{s['arch']}, objective {s['objective']}"
+    click.echo(f"MDL choice: width {s['width']}, {made} (L0 {s['l0']:.1f}): file {s['file_bits']:.1f} bits/sample, "
                f"cross-entropy {s['cross_entropy_bits']:.1f}; {where}"
                + ("" if s["beats_pca"] else "; PCA's dense code is shorter"))
     click.echo(f"payload within {100 * results['checks']['max_payload_vs_cross_entropy_deviation']:.3f}% of the "

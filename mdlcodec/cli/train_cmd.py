@@ -10,13 +10,16 @@ import click
 
 from mdlcodec.cli.options import threads_option
 
+MDL_ARCHS = ("jumprelu", "batchtopk", "topk")  # architectures with a threshold or k
+
 if TYPE_CHECKING:
     import numpy as np
 
 
 @click.command("train")
 @click.argument("data")
-@click.option("--arch", default="batchtopk", show_default=True, help="Architecture: topk, batchtopk, relu, ...")
+@click.option("--arch", default="batchtopk", show_default=True,
+              help="Architecture: topk, batchtopk, relu, tree; jumprelu with --objective mdl.")
 @click.option("--width", type=int, required=True, help="Number of latents (d_sae).")
 @click.option("--k", type=int, help="Active latents per sample (topk) or on average (batchtopk).")
 @click.option("--l1", "l1", type=float, help="L1 coefficient (relu).")
@@ -39,33 +42,65 @@ if TYPE_CHECKING:
                    "training split.")
 @click.option("--min-implication", type=click.FloatRange(0, 1, min_open=True), default=0.9, show_default=True,
               help="With --grow-from: a feature's parent fires on at least this share of the samples it fires on.")
+@click.option("--objective", type=click.Choice(["mse", "mdl"]), default="mse", show_default=True,
+              help="mdl: minimise MSE + beta * (estimated bits per sample), for jumprelu, batchtopk or topk; beta "
+                   "is --beta, or steered so the training MSE meets --max-mse.")
+@click.option("--beta", type=click.FloatRange(min=0, min_open=True),
+              help="--objective mdl: weight of a bit, in squared error of the normalised input summed over d_in.")
+@click.option("--rate-step", type=click.FloatRange(min=0, min_open=True),
+              help="--objective mdl: quantiser step of the rate estimate's noise, latent units (default: learned).")
+@click.option("--start-from", type=click.Path(path_type=Path),
+              help="Fine-tune this trained SAE of the same width (--arch jumprelu: a batchtopk model, its threshold "
+                   "on every latent).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Model directory to write.")
 @click.option("--force", is_flag=True, help="Replace the SAE already in OUTPUT.")
 def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None, epochs: int | None,
               lr: float | None, batch_size: int | None, seed: int, device: str, normalize: bool,
               codec_step: float | None, max_mse: float | None, parents_file: Path | None, grow_from: Path | None,
-              min_implication: float, as_json: bool, output: Path, force: bool) -> None:
+              min_implication: float, objective: str, beta: float | None, rate_step: float | None,
+              start_from: Path | None, as_json: bool, output: Path, force: bool) -> None:
     """Train an SAE on DATA's training split (10% held out for early stopping), save it to OUTPUT and
     print its evaluation on DATA's test split, then fit the codec tables (quantiser and entropy model,
     OUTPUT/codec.safetensors) on the training split. DATA: toy[:...], mnist[:PATH] or an activation file.
     A tree SAE (--arch tree) needs its forest: --parents FILE.json, or --grow-from a flat model (its
-    weights and input scale are the start; --k defaults to its k)."""
+    weights and input scale are the start; --k defaults to its k). --objective mdl trains for description
+    length (models.rate): with --max-mse the weight of the rate follows the tolerance."""
     from mdlcodec.core.errors import ModelError
     from mdlcodec.core.forest import forest_depths
     from mdlcodec.data import load_dataset
     from mdlcodec.models import SAEConfig, TrainConfig, evaluate, load_sae
     from mdlcodec.models.base import architecture
+    from mdlcodec.models.jumprelu import jumprelu_from
     from mdlcodec.models.train import check_device
     from mdlcodec.models.tree import tree_from_flat
     from mdlcodec.workflow import check_model_output, train_codec
 
-    cfg = SAEConfig(arch=arch, d_in=1, d_sae=width, k=k, l1_coeff=l1)
+    cfg = SAEConfig(arch=arch, d_in=1, d_sae=width, k=k, l1_coeff=l1, objective="mdl" if objective == "mdl" else None)
     if codec_step is not None and max_mse is not None:
         raise click.UsageError("give --codec-step or --max-mse, not both")
+    if objective != "mdl" and (beta is not None or rate_step is not None):
+        raise click.UsageError("--beta and --rate-step are for --objective mdl")
+    if beta is not None and max_mse is not None:
+        raise click.UsageError("give --beta or --max-mse (which sets beta), not both")
+    if objective == "mdl" and arch not in MDL_ARCHS:
+        raise ModelError(f"--objective mdl needs an architecture with a threshold or k ({', '.join(MDL_ARCHS)}), "
+                         f"not {arch}", param="objective")
     structure, flat = {}, None
     if arch != "tree" and (parents_file or grow_from):
         raise ModelError("--parents and --grow-from are for --arch tree")
+    start = None
+    if start_from is not None:
+        if arch == "tree":
+            raise ModelError("a tree SAE starts from a flat model with --grow-from, not --start-from")
+        start = load_sae(start_from, device)
+        if start.cfg.d_sae != width:
+            raise ModelError(f"--width {width} differs from the width {start.cfg.d_sae} of {start_from}")
+        if arch == "jumprelu" and start.cfg.arch == "batchtopk":
+            start = jumprelu_from(start)
+        if start.cfg.arch != arch:
+            raise ModelError(f"--start-from {start_from} is a {start.cfg.arch} SAE, not {arch}")
+        cfg.k = start.cfg.k if k is None else k
     if arch == "tree":
         if parents_file is None and grow_from is None:
             raise ModelError("a tree SAE needs its forest: give --parents FILE.json or --grow-from MODEL_DIR")
@@ -76,17 +111,18 @@ def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None,
             if flat.cfg.d_sae != width:
                 raise ModelError(f"--width {width} differs from the width {flat.cfg.d_sae} of {grow_from}")
             cfg.k = flat.cfg.k if k is None else k
-    architecture(cfg)  # refuse a bad architecture or width before loading any data
+    architecture(cfg).check_trainable(cfg)  # refuse a bad architecture or width before loading any data
     check_model_output(output, force)  # before loading data or training
     if parents_file is not None:
         structure["parents"] = _read_parents(parents_file, width)
     check_device(device)
     ds = load_dataset(data)
     cfg.d_in = ds.d
-    given = {"epochs": epochs, "lr": lr, "batch_size": batch_size}
-    tcfg = TrainConfig(seed=seed, device=device, normalize=normalize, progress=not as_json,
+    given = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "beta": beta, "rate_step": rate_step,
+             "target_mse": max_mse if objective == "mdl" else None}
+    tcfg = TrainConfig(seed=seed, device=device, normalize=normalize, progress=not as_json, objective=objective,
                        **{name: v for name, v in given.items() if v is not None})
-    init = tree_from_flat(flat, ds.train, min_implication) if flat is not None else None
+    init = tree_from_flat(flat, ds.train, min_implication) if flat is not None else start
     tc = train_codec(cfg, ds.train, ds.test, tcfg, output, codec_step, max_mse, overwrite=force, init=init,
                      **structure)
     sae, result, codec_report = tc.sae, tc.training, tc.codec_report

@@ -34,7 +34,9 @@ class SAEConfig:
     apply_b_dec_to_input: whether the encoder subtracts b_dec from its input first (SAELens' field of
     that name); False for SAEs imported from peers that do not (SAELens with it false,
     dictionary_learning's JumpReluAutoEncoder). cfg.json names it only when False, so the files of
-    every SAE that subtracts b_dec are unchanged.
+    every SAE that subtracts b_dec are unchanged. objective: what training minimised, "mdl" for
+    MSE + beta * rate (models.rate); None (MSE and the architecture's own penalty, or unknown) is
+    left out of cfg.json.
     """
 
     arch: str
@@ -46,6 +48,7 @@ class SAEConfig:
     input_scale: float = 1.0
     data_rms: float | None = None
     apply_b_dec_to_input: bool = True
+    objective: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The cfg.json form: SAELens names the architecture field "architecture"; apply_b_dec_to_input
@@ -53,6 +56,8 @@ class SAEConfig:
         d = dataclasses.asdict(self)
         if d["apply_b_dec_to_input"] is True:
             del d["apply_b_dec_to_input"]
+        if d["objective"] is None:
+            del d["objective"]
         return {"architecture": d.pop("arch"), **d}
 
     @classmethod
@@ -74,6 +79,9 @@ class SAEConfig:
 def as_float32(v: float) -> float:
     """v rounded to the nearest float32, as a Python float (so cfg.json and float32 tensors agree)."""
     return float(np.float32(v))
+
+
+OBJECTIVES = (None, "mse", "mdl")
 
 
 class SAE(nn.Module):
@@ -120,6 +128,9 @@ class SAE(nn.Module):
                 raise ModelError(f"{name} must be a number, got {v!r}")
         if not isinstance(cfg.apply_b_dec_to_input, bool):
             raise ModelError(f"apply_b_dec_to_input must be true or false, got {cfg.apply_b_dec_to_input!r}")
+        if cfg.objective not in OBJECTIVES:
+            raise ModelError(f"objective must be one of {', '.join(map(str, OBJECTIVES))}, got {cfg.objective!r}",
+                             param="objective")
         if cfg.d_sae <= 0:
             raise ModelError(f"width (d_sae) must be positive, got {cfg.d_sae}")
         if cfg.d_in <= 0:
@@ -156,6 +167,20 @@ class SAE(nn.Module):
     @torch.no_grad()
     def observe_train(self, z: Tensor) -> None:
         """Called after each training step with that batch's training latents (for running statistics)."""
+
+    def gate_threshold(self, pre: Tensor, z: Tensor) -> Tensor | None:
+        """The threshold on pre-activations [n, d_sae] around which the training latents z [n, d_sae]
+        switch on (broadcastable to pre), for the rate's straight-through gate (models.rate); None for
+        an architecture without a threshold or k, which cannot be trained with objective "mdl"."""
+        return None
+
+    def start_training(self, pre: Tensor, bandwidth: float, fresh: bool = True) -> None:
+        """Called by the trainer before the first step of an "mdl" training, with a sample's
+        pre-activations [n, d_sae] and the gate's kernel width (jumprelu makes its thresholds learnable,
+        started from pre unless not ``fresh``: a fine-tuning keeps them)."""
+
+    def finish_training(self) -> None:
+        """Undo start_training's changes to the module's layout once training ends."""
 
     def encode(self, x: Tensor) -> Tensor:
         """Raw-scale inputs [n, d_in] -> latents [n, d_sae]."""

@@ -51,6 +51,11 @@ class BatchTopKSAE(SAE):
         vals, idx = flat.topk(min(self.cfg.k * pre.shape[0], flat.numel()))
         return torch.zeros_like(flat).scatter(0, idx, vals).view_as(pre)
 
+    def gate_threshold(self, pre: Tensor, z: Tensor) -> Tensor:
+        """The batch's smallest selected activation (held fixed: k sets how many latents fire)."""
+        active = z[z > 0]
+        return (active.min() if active.numel() else pre.new_zeros(())).detach()
+
     @torch.no_grad()
     def observe_train(self, z: Tensor) -> None:
         """Update the running threshold with the smallest positive activation of a training batch."""

@@ -36,3 +36,7 @@ class TopKSAE(SAE):
 
     def activate_sparse(self, pre: Tensor) -> tuple[Tensor, Tensor]:
         return topk_per_sample_sparse(pre, self.cfg.k)
+
+    def gate_threshold(self, pre: Tensor, z: Tensor) -> Tensor:
+        """Each sample's smallest selected activation [n, 1] (held fixed: k sets how many latents fire)."""
+        return z.detach().masked_fill(z <= 0, torch.inf).min(1, keepdim=True).values

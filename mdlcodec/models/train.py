@@ -11,6 +11,17 @@ it the rows are renormalised to unit length. b_dec starts at the geometric media
 A latent is dead when it has not fired on the last `dead_after` training samples. After each epoch
 the raw-scale MSE on held-out data decides early stopping; the best epoch's weights are returned.
 On CPU a seed fixes everything: the same seed gives bit-identical weights.
+
+Objective "mdl" (description length; architectures with a threshold or k: jumprelu, batchtopk,
+topk): the loss adds beta * R, R the rate estimate of models.rate (activity + value bits per
+sample, mean over the batch), and reconstructs from the latents with one quantiser step of uniform
+noise on the active values, so the MSE term includes quantisation. beta is in the loss's units
+(squared error of the normalised input, summed over d_in) per bit: fixed (tcfg.beta), or, with
+tcfg.target_mse, steered by dual ascent after every step (models.rate.dual_ascent: log beta +=
+clip((t - m) / t, +-0.1), beta kept in [1e-3, 1e3]), m the batch's raw-scale MSE (per dimension,
+with the noise) and t = TARGET_FRACTION * target_mse (room for the test data's larger error and
+the codec's own choice of step); beta starts at tcfg.beta, else DEFAULT_BETA. There is no early stopping (beta moves the MSE on purpose):
+the last epoch's weights are returned, after the learning rate has decayed to 0.
 """
 
 from __future__ import annotations
@@ -28,9 +39,13 @@ from mdlcodec.core.errors import ModelError
 from mdlcodec.core.progress import ProgressBar
 from mdlcodec.models.base import SAE, SAEConfig, architecture, as_float32, make_sae
 from mdlcodec.models.evaluate import evaluate
+from mdlcodec.models.rate import RateModel, dual_ascent
 
 MEDIAN_SAMPLES = 4096    # subsample for the geometric median
 MEDIAN_ITERATIONS = 20   # Weiszfeld iterations
+OBJECTIVES = ("mse", "mdl")
+DEFAULT_BETA = 0.5       # objective mdl: beta without tcfg.beta (with target_mse: where dual ascent starts)
+TARGET_FRACTION = 0.8    # objective mdl: the training MSE is steered to this share of target_mse
 
 
 @dataclass
@@ -42,7 +57,11 @@ class TrainConfig:
     counts as dead; patience: epochs without a relative improvement of `min_improvement` in
     held-out MSE before stopping; val_fraction: share of the training data held out when no
     validation data is given; progress: report on stderr (core.progress.ProgressBar: a bar on a
-    terminal, a line every few seconds otherwise); False is silent."""
+    terminal, a line every few seconds otherwise); False is silent. objective: "mse", or "mdl" (see
+    the module docstring) with beta (normalised squared error per bit) and/or target_mse (raw units,
+    per dimension: beta starts at beta and follows it), rate_step (the quantiser step of the rate's
+    noise, latent units; None: learned) and gate_bandwidth (the straight-through kernel's width,
+    latent units)."""
 
     lr: float = 4e-3
     batch_size: int = 256
@@ -58,6 +77,11 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
+    objective: str = "mse"
+    beta: float | None = None
+    target_mse: float | None = None
+    rate_step: float | None = None
+    gate_bandwidth: float = 1.0
 
 
 @dataclass
@@ -139,6 +163,35 @@ def _check_init(cfg: SAEConfig, init: SAE, structure: dict) -> None:
     type(init).check(cfg)
 
 
+def _check_objective(tcfg: TrainConfig) -> None:
+    """Refuse an unknown objective, or rate settings that do not fit it (ModelError naming the setting)."""
+    if tcfg.objective not in OBJECTIVES:
+        raise ModelError(f"unknown objective {tcfg.objective!r}; known: {', '.join(OBJECTIVES)}", param="objective")
+    given = [n for n in ("beta", "target_mse", "rate_step") if getattr(tcfg, n) is not None]
+    if tcfg.objective != "mdl" and given:
+        raise ModelError(f"{', '.join(given)} only apply to objective mdl", param="objective")
+    for n in ("beta", "target_mse", "rate_step", "gate_bandwidth"):
+        v = getattr(tcfg, n)
+        if v is not None and not (v > 0 and math.isfinite(v)):
+            raise ModelError(f"{n} must be a positive number, got {v}", param=n)
+
+
+def _start_rate(sae: SAE, xs: Tensor, gen: torch.Generator, tcfg: TrainConfig, fresh: bool = True) -> RateModel:
+    """The rate model of an "mdl" training, started on a subsample of the normalised inputs xs; the SAE
+    gets its start_training call. ModelError for an architecture without a threshold or k."""
+    with torch.no_grad():
+        sub = xs[torch.randperm(xs.shape[0], generator=gen)[:MEDIAN_SAMPLES].to(xs.device)]
+        pre = sae.pre_acts(sub)
+        if sae.gate_threshold(pre, sae.activate_train(pre)) is None:
+            raise ModelError(f"objective mdl needs an architecture with a threshold or k (jumprelu, batchtopk, "
+                             f"topk), not {sae.cfg.arch}", param="objective")
+    sae.start_training(pre, tcfg.gate_bandwidth, fresh)
+    rate = RateModel(sae.cfg.d_sae, tcfg.rate_step, tcfg.gate_bandwidth)
+    with torch.no_grad():
+        rate.start(sae.activate_train(pre).to(xs.device))
+    return rate
+
+
 def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None, init: SAE | None = None,
               **structure) -> tuple[SAE, TrainResult]:
     """Train a fresh SAE described by cfg on raw-scale train [n, d_in] (numpy or tensor; loaded
@@ -156,7 +209,10 @@ def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None, 
     check_device(tcfg.device)
     if tcfg.batch_size <= 0 or tcfg.epochs <= 0 or tcfg.lr <= 0:
         raise ModelError("batch size, epochs and learning rate must be positive")
+    _check_objective(tcfg)
     cfg = copy.deepcopy(cfg)
+    if tcfg.objective == "mdl":
+        cfg.objective = "mdl"
     architecture(cfg).check_trainable(cfg)  # an inference-only (imported) architecture refuses before any work
     if init is None:
         make_sae(cfg, torch.Generator(), **structure)  # validates cfg before any work
@@ -190,13 +246,16 @@ def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None, 
             sub = torch.randperm(xs.shape[0], generator=gen)[:MEDIAN_SAMPLES]
             sae.b_dec.copy_(geometric_median(xs[sub.to(dev)].cpu()))
     sae.to(dev).train()
+    rate, log_beta = None, math.log(tcfg.beta if tcfg.beta is not None else DEFAULT_BETA)
+    if tcfg.objective == "mdl":
+        rate = _start_rate(sae, xs, gen, tcfg, fresh=init is None).to(dev)
 
     n = xs.shape[0]
     bs = min(tcfg.batch_size, n)
     steps_per_epoch = n // bs
     total = steps_per_epoch * tcfg.epochs
     decay_from = int(total * (1 - tcfg.lr_decay_fraction))
-    opt = torch.optim.Adam(sae.parameters(), lr=tcfg.lr)
+    opt = torch.optim.Adam([*sae.parameters(), *(rate.parameters() if rate is not None else ())], lr=tcfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 1.0 if s < decay_from else max(0.0, (total - s) / max(1, total - decay_from)))
     k_aux = tcfg.k_aux or max(1, cfg.d_in // 2)
@@ -208,14 +267,18 @@ def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None, 
     last_val: dict[str, str] = {}  # the last epoch's held-out MSE, shown beside the running figures
     for epoch in range(1, tcfg.epochs + 1):
         order = torch.randperm(n, generator=gen).to(dev)
-        sums = torch.zeros(4, dtype=torch.float64, device=dev)  # loss, mse part, aux part, L0
+        sums = torch.zeros(5, dtype=torch.float64, device=dev)  # loss, mse part, aux part, L0, rate bits
         for step in range(steps_per_epoch):
             xb = xs[order[step * bs:(step + 1) * bs]]
             pre = sae.pre_acts(xb)
             z = sae.activate_train(pre)
-            x_hat = z @ sae.W_dec + sae.b_dec
+            z_rec, bits = z, torch.zeros((), device=dev)
+            if rate is not None:  # objective mdl: reconstruct from noisy values, add beta * rate
+                z_rec, act_bits, val_bits = rate(pre, z, sae.gate_threshold(pre, z), gen)
+                bits = (act_bits + val_bits).mean()
+            x_hat = z_rec @ sae.W_dec + sae.b_dec
             mse = (x_hat - xb).pow(2).sum(1).mean()
-            loss = mse + sae.sparsity_penalty(z)
+            loss = mse + sae.sparsity_penalty(z) + (math.exp(log_beta) * bits if rate is not None else 0.0)
             dead = since_fired >= tcfg.dead_after
             aux = torch.zeros((), device=dev)
             if sae.uses_auxk and tcfg.auxk_alpha > 0 and bool(dead.any()):
@@ -233,7 +296,13 @@ def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None, 
                 since_fired[fired] = 0
                 sae.observe_train(z)
                 l0 = (z > 0).sum(1).double().mean()
-                sums += torch.stack([loss.detach().double(), mse.detach().double(), aux.detach().double(), l0])
+                sums += torch.stack([loss.detach().double(), mse.detach().double(), aux.detach().double(), l0,
+                                     bits.detach().double()])
+                if rate is not None:
+                    rate.observe(z > 0)
+                    if tcfg.target_mse is not None:
+                        raw = float(mse.detach()) / (cfg.d_in * cfg.input_scale ** 2)
+                        log_beta = dual_ascent(log_beta, raw, TARGET_FRACTION * tcfg.target_mse)
             bar.update(1)
             if step % 10 == 0 and tcfg.progress:
                 bar.set_figures(epoch=f"{epoch}/{tcfg.epochs}", loss=f"{float(loss.detach()):.4g}",
@@ -248,6 +317,10 @@ def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None, 
                                "lr": opt.param_groups[0]["lr"]})
         last_val = {"val_mse": f"{val_mse:.4g}"}
         bar.set_figures(epoch=f"{epoch}/{tcfg.epochs}", loss=f"{s[0]:.4g}", L0=f"{s[3]:.1f}", **last_val)
+        if rate is not None:
+            result.history[-1].update(rate_bits=s[4], beta=math.exp(log_beta), rate_step=float(rate.step.detach()))
+            result.best_epoch = epoch  # no early stopping: the last epoch's weights
+            continue
         if val_mse < best_mse:
             best_mse = val_mse
             best_state = ({k: t.detach().clone() for k, t in sae.state_dict().items()}, copy.deepcopy(sae.cfg))
@@ -260,6 +333,7 @@ def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None, 
                 result.stopped_early = True
                 break
     bar.close()
+    sae.finish_training()
     if best_state is not None:
         sae.load_state_dict(best_state[0])
         sae.cfg = best_state[1]

@@ -128,6 +128,10 @@ class TreeSAE(BatchTopKSAE):
     def activate_sparse(self, pre: Tensor) -> tuple[Tensor, Tensor]:
         return self.mask_sparse(*super().activate_sparse(pre))
 
+    def gate_threshold(self, pre: Tensor, z: Tensor) -> None:
+        """None: a forced ancestor fires below the batch threshold, so the tree has no single gate to
+        train through; objective "mdl" is refused."""
+
     def activate_train(self, pre: Tensor) -> Tensor:
         return self.mask(super().activate_train(pre))
 

@@ -11,6 +11,13 @@
    argmin of the cross-entropy is reported beside it). "curve" is the file bits of the calibrated k
    per width, the paper's Figure 2A, and says whether its minimum is interior;
 5. the dense baseline at the same tol: PCA transform coding.
+
+With objective "mdl" among ``objectives``, each width also gets one SAE trained for description
+length: its BatchTopK SAE with the shortest file (the calibrated k or a larger one) made a JumpReLU SAE (its threshold on every latent,
+models.jumprelu.jumprelu_from) and fine-tuned with objective "mdl" (models.rate: MSE + beta * the
+estimated bits, beta steered to the tolerance) for the same number of epochs at MDL_LR. These rows
+(method "sae-mdl") are candidates beside the BatchTopK ones; results["objectives"] names the
+shortest file of each objective and which wins.
 """
 
 from __future__ import annotations
@@ -26,11 +33,15 @@ from mdlcodec.core.errors import MdlcodecError
 from mdlcodec.core.progress import Progress, quiet
 from mdlcodec.core.runinfo import machine, versions
 from mdlcodec.models import TrainConfig
+from mdlcodec.models.jumprelu import jumprelu_from
 from mdlcodec.selection.measure import feature_density, measure_pca, measure_sae
 from mdlcodec.selection.sweep import DEFAULT_SLOPE, SAECache, calibrate_width
 
 FULL_WIDTHS = (32, 64, 128, 256, 512, 1024, 2048, 4096)
 QUICK_WIDTHS = (32, 64, 128, 256, 512, 1024)
+OBJECTIVES = ("mse", "mdl")
+MDL_LR = 1e-3     # learning rate of the "mdl" fine-tuning
+MDL_BETA = 1.0    # where its beta starts (dual ascent then follows the tolerance)
 
 
 @dataclass
@@ -40,7 +51,7 @@ class SelectionConfig:
     fixed training budget of every SAE (early stopping on a held-out tenth of the training split);
     k_resolution: calibration stops when the bracket [lo, hi] on k is within max(1, k_resolution * hi)
     (0: the exact smallest passing k); max_trials: most SAEs trained per width; pca: add the dense
-    baseline row."""
+    baseline row; objectives: "mse" (the BatchTopK sweep, always) and "mdl" (see the module docstring)."""
 
     tol: float = 0.015
     widths: tuple[int, ...] = FULL_WIDTHS
@@ -54,6 +65,7 @@ class SelectionConfig:
     k_resolution: float = 0.0
     max_trials: int = 10
     pca: bool = True
+    objectives: tuple[str, ...] = ("mse",)
 
     @classmethod
     def quick(cls, **overrides) -> "SelectionConfig":
@@ -69,12 +81,19 @@ class SelectionConfig:
             raise MdlcodecError(f"widths repeat: {list(self.widths)}")
         if self.epochs < 1 or self.patience < 1 or self.batch_size < 1 or not self.lr > 0 or self.max_trials < 1:
             raise MdlcodecError("epochs, patience, batch size, learning rate and max trials must be positive")
+        if "mse" not in self.objectives or not set(self.objectives) <= set(OBJECTIVES):
+            raise MdlcodecError(f"objectives must include mse, from {', '.join(OBJECTIVES)}; got "
+                                f"{', '.join(self.objectives)}", param="objectives")
         if not 0 <= self.k_resolution < 1:
             raise MdlcodecError(f"k resolution must be in [0, 1), got {self.k_resolution}")
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, patience=self.patience,
                            seed=self.seed, device=self.device, progress=False)
+
+    def mdl_train_config(self) -> TrainConfig:
+        """The "mdl" fine-tuning: the same epochs and batch, MDL_LR, beta from MDL_BETA toward tol."""
+        return dataclasses.replace(self.train_config(), lr=MDL_LR, objective="mdl", beta=MDL_BETA, target_mse=self.tol)
 
 
 @dataclass
@@ -124,14 +143,17 @@ def run_selection(ds, cfg: SelectionConfig, run_dir: str | Path, progress: Progr
                          f"{row['bits_per_value']:.2f} bits/value, cross-entropy {m['cross_entropy_bits']['total']:.1f}, "
                          f"file {m['file_bits']:.1f} bits/sample")
             rows.append(row)
+        if "mdl" in cfg.objectives:
+            start = min((r for r in rows if r["width"] == width and "file_bits" in r), key=lambda r: r["file_bits"])
+            rows.append(_mdl_row(cache, start, ds, cfg, extra, progress))
 
-    measured = [r for r in rows if r["k"] is not None]
+    measured = [r for r in rows if "file_bits" in r]
     if not measured:
         raise MdlcodecError(f"no width in {sorted(cfg.widths)} meets test MSE <= {cfg.tol:g} with any k",
                             param="tol")
     best = min(measured, key=lambda r: r["file_bits"])
     best_ce = min(measured, key=lambda r: r["cross_entropy_bits"]["total"])
-    curve = [r for r in measured if r["calibrated"]]
+    curve = [r for r in measured if r["method"] == "sae" and r["calibrated"]]
     best_on_curve = min(curve, key=lambda r: r["file_bits"])
     i = curve.index(best_on_curve)
     pca_row = None
@@ -154,7 +176,9 @@ def run_selection(ds, cfg: SelectionConfig, run_dir: str | Path, progress: Progr
         "machine": machine() | {"device": cfg.device},
         "rows": rows,
         "pca": pca_row,
+        "objectives": _objectives(measured) if "mdl" in cfg.objectives else None,
         "selected": {"width": best["width"], "k": best["k"], "l0": best["l0"], "file_bits": best["file_bits"],
+                     "objective": best.get("objective", "mse"), "arch": best.get("arch", cfg.arch),
                      "cross_entropy_bits": best["cross_entropy_bits"]["total"], "hash": best["hash"],
                      "calibrated": best["calibrated"],
                      "cross_entropy_argmin": {"width": best_ce["width"], "k": best_ce["k"]},
@@ -170,3 +194,42 @@ def run_selection(ds, cfg: SelectionConfig, run_dir: str | Path, progress: Progr
                    "train_seconds": cache.train_seconds},
     }
     return results, extra
+
+
+def _mdl_row(cache: SAECache, base: dict, ds, cfg: SelectionConfig, extra: Selected, progress: Progress) -> dict:
+    """The "mdl" candidate fine-tuned from the BatchTopK row ``base`` (see the module docstring),
+    measured as the others are; a row without figures, saying why, if it cannot meet the tolerance."""
+    width = base["width"]
+    start = jumprelu_from(cache.load(base["hash"]))
+    entry = cache.get_or_train(start.cfg, cfg.mdl_train_config(), progress, init=(base["hash"], start))
+    row = {"method": "sae-mdl", "width": width, "k": None, "calibrated": False, "objective": "mdl",
+           "arch": "jumprelu", "from_k": base["k"], "hash": entry["hash"]}
+    t0 = time.perf_counter()
+    try:
+        codec, m = measure_sae(cache.load(entry["hash"], "cpu"), ds.train, ds.test, cfg.tol)
+    except MdlcodecError as e:
+        progress(f"width {width}: the objective-mdl SAE misses the tolerance: {e}")
+        return row | {"failed": str(e)}
+    extra.decoders[entry["hash"]] = codec.decoder.W_dec
+    extra.densities[entry["hash"]] = feature_density(codec, ds.train)
+    ev, tr = entry["test"], entry["training"]
+    row |= {"l0": ev["l0_mean"], "l0_std": ev["l0_std"], "test_mse": ev["mse"], "fvu": ev["fvu"], "alive": ev["alive"],
+            "dead_fraction": ev["dead_fraction"], "epochs_run": tr["epochs_run"], "best_epoch": tr["best_epoch"],
+            "train_seconds": tr["seconds"], **m, "measure_seconds": time.perf_counter() - t0}
+    progress(f"width {width}: objective mdl (jumprelu from k {base['k']}): L0 {row['l0']:.1f}, test MSE "
+             f"{row['test_mse']:.5f}, cross-entropy {m['cross_entropy_bits']['total']:.1f}, file {m['file_bits']:.1f} "
+             "bits/sample")
+    return row
+
+
+def _objectives(measured: list[dict]) -> dict:
+    """The shortest file of each objective's SAEs and which objective wins (the shorter)."""
+    out = {}
+    for name, method in (("mse", "sae"), ("mdl", "sae-mdl")):
+        rs = [r for r in measured if r["method"] == method]
+        if rs:
+            b = min(rs, key=lambda r: r["file_bits"])
+            out[name] = {"width": b["width"], "k": b["k"], "l0": b["l0"], "file_bits": b["file_bits"],
+                         "payload_bits": b["payload_bits"], "hash": b["hash"]}
+    out["winner"] = min((n for n in ("mse", "mdl") if n in out), key=lambda n: out[n]["file_bits"])
+    return out

@@ -34,7 +34,7 @@ def table_rows(results: dict) -> list[dict]:
             ce = r["cross_entropy_bits"]
             flat.update(cross_entropy_bits=ce["total"], cross_entropy_activity_bits=ce["activity"],
                         cross_entropy_values_bits=ce["values"])
-        flat["selected"] = int(r["method"] == "sae" and r.get("hash") == sel["hash"])
+        flat["selected"] = int(r["method"] != "pca" and r.get("hash") == sel["hash"])
         if r["method"] == "sae":
             flat["calibrated"] = int(r["calibrated"])
         rows.append(flat)
@@ -70,7 +70,11 @@ def markdown_table(results: dict, calibrated_only: bool = True) -> str:
         if r["k"] is None and r["method"] == "sae":
             lines.append(f"| SAE | {r['width']} | - | - | no k meets tol | | | | | | | | |")
             continue
-        name = ("**SAE (MDL)**" if r["selected"] else "SAE") if r["method"] == "sae" else "PCA (dense)"
+        if r["method"] == "sae-mdl" and r["l0"] is None:
+            lines.append(f"| SAE, objective mdl | {r['width']} | - | - | misses tol | | | | | | | | |")
+            continue
+        name = {"sae": "SAE", "sae-mdl": "SAE, objective mdl"}.get(r["method"], "PCA (dense)")
+        name = f"**{name} (MDL)**" if r["selected"] else name
         k = r["k"] if r["k"] is not None else "-"
         mse = f"{r['test_mse']:.5f}" if r["test_mse"] is not None else "-"
         lines.append(f"| {name} | {r['width']} | {k} | {r['l0']:.1f} | {mse} | {r['quantised_test_mse']:.5f} | "

@@ -42,7 +42,7 @@ import torch
 from mdlcodec.core.atomic import write_text
 from mdlcodec.core.progress import Progress, quiet
 from mdlcodec.core.runinfo import versions
-from mdlcodec.models import SAEConfig, TrainConfig, evaluate, load_sae
+from mdlcodec.models import SAE, SAEConfig, TrainConfig, evaluate, load_sae
 from mdlcodec.workflow import train_and_save
 
 CACHE_FORMAT = 1
@@ -69,10 +69,13 @@ def train_settings(tcfg: TrainConfig) -> dict:
     return d
 
 
-def cache_key(data_fp: str, cfg: SAEConfig, tcfg: TrainConfig) -> dict:
-    return {"format": CACHE_FORMAT, "data": data_fp,
-            "sae": {"arch": cfg.arch, "d_in": cfg.d_in, "d_sae": cfg.d_sae, "k": cfg.k},
-            "train": train_settings(tcfg)}
+def cache_key(data_fp: str, cfg: SAEConfig, tcfg: TrainConfig, init: str | None = None) -> dict:
+    """What decides a cached SAE's weights; init: the cache hash of the SAE a fine-tuning started from
+    (named only when given, so the keys of SAEs trained from scratch are unchanged)."""
+    key = {"format": CACHE_FORMAT, "data": data_fp,
+           "sae": {"arch": cfg.arch, "d_in": cfg.d_in, "d_sae": cfg.d_sae, "k": cfg.k},
+           "train": train_settings(tcfg)}
+    return key if init is None else key | {"init": init}
 
 
 def key_hash(key: dict) -> str:
@@ -104,9 +107,9 @@ class SAECache:
     def path(self, h: str) -> Path:
         return self.root / h
 
-    def lookup(self, cfg: SAEConfig, tcfg: TrainConfig) -> dict | None:
+    def lookup(self, cfg: SAEConfig, tcfg: TrainConfig, init: str | None = None) -> dict | None:
         """The entry of this configuration, or None if it was never (fully) trained."""
-        p = self.path(key_hash(cache_key(self.data_fp, cfg, tcfg))) / ENTRY_FILE
+        p = self.path(key_hash(cache_key(self.data_fp, cfg, tcfg, init))) / ENTRY_FILE
         if not p.is_file():
             return None
         try:
@@ -132,18 +135,21 @@ class SAECache:
                 out[int(s["k"])] = e
         return out
 
-    def get_or_train(self, cfg: SAEConfig, tcfg: TrainConfig, progress: Progress = quiet) -> dict:
-        """The entry of this configuration, training and caching the SAE first if needed."""
-        entry = self.lookup(cfg, tcfg)
+    def get_or_train(self, cfg: SAEConfig, tcfg: TrainConfig, progress: Progress = quiet,
+                     init: tuple[str, SAE] | None = None) -> dict:
+        """The entry of this configuration, training and caching the SAE first if needed; init: (cache
+        hash, SAE) of the SAE to fine-tune (models.train_sae's init) instead of training from scratch."""
+        entry = self.lookup(cfg, tcfg, init[0] if init else None)
         if entry is not None:
             self.reused += 1
             return entry
-        key = cache_key(self.data_fp, cfg, tcfg)
+        key = cache_key(self.data_fp, cfg, tcfg, init[0] if init else None)
         h = key_hash(key)
         t0 = time.perf_counter()
         folder = self.path(h)
         self.root.mkdir(parents=True, exist_ok=True)
-        sae, result = train_and_save(cfg, self.train, tcfg, folder, overwrite=True)  # a folder without entry: redo
+        sae, result = train_and_save(cfg, self.train, tcfg, folder, overwrite=True,  # a folder without entry: redo
+                                     init=init[1] if init else None)
         seconds = time.perf_counter() - t0
         ev = evaluate(sae, self.test)
         entry = {"key": key, "hash": h, "config": sae.cfg.to_dict(), "test": ev,

@@ -26,6 +26,8 @@ def _run(*args):
     (["--tol", "-0.1"], "positive"),
     (["--tol", "0"], "positive"),
     (["--tol", "nan"], "positive"),
+    (["--objectives", "mdl"], "objectives must include mse"),
+    (["--objectives", "mse,l2"], "objectives must include mse"),
 ])
 def test_cli_bad_input_is_one_error_line(args, needle, tmp_path):
     r = _run(TOY, "-o", str(tmp_path / "run"), *args)

@@ -166,3 +166,40 @@ def test_tree_sae_codes_with_its_forest(tmp_path):
     bits = codec.chunk_coder.ideal_bits(codes)["activity"]
     assert 8 * len(data) > bits  # no child was coded at the 24-bit price of an impossible event
     assert bits / codes.n < codec.with_hierarchy(None).chunk_coder.ideal_bits(codes)["activity"] / codes.n + 0.5
+
+
+# --- objective mdl --------------------------------------------------------------------------------------
+
+def test_cli_objective_mdl_trains_jumprelu_and_records_the_objective(tmp_path):
+    out = tmp_path / "mdl"
+    r = _run("toy:n=2000", "--arch", "jumprelu", "--width", "16", "--objective", "mdl", "--beta", "0.05",
+             "--epochs", "2", "--json", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert report["config"]["objective"] == "mdl" and load_sae(out).cfg.objective == "mdl"
+
+
+def test_cli_start_from_fine_tunes_a_batchtopk_model_as_jumprelu(tmp_path):
+    src, out = tmp_path / "btk", tmp_path / "ft"
+    assert _run("toy:n=2000", "--width", "16", "--k", "3", "--epochs", "2", "--json", "-o", str(src)).exit_code == 0
+    r = _run("toy:n=2000", "--arch", "jumprelu", "--width", "16", "--objective", "mdl", "--max-mse", "10",
+             "--epochs", "1", "--start-from", str(src), "--json", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    assert load_sae(out).cfg.arch == "jumprelu"
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--arch", "relu", "--l1", "0.1", "--objective", "mdl"], "--objective mdl needs an architecture with a threshold or k"),
+    (["--arch", "tree", "--k", "2", "--objective", "mdl"], "--objective mdl needs an architecture with a threshold or k"),
+    (["--arch", "jumprelu"], "only with objective mdl"),
+])
+def test_cli_objective_mdl_refusals_are_one_line(tmp_path, args, words):
+    r = _run("toy:n=2000", "--width", "16", *args, "-o", str(tmp_path / "m"))
+    assert r.exit_code != 0 and words in r.output, r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "m").exists()
+
+
+def test_cli_rate_flags_need_objective_mdl(tmp_path):
+    r = _run("toy:n=2000", "--width", "16", "--k", "2", "--beta", "1", "-o", str(tmp_path / "m"))
+    assert r.exit_code == 2 and "--beta and --rate-step are for --objective mdl" in r.output

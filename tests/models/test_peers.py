@@ -352,7 +352,7 @@ def test_apply_b_dec_to_input_is_saved_only_when_false(tmp_path):
         make_sae(SAEConfig("topk", 4, 8, k=2, apply_b_dec_to_input="no"))
 
 
-def test_jumprelu_saves_loads_and_refuses_training(tmp_path):
+def test_jumprelu_saves_loads_and_refuses_training_without_objective_mdl(tmp_path):
     sae = make_sae(SAEConfig("jumprelu", 4, 8))
     assert torch.equal(sae.threshold, torch.zeros(8))  # a fresh one is a ReLU SAE
     with torch.no_grad():
@@ -362,7 +362,7 @@ def test_jumprelu_saves_loads_and_refuses_training(tmp_path):
     assert torch.equal(back.threshold, sae.threshold)
     x = torch.randn(30, 4, generator=torch.Generator().manual_seed(0))
     assert torch.equal(back.encode(x), sae.encode(x))
-    with pytest.raises(ModelError, match="cannot train jumprelu"):
+    with pytest.raises(ModelError, match="trains jumprelu SAEs only with objective mdl"):
         train_sae(SAEConfig("jumprelu", 4, 8), x.numpy(), None, TrainConfig(progress=False, epochs=1))
     w = safetensors.torch.load_file(str(tmp_path / "m" / "sae_weights.safetensors"))
     del w["threshold"]

@@ -65,3 +65,17 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(sweep, toy, tmp_path):
     assert {p.name for p in (tmp_path / "cache").iterdir()} == expected
     sel = {r["width"]: r["k"] for r in results["rows"] if r["calibrated"] and r["width"] in widths}
     assert {r["width"]: r["k"] for r in resumed["rows"] if r["calibrated"]} == sel
+
+
+def test_objective_mdl_adds_a_candidate_per_width_and_names_the_winner(toy, tmp_path):
+    from mdlcodec.selection.results import markdown_table
+    results, _ = run_selection(toy, toy_config(widths=(TRUE_WIDTH,), objectives=("mse", "mdl"), pca=False), tmp_path)
+    mdl = [r for r in results["rows"] if r["method"] == "sae-mdl"]
+    assert len(mdl) == 1 and mdl[0]["width"] == TRUE_WIDTH and mdl[0]["arch"] == "jumprelu"
+    measured = [r for r in results["rows"] if "file_bits" in r]
+    o = results["objectives"]
+    assert o["winner"] == min(("mse", "mdl"), key=lambda n: o[n]["file_bits"] if n in o else float("inf"))
+    assert results["selected"]["file_bits"] == min(r["file_bits"] for r in measured)
+    assert results["selected"]["objective"] == ("mdl" if o["winner"] == "mdl" else "mse")
+    assert "objective mdl" in markdown_table(results)
+    assert all(r["quantised_test_mse"] <= toy_config().tol for r in measured)
