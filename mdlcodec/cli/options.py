@@ -33,3 +33,13 @@ def threads_option(command):
         "--threads", type=click.IntRange(min=1), default=DEFAULT_THREADS, show_default=True,
         help="torch threads. More help only for wide SAEs on an idle machine; on a shared or busy one "
              "they wait on each other and can make the work many times slower.")(run)
+
+
+def shuffle_buffer_option(command):
+    """Decorator for a command that trains: adds --shuffle-buffer ROWS (passed as ``shuffle_buffer``)."""
+    from mdlcodec.data.stream import DEFAULT_BUFFER_ROWS
+
+    return click.option(
+        "--shuffle-buffer", type=click.IntRange(min=1), default=DEFAULT_BUFFER_ROWS, show_default=True,
+        help="Rows of the shuffle buffer when DATA is a shard folder: training streams it shard by shard "
+             "(memory: this many rows plus two shards) instead of loading it whole; ignored for data in memory.")(command)

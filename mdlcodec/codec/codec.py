@@ -160,6 +160,14 @@ class Decoder:
         return 32 * (self.W_dec.size + self.b_dec.size + 1)
 
 
+def check_shape(x, d_in: int, what: str) -> None:
+    """CodecError naming ``what`` unless x (an array, or a lazy matrix such as a ShardedRows: not read)
+    has shape [n, d_in]."""
+    shape = tuple(np.shape(x))
+    if len(shape) != 2 or shape[1] != d_in:
+        raise CodecError(f"{what} has shape {shape}, the model expects [n, {d_in}]")
+
+
 def check_activations(x: np.ndarray, d_in: int, what: str) -> np.ndarray:
     """x as a C-contiguous float32 [n, d_in] array; CodecError naming ``what`` if it has another
     shape, is not numeric, or holds NaN or Inf."""
@@ -254,11 +262,12 @@ class Codec:
         step_arr = np.broadcast_to(np.asarray(step, np.float32), (decoder.d_sae,))
         quantiser = Quantiser(step_arr)
         encoder = cls.sae_sparse_encoder(sae, device)
-        x = check_activations(train_x, decoder.d_in, "training data")
+        check_shape(train_x, decoder.d_in, "training data")
         parts = []
-        for s in range(0, len(x), DEFAULT_CHUNK):
+        for s in range(0, len(train_x), DEFAULT_CHUNK):  # checked and read chunk by chunk: a shard folder streams
+            x = check_activations(train_x[s:s + DEFAULT_CHUNK], decoder.d_in, "training data")
             try:
-                parts.append(quantiser.quantise_sparse(*encoder(x[s:s + DEFAULT_CHUNK])))
+                parts.append(quantiser.quantise_sparse(*encoder(x)))
             except RowError as e:
                 raise CodecError(f"training data: {e.describe(s + e.row)}") from None
         codes = SparseCodes.concat(parts)
@@ -419,14 +428,15 @@ class Codec:
         ``what`` and the row (x's first row being ``first_row``) of a latent the format cannot code."""
         if self.encoder is None:
             raise ModelError("this codec was loaded from a file and has no encoder")
+        if chunk_size is not None and chunk_size < len(x):  # each chunk checked and read on its own
+            check_shape(x, self.decoder.d_in, what)
+            return SparseCodes.concat([self.latents(x[s:s + chunk_size], first_row=first_row + s, what=what)
+                                       for s in range(0, len(x), chunk_size)])
         x = check_activations(x, self.decoder.d_in, what)
-        if chunk_size is None or chunk_size >= len(x):
-            try:
-                return self.quantise(self.encoder(x))
-            except RowError as e:
-                raise CodecError(f"{what}: {e.describe(first_row + e.row)}") from None
-        return SparseCodes.concat([self.latents(x[s:s + chunk_size], first_row=first_row + s, what=what)
-                                   for s in range(0, len(x), chunk_size)])
+        try:
+            return self.quantise(self.encoder(x))
+        except RowError as e:
+            raise CodecError(f"{what}: {e.describe(first_row + e.row)}") from None
 
     @property
     def data_stats(self) -> DataStats | None:
