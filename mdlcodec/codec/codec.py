@@ -35,11 +35,11 @@ from mdlcodec.codec.scale import DataStats
 from mdlcodec.codec.sparse import SparseCodes, SparseLatents
 from mdlcodec.core.atomic import atomic_output
 from mdlcodec.core.errors import CodecError, MdlcodecError, ModelError
+from mdlcodec.models.base import encode_batch_rows
 
 TABLES_FILE = "codec.safetensors"
 TABLES_DIR = "tables"
 DEFAULT_CHUNK = 4096
-_ENCODE_BATCH = 1024
 HIERARCHIES = ("auto", "flat", "chowliu")
 
 
@@ -182,6 +182,29 @@ def check_activations(x: np.ndarray, d_in: int, what: str) -> np.ndarray:
     return x
 
 
+def _batches(sae, device: str, x: np.ndarray):
+    """(first row, batch tensor [rows, d_in] float32 on device) of x in batches of
+    ``models.base.encode_batch_rows(d_sae)`` rows (at most 64 MiB of pre-activations), each checked
+    first (``_pre_activation_check``). The dense pre-activations of one batch are the only
+    [rows, d_sae] matrix an encoding builds (a matmul's output is dense; the active latents are taken
+    from it as values and indices). Every encoding path (``sae_sparse_encoder`` and ``sae_encoder``:
+    fit, encode, measure, select) batches here, so their latents agree bit for bit (a matmul's
+    rounding may depend on its batch)."""
+    check, rows = _pre_activation_check(sae), encode_batch_rows(sae.cfg.d_sae)
+    for s in range(0, len(x), rows):
+        check(x[s:s + rows], s)
+        yield s, torch.tensor(x[s:s + rows], dtype=torch.float32, device=device)
+
+
+def _on_device(sae, device: str):
+    """The SAE in eval mode on ``device``: ModelError (one line) for a device this machine lacks or
+    that is not cpu or cuda[:N] (models.train.check_device)."""
+    from mdlcodec.models.train import check_device
+
+    check_device(device)
+    return sae.to(device).eval()
+
+
 def _pre_activation_check(sae) -> Callable[[np.ndarray, int], None]:
     """check(x, first_row): RowError for the first row of x whose pre-activations in ``sae`` could
     overflow float32 (an SAE thresholds NaN or Inf pre-activations to nothing, so such a row would be
@@ -216,17 +239,15 @@ class Codec:
     @staticmethod
     def sae_sparse_encoder(sae, device: str = "cpu") -> Callable[[np.ndarray], SparseLatents]:
         """x [n, d_in] float32 -> SparseLatents (``sae.encode_sparse``) in the batches of ``sae_encoder``
-        (the same matmuls, so bit for bit its nonzeros), padded to the widest batch: the codec's encoder.
-        The function carries ``data_stats``, the SAE's training data's (``Codec.data_stats``)."""
-        sae = sae.to(device).eval()
-        check = _pre_activation_check(sae)
+        (``encode_batch_rows``: the same matmuls, so bit for bit its nonzeros), padded to the widest batch:
+        the codec's encoder. The matmul runs on ``device`` (cpu, cuda); only the active latents (values,
+        indices) come back. The function carries ``data_stats``, the SAE's training data's (``Codec.data_stats``)."""
+        sae = _on_device(sae, device)
 
         def encode(x: np.ndarray) -> SparseLatents:
             out = []
             with torch.no_grad():
-                for s in range(0, len(x), _ENCODE_BATCH):
-                    check(x[s:s + _ENCODE_BATCH], s)
-                    batch = torch.tensor(x[s:s + _ENCODE_BATCH], dtype=torch.float32, device=device)
+                for _, batch in _batches(sae, device, x):
                     out.append(tuple(t.cpu().numpy() for t in sae.encode_sparse(batch)))
             return SparseLatents.concat(out)
         encode.data_stats = DataStats.from_config(sae.cfg)
@@ -235,16 +256,13 @@ class Codec:
     @staticmethod
     def sae_encoder(sae, device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
         """x [n, d_in] float32 -> dense latents [n, d_sae] float32, in batches. For callers that need the
-        dense matrix; the codec itself encodes with ``sae_sparse_encoder``."""
-        sae = sae.to(device).eval()
-        check = _pre_activation_check(sae)
+        dense matrix (tests comparing the two forms); the codec itself encodes with ``sae_sparse_encoder``."""
+        sae = _on_device(sae, device)
 
         def encode(x: np.ndarray) -> np.ndarray:
             out = []
             with torch.no_grad():
-                for s in range(0, len(x), _ENCODE_BATCH):
-                    check(x[s:s + _ENCODE_BATCH], s)
-                    batch = torch.tensor(x[s:s + _ENCODE_BATCH], dtype=torch.float32, device=device)
+                for _, batch in _batches(sae, device, x):
                     out.append(sae.encode(batch).cpu().numpy())
             return np.concatenate(out) if out else np.zeros((0, sae.cfg.d_sae), np.float32)
         return encode

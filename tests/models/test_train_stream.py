@@ -44,7 +44,7 @@ def folder(tmp_path_factory):
     return d
 
 
-QUICK = dict(progress=False, epochs=3, batch_size=64, shuffle_buffer=256)  # the buffer: 256 of 1,200 rows
+QUICK = {"progress": False, "epochs": 3, "batch_size": 64, "shuffle_buffer": 256}  # the buffer: 256 of 1,200 rows
 
 
 def _train(folder, seed=0, **kw):
