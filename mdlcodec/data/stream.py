@@ -1,5 +1,6 @@
-"""Shuffled training batches streamed from a matrix that is not loaded whole (a shard folder's lazy
-ShardedRows, a memory-mapped .npy), in bounded memory, the same batches for the same seed.
+"""Shuffled training batches streamed from a matrix that is not loaded whole, in bounded memory, the
+same batches for the same seed. models.train streams a shard folder's lazy ShardedRows this way; any
+row-sliceable matrix (a memory-mapped .npy) works.
 
     stream = ShuffleStream(x, batch_size=256, seed=0, buffer_rows=262_144, exclude=held_out_rows)
     for batch in stream.epoch(1):     # [batch_size, d] float32 ndarrays, stream.steps_per_epoch of them
@@ -9,9 +10,9 @@ The rows of x are cut into blocks: a ShardedRows' shards (clipped to its view), 
 runs of ``BLOCK_ROWS`` rows. Each epoch visits the blocks in an order drawn from (seed, epoch), reads
 each in pieces of about ``PIECE_BYTES`` (a shard is memory-mapped, ``data.shards``), leaves out the
 ``exclude``d rows (a held-out set) and pours the rest into a shuffle buffer of ``buffer_rows`` rows
-(default ``DEFAULT_BUFFER_ROWS`` = 262,144: 768 MiB at d 768 float32). When the buffer is full, a
-random half of it (whole batches) goes out as batches and the other half stays to mix with the next
-rows; at the end of the epoch what is left goes out in random order. So every row not excluded is
+(default ``DEFAULT_BUFFER_ROWS`` = 262,144: 768 MiB at d 768 float32; ``--shuffle-buffer`` of
+``mdlcodec train`` and ``select``). When the buffer is full, a random half of it (whole batches)
+goes out as batches and the other half stays to mix with the next rows; at the end of the epoch what is left goes out in random order. So every row not excluded is
 yielded exactly once per epoch, except the last ``n_rows % batch_size`` of the epoch's order, which
 are dropped (as in-memory training drops the remainder of its shuffle); memory is the buffer plus
 one piece plus the shards ``data.shards`` keeps mapped (two). A seed fixes the batches bit for bit.
