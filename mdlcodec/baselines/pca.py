@@ -12,6 +12,7 @@ from mdlcodec.baselines.stored import as_rows
 from mdlcodec.codec import Codec, Decoder, EntropyModel, Quantiser, SparseCodes
 from mdlcodec.codec.codec import DEFAULT_CHUNK
 from mdlcodec.core.errors import DataError
+from mdlcodec.data.shards import ShardedRows
 
 
 @dataclass
@@ -25,10 +26,16 @@ class PCA:
 
     @classmethod
     def fit(cls, train: np.ndarray) -> "PCA":
-        x = as_rows(train).astype(np.float64)
-        mean = x.mean(axis=0)
-        xc = x - mean
-        var, vec = np.linalg.eigh(xc.T @ xc / len(x))
+        """The components of train [n, d]; a shard folder's lazy rows are read in two chunked passes
+        (mean, then the centred covariance, in float64), never whole."""
+        if isinstance(train, ShardedRows):
+            mean, cov = _chunked_moments(train)
+        else:
+            x = as_rows(train).astype(np.float64)
+            mean = x.mean(axis=0)
+            xc = x - mean
+            cov = xc.T @ xc / len(x)
+        var, vec = np.linalg.eigh(cov)
         order = np.argsort(var)[::-1]
         return cls(mean, np.ascontiguousarray(vec[:, order].T), np.maximum(var[order], 0.0))
 
@@ -45,6 +52,24 @@ class PCA:
         c = np.ascontiguousarray(self.components[:m].T.astype(np.float32))
         mean = self.mean.astype(np.float32)
         return lambda x: ((np.asarray(x, np.float32) - mean) @ c).astype(np.float32)
+
+
+def _chunked_moments(x: ShardedRows) -> tuple[np.ndarray, np.ndarray]:
+    """Mean [d] and covariance [d, d] (float64, over n) of x, read chunk by chunk (DEFAULT_CHUNK rows)."""
+    n, d = x.shape
+    if n == 0:
+        as_rows(x[:0])  # the one-line error of an empty matrix
+
+    def chunks():
+        for s in range(0, n, DEFAULT_CHUNK):
+            yield as_rows(x[s:s + DEFAULT_CHUNK]).astype(np.float64)
+
+    mean = sum(c.sum(axis=0) for c in chunks()) / n
+    cov = np.zeros((d, d))
+    for c in chunks():
+        c -= mean
+        cov += c.T @ c
+    return mean, cov / n
 
 
 def pca_codec(pca: PCA, m: int, step: float, train: np.ndarray) -> Codec:

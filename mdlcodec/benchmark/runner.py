@@ -32,7 +32,8 @@ from mdlcodec.baselines import (
     pca_candidates,
 )
 from mdlcodec.benchmark.timing import measure
-from mdlcodec.codec import Codec, EntropyModel, Quantiser, SparseCodes
+from mdlcodec.codec import Codec, EntropyModel, Quantiser
+from mdlcodec.codec.sparse import SparseLatents
 from mdlcodec.codec.codec import DEFAULT_CHUNK
 from mdlcodec.codec.hierarchy import Hierarchy, chow_liu, prune_to_forest
 from mdlcodec.core.errors import MdlcodecError
@@ -59,15 +60,14 @@ class SAEEntry:
     source: str
 
 
-def _sae_rd(codec: Codec, z_train: np.ndarray, test: np.ndarray, factors) -> list[dict]:
+def _sae_rd(codec: Codec, z_train: SparseLatents, test: np.ndarray, factors) -> list[dict]:
     """Rate-distortion points of an SAE codec: its matched step times each factor, the entropy model
-    refit on the training latents each time; bits from real bytes of the test split."""
+    refit on the training latents (sparse: values and indices) each time; bits from real bytes of the test split."""
     points = []
     for f in factors:
         step = float(np.float32(codec.quantiser.step[0] * f))
         q = Quantiser.uniform(step, codec.decoder.d_sae)
-        em = EntropyModel.fit(SparseCodes.concat([q.quantise(z_train[s:s + DEFAULT_CHUNK])
-                                                  for s in range(0, len(z_train), DEFAULT_CHUNK)]))
+        em = EntropyModel.fit(q.quantise_sparse(*z_train))
         r = measure(CodecMethod(Codec(codec.decoder, q, em, codec.encoder), "rd"), test, timed=False)
         points.append({"step": step, "bits_per_sample": r["bits_per_sample"], "mse": r["mse"], "fvu": r["fvu"]})
     return points
@@ -121,9 +121,8 @@ def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: lis
     for entry in saes:
         progress(f"SAE {entry.label}: step for MSE <= {max_mse:g}")
         dec = Decoder.from_sae(entry.sae)
-        enc = Codec.sae_encoder(entry.sae, device)
-        z_test = enc(test)
-        own_mse = float(np.mean((dec.reconstruct(z_test).astype(np.float64) - test) ** 2))
+        z_test = Codec.sae_sparse_encoder(entry.sae, device)(test)  # SparseLatents: no dense [n, d_sae] latents
+        own_mse = float(np.mean((dec.reconstruct_sparse(*z_test.csr()).astype(np.float64) - test) ** 2))
         if own_mse > max_mse:  # quantisation only adds error: no step can meet the target
             reason = f"test MSE {own_mse:.6g} before quantisation, above the target {max_mse:g}"
             skipped.append({"method": f"sae {entry.label}", "source": entry.source,
@@ -163,7 +162,8 @@ def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: lis
                 "pca_with_decoder_bits_per_sample": pca_row["bits_per_sample"] + pca_row["model_bits_per_sample"]})
         if rd:
             progress(f"SAE {entry.label}: rate-distortion sweep")
-            curves[label] = sorted(_sae_rd(codec, enc(train), test, RD_SAE_STEP_FACTORS)
+            curves[label] = sorted(_sae_rd(codec, Codec.sae_sparse_encoder(entry.sae, device)(train), test,
+                                           RD_SAE_STEP_FACTORS)
                                    + [{"step": step, "bits_per_sample": sae_row["bits_per_sample"],
                                        "mse": sae_row["mse"], "fvu": sae_row["fvu"]}], key=lambda p: p["mse"])
 

@@ -54,3 +54,13 @@ def parallel_options(command):
     )):
         command = option(command)
     return command
+
+
+def shuffle_buffer_option(command):
+    """Decorator for a command that trains: adds --shuffle-buffer ROWS (passed as ``shuffle_buffer``)."""
+    from mdlcodec.data.stream import DEFAULT_BUFFER_ROWS
+
+    return click.option(
+        "--shuffle-buffer", type=click.IntRange(min=1), default=DEFAULT_BUFFER_ROWS, show_default=True,
+        help="Rows of the shuffle buffer when DATA is a shard folder: training streams it shard by shard "
+             "(memory: this many rows plus two shards) instead of loading it whole; ignored for data in memory.")(command)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from mdlcodec.cli.options import threads_option
+from mdlcodec.cli.options import shuffle_buffer_option, threads_option
 from mdlcodec.core.errors import MdlcodecError
 
 
@@ -62,13 +62,14 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @threads_option
+@shuffle_buffer_option
 @click.option("--no-pca", is_flag=True, help="Skip the dense PCA baseline row.")
 @click.option("--objectives", default="mse", show_default=True,
               help="mse (the BatchTopK sweep) or mse,mdl: also, per width, its calibrated SAE fine-tuned as JumpReLU "
                    "for description length (train --objective mdl), a candidate beside it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
 def select_cmd(data: str, tol: str, widths: str | None, out_dir: Path, quick: bool, epochs: int | None,
-               batch_size: int | None, device: str,
+               batch_size: int | None, device: str, shuffle_buffer: int,
                seed: int, no_pca: bool, objectives: str, as_json: bool) -> None:
     """Find the eps-MDL-optimal BatchTopK SAE on DATA: per width the smallest k meeting the test MSE
     tolerance, the coarsest quantisation still meeting it, description length of the test split
@@ -79,6 +80,7 @@ def select_cmd(data: str, tol: str, widths: str | None, out_dir: Path, quick: bo
     from mdlcodec.selection.results import markdown_table
 
     overrides = {"tol": parse_tol(tol), "seed": seed, "device": device, "pca": not no_pca,
+                 "shuffle_buffer": shuffle_buffer,
                  "objectives": tuple(o.strip() for o in objectives.split(",") if o.strip())}
     if widths is not None:
         overrides["widths"] = parse_widths(widths)

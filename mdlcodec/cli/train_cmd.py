@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mdlcodec.cli.options import threads_option
+from mdlcodec.cli.options import shuffle_buffer_option, threads_option
 
 MDL_ARCHS = ("jumprelu", "batchtopk", "topk")  # architectures with a threshold or k
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @threads_option
+@shuffle_buffer_option
 @click.option("--normalize/--no-normalize", default=True, show_default=True,
               help="Scale inputs so that their mean squared norm is d_in (undone by decode).")
 @click.option("--codec-step", type=click.FloatRange(min=0, min_open=True),
@@ -56,13 +57,14 @@ if TYPE_CHECKING:
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Model directory to write.")
 @click.option("--force", is_flag=True, help="Replace the SAE already in OUTPUT.")
 def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None, epochs: int | None,
-              lr: float | None, batch_size: int | None, seed: int, device: str, normalize: bool,
+              lr: float | None, batch_size: int | None, seed: int, device: str, shuffle_buffer: int, normalize: bool,
               codec_step: float | None, max_mse: float | None, parents_file: Path | None, grow_from: Path | None,
               min_implication: float, objective: str, beta: float | None, rate_step: float | None,
               start_from: Path | None, as_json: bool, output: Path, force: bool) -> None:
     """Train an SAE on DATA's training split (10% held out for early stopping), save it to OUTPUT and
     print its evaluation on DATA's test split, then fit the codec tables (quantiser and entropy model,
-    OUTPUT/codec.safetensors) on the training split. DATA: toy[:...], mnist[:PATH] or an activation file.
+    OUTPUT/codec.safetensors) on the training split. DATA: toy[:...], mnist[:PATH], an activation file, or a
+    shard folder (streamed shard by shard through a --shuffle-buffer, never loaded whole for training).
     A tree SAE (--arch tree) needs its forest: --parents FILE.json, or --grow-from a flat model (its
     weights and input scale are the start; --k defaults to its k). --objective mdl trains for description
     length (models.rate): with --max-mse the weight of the rate follows the tolerance."""
@@ -121,6 +123,7 @@ def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None,
     given = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "beta": beta, "rate_step": rate_step,
              "target_mse": max_mse if objective == "mdl" else None}
     tcfg = TrainConfig(seed=seed, device=device, normalize=normalize, progress=not as_json, objective=objective,
+                       shuffle_buffer=shuffle_buffer,
                        **{name: v for name, v in given.items() if v is not None})
     init = tree_from_flat(flat, ds.train, min_implication) if flat is not None else start
     tc = train_codec(cfg, ds.train, ds.test, tcfg, output, codec_step, max_mse, overwrite=force, init=init,

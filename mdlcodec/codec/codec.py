@@ -35,11 +35,11 @@ from mdlcodec.codec.scale import DataStats
 from mdlcodec.codec.sparse import SparseCodes, SparseLatents
 from mdlcodec.core.atomic import atomic_output
 from mdlcodec.core.errors import CodecError, MdlcodecError, ModelError
+from mdlcodec.models.base import encode_batch_rows
 
 TABLES_FILE = "codec.safetensors"
 TABLES_DIR = "tables"
 DEFAULT_CHUNK = 4096
-_ENCODE_BATCH = 1024
 HIERARCHIES = ("auto", "flat", "chowliu")
 
 
@@ -160,6 +160,14 @@ class Decoder:
         return 32 * (self.W_dec.size + self.b_dec.size + 1)
 
 
+def check_shape(x, d_in: int, what: str) -> None:
+    """CodecError naming ``what`` unless x (an array, or a lazy matrix such as a ShardedRows: not read)
+    has shape [n, d_in]."""
+    shape = tuple(np.shape(x))
+    if len(shape) != 2 or shape[1] != d_in:
+        raise CodecError(f"{what} has shape {shape}, the model expects [n, {d_in}]")
+
+
 def check_activations(x: np.ndarray, d_in: int, what: str) -> np.ndarray:
     """x as a C-contiguous float32 [n, d_in] array; CodecError naming ``what`` if it has another
     shape, is not numeric, or holds NaN or Inf."""
@@ -172,6 +180,29 @@ def check_activations(x: np.ndarray, d_in: int, what: str) -> np.ndarray:
     if not np.isfinite(x).all():
         raise CodecError(f"{what} contains NaN or Inf values")
     return x
+
+
+def _batches(sae, device: str, x: np.ndarray):
+    """(first row, batch tensor [rows, d_in] float32 on device) of x in batches of
+    ``models.base.encode_batch_rows(d_sae)`` rows (at most 64 MiB of pre-activations), each checked
+    first (``_pre_activation_check``). The dense pre-activations of one batch are the only
+    [rows, d_sae] matrix an encoding builds (a matmul's output is dense; the active latents are taken
+    from it as values and indices). Every encoding path (``sae_sparse_encoder`` and ``sae_encoder``:
+    fit, encode, measure, select) batches here, so their latents agree bit for bit (a matmul's
+    rounding may depend on its batch)."""
+    check, rows = _pre_activation_check(sae), encode_batch_rows(sae.cfg.d_sae)
+    for s in range(0, len(x), rows):
+        check(x[s:s + rows], s)
+        yield s, torch.tensor(x[s:s + rows], dtype=torch.float32, device=device)
+
+
+def _on_device(sae, device: str):
+    """The SAE in eval mode on ``device``: ModelError (one line) for a device this machine lacks or
+    that is not cpu or cuda[:N] (models.train.check_device)."""
+    from mdlcodec.models.train import check_device
+
+    check_device(device)
+    return sae.to(device).eval()
 
 
 def _pre_activation_check(sae) -> Callable[[np.ndarray, int], None]:
@@ -208,17 +239,15 @@ class Codec:
     @staticmethod
     def sae_sparse_encoder(sae, device: str = "cpu") -> Callable[[np.ndarray], SparseLatents]:
         """x [n, d_in] float32 -> SparseLatents (``sae.encode_sparse``) in the batches of ``sae_encoder``
-        (the same matmuls, so bit for bit its nonzeros), padded to the widest batch: the codec's encoder.
-        The function carries ``data_stats``, the SAE's training data's (``Codec.data_stats``)."""
-        sae = sae.to(device).eval()
-        check = _pre_activation_check(sae)
+        (``encode_batch_rows``: the same matmuls, so bit for bit its nonzeros), padded to the widest batch:
+        the codec's encoder. The matmul runs on ``device`` (cpu, cuda); only the active latents (values,
+        indices) come back. The function carries ``data_stats``, the SAE's training data's (``Codec.data_stats``)."""
+        sae = _on_device(sae, device)
 
         def encode(x: np.ndarray) -> SparseLatents:
             out = []
             with torch.no_grad():
-                for s in range(0, len(x), _ENCODE_BATCH):
-                    check(x[s:s + _ENCODE_BATCH], s)
-                    batch = torch.tensor(x[s:s + _ENCODE_BATCH], dtype=torch.float32, device=device)
+                for _, batch in _batches(sae, device, x):
                     out.append(tuple(t.cpu().numpy() for t in sae.encode_sparse(batch)))
             return SparseLatents.concat(out)
         encode.data_stats = DataStats.from_config(sae.cfg)
@@ -227,16 +256,13 @@ class Codec:
     @staticmethod
     def sae_encoder(sae, device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
         """x [n, d_in] float32 -> dense latents [n, d_sae] float32, in batches. For callers that need the
-        dense matrix; the codec itself encodes with ``sae_sparse_encoder``."""
-        sae = sae.to(device).eval()
-        check = _pre_activation_check(sae)
+        dense matrix (tests comparing the two forms); the codec itself encodes with ``sae_sparse_encoder``."""
+        sae = _on_device(sae, device)
 
         def encode(x: np.ndarray) -> np.ndarray:
             out = []
             with torch.no_grad():
-                for s in range(0, len(x), _ENCODE_BATCH):
-                    check(x[s:s + _ENCODE_BATCH], s)
-                    batch = torch.tensor(x[s:s + _ENCODE_BATCH], dtype=torch.float32, device=device)
+                for _, batch in _batches(sae, device, x):
                     out.append(sae.encode(batch).cpu().numpy())
             return np.concatenate(out) if out else np.zeros((0, sae.cfg.d_sae), np.float32)
         return encode
@@ -254,11 +280,12 @@ class Codec:
         step_arr = np.broadcast_to(np.asarray(step, np.float32), (decoder.d_sae,))
         quantiser = Quantiser(step_arr)
         encoder = cls.sae_sparse_encoder(sae, device)
-        x = check_activations(train_x, decoder.d_in, "training data")
+        check_shape(train_x, decoder.d_in, "training data")
         parts = []
-        for s in range(0, len(x), DEFAULT_CHUNK):
+        for s in range(0, len(train_x), DEFAULT_CHUNK):  # checked and read chunk by chunk: a shard folder streams
+            x = check_activations(train_x[s:s + DEFAULT_CHUNK], decoder.d_in, "training data")
             try:
-                parts.append(quantiser.quantise_sparse(*encoder(x[s:s + DEFAULT_CHUNK])))
+                parts.append(quantiser.quantise_sparse(*encoder(x)))
             except RowError as e:
                 raise CodecError(f"training data: {e.describe(s + e.row)}") from None
         codes = SparseCodes.concat(parts)
@@ -419,14 +446,15 @@ class Codec:
         ``what`` and the row (x's first row being ``first_row``) of a latent the format cannot code."""
         if self.encoder is None:
             raise ModelError("this codec was loaded from a file and has no encoder")
+        if chunk_size is not None and chunk_size < len(x):  # each chunk checked and read on its own
+            check_shape(x, self.decoder.d_in, what)
+            return SparseCodes.concat([self.latents(x[s:s + chunk_size], first_row=first_row + s, what=what)
+                                       for s in range(0, len(x), chunk_size)])
         x = check_activations(x, self.decoder.d_in, what)
-        if chunk_size is None or chunk_size >= len(x):
-            try:
-                return self.quantise(self.encoder(x))
-            except RowError as e:
-                raise CodecError(f"{what}: {e.describe(first_row + e.row)}") from None
-        return SparseCodes.concat([self.latents(x[s:s + chunk_size], first_row=first_row + s, what=what)
-                                   for s in range(0, len(x), chunk_size)])
+        try:
+            return self.quantise(self.encoder(x))
+        except RowError as e:
+            raise CodecError(f"{what}: {e.describe(first_row + e.row)}") from None
 
     @property
     def data_stats(self) -> DataStats | None:

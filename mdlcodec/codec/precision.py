@@ -12,6 +12,23 @@ from mdlcodec.core.errors import CodecError
 
 DEFAULT_RELATIVE_MSE = 0.01
 """Default bound: quantisation may add at most 1% to the SAE's own MSE."""
+MSE_ROWS = 4096
+"""Rows per chunk when an MSE is summed: no [n, d_in] reconstruction or float64 copy of x is built whole."""
+
+
+def _rows(z: np.ndarray | SparseLatents, a: int, b: int) -> np.ndarray | SparseLatents:
+    return SparseLatents(z.values[a:b], z.indices[a:b]) if isinstance(z, SparseLatents) else z[a:b]
+
+
+def _chunked_mse(reconstruct, z: np.ndarray | SparseLatents, x: np.ndarray) -> float:
+    """Mean over samples and dimensions of (reconstruct(z rows) - x rows)^2, in float64, MSE_ROWS rows
+    at a time (x: [n, d_in], any row-sliceable matrix)."""
+    n = len(x)
+    total = 0.0
+    for s in range(0, n, MSE_ROWS):
+        diff = reconstruct(_rows(z, s, s + MSE_ROWS)).astype(np.float64) - np.asarray(x[s:s + MSE_ROWS], np.float64)
+        total += float(np.einsum("ij,ij->", diff, diff))
+    return total / (n * x.shape[1]) if n else float("nan")
 
 
 def _reconstruct(decoder, z: np.ndarray | SparseLatents) -> np.ndarray:
@@ -34,11 +51,13 @@ def quantised_mse(decoder, z: np.ndarray | SparseLatents, x: np.ndarray, step: f
     pruned to it: ``hierarchy.prune_to_forest``)."""
     sparse = isinstance(z, SparseLatents)
     q = Quantiser.uniform(step, decoder.d_sae if sparse else z.shape[1])
-    codes = q.quantise_sparse(*z) if sparse else q.quantise(z)
-    if parents is not None:
-        codes = prune_to_forest(codes, parents)
-    x_hat = decoder.reconstruct_sparse(codes.indptr, codes.indices, q.values(codes))
-    return float(np.mean((x_hat.astype(np.float64) - x) ** 2))
+
+    def reconstruct(zc):
+        codes = q.quantise_sparse(*zc) if sparse else q.quantise(zc)
+        if parents is not None:
+            codes = prune_to_forest(codes, parents)
+        return decoder.reconstruct_sparse(codes.indptr, codes.indices, q.values(codes))
+    return _chunked_mse(reconstruct, z, x)
 
 
 def coarsest_step(decoder, z: np.ndarray | SparseLatents, x: np.ndarray, max_mse: float, iters: int = 24,
@@ -46,8 +65,7 @@ def coarsest_step(decoder, z: np.ndarray | SparseLatents, x: np.ndarray, max_mse
     """The largest uniform step (latent units) whose quantised MSE on (z, x) is <= max_mse, by bisection
     on log2(step) (``parents``: see quantised_mse). Raises CodecError if the unquantised
     reconstruction already exceeds max_mse."""
-    x = np.asarray(x, dtype=np.float64)
-    base = float(np.mean((_reconstruct(decoder, z).astype(np.float64) - x) ** 2))
+    base = _chunked_mse(lambda zc: _reconstruct(decoder, zc), z, x)
     if base > max_mse:
         raise CodecError(f"the SAE's own test MSE {base:.6g} already exceeds the bound {max_mse:.6g}: "
                          "no quantisation step can meet it", param="max_mse")
@@ -68,7 +86,7 @@ def coarsest_step(decoder, z: np.ndarray | SparseLatents, x: np.ndarray, max_mse
 def default_step(decoder, z: np.ndarray | SparseLatents, x: np.ndarray, relative: float = DEFAULT_RELATIVE_MSE,
                  parents: np.ndarray | None = None) -> float:
     """The coarsest step adding at most ``relative`` (1%) to the unquantised MSE on held-out (z, x)."""
-    base = float(np.mean((_reconstruct(decoder, z).astype(np.float64) - np.asarray(x, np.float64)) ** 2))
+    base = _chunked_mse(lambda zc: _reconstruct(decoder, zc), z, x)
     return coarsest_step(decoder, z, x, base * (1 + relative), parents=parents)
 
 
@@ -94,11 +112,10 @@ def fit_codec(sae, train_x: np.ndarray, test_x: np.ndarray, step: float | None =
     codec = Codec.fit(sae, train_x, step, device, hierarchy)
     codes = codec.quantise(z)
     ideal = codec.chunk_coder.ideal_bits(codes)
-    x64 = test_x.astype(np.float64)
     report = {
         "step": float(step),
-        "test_mse": float(np.mean((_reconstruct(decoder, z) - x64) ** 2)),
-        "quantised_test_mse": float(np.mean((codec.reconstruct(codes) - x64) ** 2)),
+        "test_mse": _chunked_mse(lambda zc: _reconstruct(decoder, zc), z, test_x),
+        "quantised_test_mse": _chunked_mse(lambda zc: codec.reconstruct(codec.quantise(zc)), z, test_x),
         "quantised_l0": codes.nnz / max(codes.n, 1),
         "cross_entropy_bits_per_sample": {k: v / max(codes.n, 1) for k, v in ideal.items()},
         "bits_per_value": ideal["values"] / max(codes.nnz, 1),

@@ -12,8 +12,9 @@ A shard folder, as ``mdlcodec harvest`` writes it::
 ``open_shards(folder)`` checks the manifest and every shard's header and size against it (a missing,
 truncated or mismatched shard is one DataError line naming the shard) and returns a ``ShardedRows``:
 ``shape``, ``dtype``, ``len`` and row indexing (``x[a:b]`` reads only the shards that hold rows a to
-b, each memory-mapped, and returns an ndarray), so code that slices rows (encode_file, check_finite,
-array_stats) streams it; ``np.asarray(x)`` reads it whole (training does). ``x.rows(a, b)`` is a
+b, each memory-mapped, at most two at a time, and returns an ndarray), so code that slices rows
+(encode_file, check_finite, array_stats) streams it; ``np.asarray(x)`` reads it whole; training reads it
+in a shuffled stream (``data.stream``). ``x.rows(a, b)`` is a
 lazy sub-view (the train and test splits of a Dataset).
 """
 
@@ -32,6 +33,7 @@ MANIFEST = "manifest.json"
 FORMAT = "mdlcodec-activation-shards"
 FORMAT_VERSION = 1
 DTYPES = ("float32", "float16")
+OPEN_MAPS = 2  # shards kept memory-mapped at once (a read straddling two shards maps both)
 
 
 def is_shard_folder(path: str | Path) -> bool:
@@ -104,12 +106,16 @@ class ShardedRows:
                            self.name, self._maps)
 
     def _map(self, i: int) -> np.ndarray:
+        """Shard i memory-mapped; only the last ``OPEN_MAPS`` shards stay mapped (shared by sub-views),
+        so that a pass over every shard keeps at most that many shards' pages resident, not all."""
         m = self._maps.get(i)
         if m is None:
             try:
                 m = np.load(self.files[i], mmap_mode="r", allow_pickle=False)
             except Exception as e:  # removed or damaged after open_shards checked it
                 raise DataError(f"{self.name}: cannot read shard {self.files[i].name}: {e}") from None
+            while len(self._maps) >= OPEN_MAPS:
+                del self._maps[next(iter(self._maps))]  # the oldest; unmapped once no read holds it
             self._maps[i] = m
         return m
 

@@ -250,6 +250,17 @@ def make_sae(cfg: SAEConfig, generator: torch.Generator | None = None, **structu
     return cls(cfg, generator, **structure)
 
 
+ENCODE_BUDGET_BYTES = 64 << 20
+"""Batches that run an SAE's encoder hold at most this many bytes of float32 pre-activations [rows, d_sae] (64 MiB)."""
+
+
+def encode_batch_rows(d_sae: int) -> int:
+    """Rows per batch when encoding with an SAE of d_sae latents (the codec's encoder, evaluate):
+    ENCODE_BUDGET_BYTES // (4 * d_sae) clamped to [64, 4096], so that one batch's dense pre-activations
+    stay within 64 MiB (4,096 latents or fewer: 4,096 rows; 16,384: 1,024; 262,144 and more: 64)."""
+    return int(min(4096, max(64, ENCODE_BUDGET_BYTES // (4 * max(1, int(d_sae))))))
+
+
 def compact_sparse(values: Tensor, indices: Tensor) -> tuple[Tensor, Tensor]:
     """Each row's nonzero entries of (values, indices) [n, w] moved to the front, in their order, and
     the columns that are zero in every row dropped: [n, m], m the most nonzeros of any row."""

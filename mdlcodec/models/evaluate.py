@@ -6,14 +6,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mdlcodec.models.base import SAE
-
-EVAL_BATCH = 4096  # samples per forward pass
+from mdlcodec.models.base import SAE, encode_batch_rows
 
 
 @torch.no_grad()
-def evaluate(sae: SAE, x: np.ndarray | Tensor, batch_size: int = EVAL_BATCH) -> dict:
-    """Metrics of sae on raw-scale x [n, d_in] (numpy, possibly memory-mapped, or a tensor).
+def evaluate(sae: SAE, x: np.ndarray | Tensor, batch_size: int | None = None) -> dict:
+    """Metrics of sae on raw-scale x [n, d_in] (numpy, possibly memory-mapped, a shard folder's lazy
+    rows, or a tensor), in batches of ``batch_size`` samples (default ``base.encode_batch_rows``: 4,096
+    up to 4,096 latents, fewer for wider SAEs so that a batch's dense latents stay within 64 MiB).
 
     mse: squared error averaged over samples and dimensions (per pixel for MNIST); fvu: summed
     squared error / summed squared deviation of x from its mean (fraction of variance unexplained);
@@ -21,6 +21,7 @@ def evaluate(sae: SAE, x: np.ndarray | Tensor, batch_size: int = EVAL_BATCH) -> 
     alive: latents active on at least one sample of x; dead_fraction: 1 - alive / d_sae.
     """
     n, d = x.shape
+    batch_size = batch_size or encode_batch_rows(sae.cfg.d_sae)
     if n == 0:
         raise ValueError("evaluate needs at least one sample")
     device = next(sae.parameters()).device

@@ -22,6 +22,14 @@ clip((t - m) / t, +-0.1), beta kept in [1e-3, 1e3]), m the batch's raw-scale MSE
 with the noise) and t = TARGET_FRACTION * target_mse (room for the test data's larger error and
 the codec's own choice of step); beta starts at tcfg.beta, else DEFAULT_BETA. There is no early stopping (beta moves the MSE on purpose):
 the last epoch's weights are returned, after the learning rate has decayed to 0.
+
+Training data that is a shard folder's lazy ShardedRows is never loaded whole: its batches come from
+``data.stream.ShuffleStream`` (shards in a seeded order, a shuffle buffer of tcfg.shuffle_buffer
+rows); input_scale and data_rms come from one exact streaming pass (float64 sums) over the rows
+trained on, the geometric median from a seeded sample of MEDIAN_SAMPLES of them, dead latents from
+the training batches as always, and the held-out rows (when no val is given) are a seeded set of
+round(val_fraction * n) rows, at most shuffle_buffer of them, that the stream leaves out. Any other
+training data (arrays, tensors) is loaded into memory and shuffled whole, as before.
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ from torch import Tensor
 
 from mdlcodec.core.errors import ModelError
 from mdlcodec.core.progress import ProgressBar
+from mdlcodec.data.shards import ShardedRows
+from mdlcodec.data.stream import DEFAULT_BUFFER_ROWS, ShuffleStream, seeded_rng
 from mdlcodec.models.base import SAE, SAEConfig, architecture, as_float32, make_sae
 from mdlcodec.models.evaluate import evaluate
 from mdlcodec.models.rate import RateModel, dual_ascent
@@ -46,6 +56,7 @@ MEDIAN_ITERATIONS = 20   # Weiszfeld iterations
 OBJECTIVES = ("mse", "mdl")
 DEFAULT_BETA = 0.5       # objective mdl: beta without tcfg.beta (with target_mse: where dual ascent starts)
 TARGET_FRACTION = 0.8    # objective mdl: the training MSE is steered to this share of target_mse
+_VAL_SEED_KEY, _MEDIAN_SEED_KEY, _RATE_SEED_KEY = 1, 2, 3  # streams' seed keys (data.stream.seeded_rng(seed, 0, key)): held-out rows, median sample, the rate model's start
 
 
 @dataclass
@@ -61,7 +72,8 @@ class TrainConfig:
     the module docstring) with beta (normalised squared error per bit) and/or target_mse (raw units,
     per dimension: beta starts at beta and follows it), rate_step (the quantiser step of the rate's
     noise, latent units; None: learned) and gate_bandwidth (the straight-through kernel's width,
-    latent units)."""
+    latent units); shuffle_buffer: rows in the shuffle buffer when the training data is streamed (a shard folder,
+    see the module docstring)."""
 
     lr: float = 4e-3
     batch_size: int = 256
@@ -82,6 +94,7 @@ class TrainConfig:
     target_mse: float | None = None
     rate_step: float | None = None
     gate_bandwidth: float = 1.0
+    shuffle_buffer: int = DEFAULT_BUFFER_ROWS
 
 
 @dataclass
@@ -107,13 +120,35 @@ def geometric_median(x: Tensor, iterations: int = MEDIAN_ITERATIONS) -> Tensor:
 
 def input_scale_for(x: Tensor) -> float:
     """The factor s with mean ||s * x||^2 = d_in (1 for all-zero data), rounded to float32."""
-    msn = float(x.double().pow(2).sum(1).mean())
-    return as_float32(math.sqrt(x.shape[1] / msn)) if msn > 0 else 1.0
+    return _scale_from(float(x.double().pow(2).sum(1).mean()), x.shape[1])
+
+
+def _scale_from(mean_sq_norm: float, d_in: int) -> float:
+    return as_float32(math.sqrt(d_in / mean_sq_norm)) if mean_sq_norm > 0 else 1.0
 
 
 def data_rms(x: Tensor) -> float:
     """Root mean square of x [n, d] over all its entries, rounded to float32 (saved as cfg.data_rms)."""
     return as_float32(math.sqrt(float(x.double().pow(2).mean())))
+
+
+def _open_stream(train: ShardedRows, val, tcfg: TrainConfig, d_in: int) -> tuple[ShuffleStream, object]:
+    """The stream of the training rows and the held-out rows: ``val`` if given (read lazily by
+    evaluate), else a seeded set of round(val_fraction * n) rows (at most shuffle_buffer, at least 1),
+    loaded, which the stream leaves out."""
+    n = len(train)
+    if train.shape[1] != d_in or n == 0:
+        raise ModelError(f"training data has shape {list(train.shape)}, the SAE expects [n >= 1, {d_in}] (d_in={d_in})")
+    if val is not None:
+        if len(val.shape) != 2 or val.shape[1] != d_in or len(val) == 0:
+            raise ModelError(f"validation data has shape {list(val.shape)}, the SAE expects [n >= 1, {d_in}]")
+        return ShuffleStream(train, tcfg.batch_size, tcfg.seed, tcfg.shuffle_buffer), val
+    if n < 2:
+        raise ModelError("training data needs at least 2 samples to hold some out for validation")
+    n_val = min(n - 1, max(1, round(tcfg.val_fraction * n)), max(1, tcfg.shuffle_buffer))
+    held = np.sort(seeded_rng(tcfg.seed, 0, _VAL_SEED_KEY).choice(n, n_val, replace=False))
+    v = torch.from_numpy(np.asarray(train[held], dtype=np.float32))
+    return ShuffleStream(train, tcfg.batch_size, tcfg.seed, tcfg.shuffle_buffer, exclude=held), v
 
 
 def _as_tensor(x, what: str, d_in: int) -> Tensor:
@@ -219,6 +254,9 @@ def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None, 
     else:
         _check_init(cfg, init, structure)
     gen = torch.Generator().manual_seed(tcfg.seed)
+    dev = torch.device(tcfg.device)
+    if isinstance(train, ShardedRows):  # streamed, never loaded whole
+        return _train(cfg, tcfg, gen, dev, structure, init, *_open_stream(train, val, tcfg, cfg.d_in))
     x = _as_tensor(train, "training data", cfg.d_in)
     if val is None:
         if x.shape[0] < 2:
@@ -228,31 +266,60 @@ def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None, 
         x, v = x[perm[n_val:]], x[perm[:n_val]]
     else:
         v = _as_tensor(val, "validation data", cfg.d_in)
-    dev = torch.device(tcfg.device)
-    cfg.data_rms = data_rms(x)  # the scale of the data trained on, for the codec's scale warning
+    return _train(cfg, tcfg, gen, dev, structure, init, x, v)
+
+
+def _train(cfg: SAEConfig, tcfg: TrainConfig, gen: torch.Generator, dev: torch.device, structure: dict,
+           init: SAE | None, x: Tensor | ShuffleStream, v) -> tuple[SAE, TrainResult]:
+    """train_sae's loop on x: the training rows in memory [n, d_in], or a stream of them; v: held out."""
+    stream = x if isinstance(x, ShuffleStream) else None
+    if stream is not None:  # one ordered pass: the same figures as the in-memory formulas, summed in float64
+        msn = stream.sum_of_squares() / stream.n_rows
+        cfg.data_rms = as_float32(math.sqrt(msn / cfg.d_in))
+    else:
+        cfg.data_rms = data_rms(x)  # the scale of the data trained on, for the codec's scale warning
 
     if init is None:
-        cfg.input_scale = input_scale_for(x) if tcfg.normalize else 1.0
+        if not tcfg.normalize:
+            cfg.input_scale = 1.0
+        else:
+            cfg.input_scale = _scale_from(msn, cfg.d_in) if stream is not None else input_scale_for(x)
         cfg.threshold = None
         sae = make_sae(cfg, gen, **structure)
     else:
         cfg.input_scale, cfg.threshold = init.cfg.input_scale, init.cfg.threshold
         sae = copy.deepcopy(init).cpu()
         sae.cfg = cfg
-    xs = (x * cfg.input_scale).to(dev)
-    v = v.to(dev)
+    if stream is None:
+        xs = (x * cfg.input_scale).to(dev)
+        v = v.to(dev)
     if init is None:
         with torch.no_grad():
-            sub = torch.randperm(xs.shape[0], generator=gen)[:MEDIAN_SAMPLES]
-            sae.b_dec.copy_(geometric_median(xs[sub.to(dev)].cpu()))
+            if stream is None:
+                sub = torch.randperm(xs.shape[0], generator=gen)[:MEDIAN_SAMPLES]
+                sae.b_dec.copy_(geometric_median(xs[sub.to(dev)].cpu()))
+            else:
+                sub = torch.from_numpy(stream.sample(MEDIAN_SAMPLES, _MEDIAN_SEED_KEY)) * cfg.input_scale
+                sae.b_dec.copy_(geometric_median(sub))
     sae.to(dev).train()
     rate, log_beta = None, math.log(tcfg.beta if tcfg.beta is not None else DEFAULT_BETA)
     if tcfg.objective == "mdl":
-        rate = _start_rate(sae, xs, gen, tcfg, fresh=init is None).to(dev)
+        start = xs if stream is None else torch.from_numpy(stream.sample(MEDIAN_SAMPLES, _RATE_SEED_KEY)).to(dev) * cfg.input_scale
+        rate = _start_rate(sae, start, gen, tcfg, fresh=init is None).to(dev)
 
-    n = xs.shape[0]
+    n = stream.n_rows if stream is not None else xs.shape[0]
     bs = min(tcfg.batch_size, n)
-    steps_per_epoch = n // bs
+    steps_per_epoch = stream.steps_per_epoch if stream is not None else n // bs
+
+    def batches(epoch: int):
+        """The epoch's steps_per_epoch batches [bs, d_in], input-scaled, on dev."""
+        if stream is not None:
+            for b in stream.epoch(epoch):
+                yield torch.from_numpy(b).to(dev) * cfg.input_scale
+            return
+        order = torch.randperm(n, generator=gen).to(dev)
+        for step in range(steps_per_epoch):
+            yield xs[order[step * bs:(step + 1) * bs]]
     total = steps_per_epoch * tcfg.epochs
     decay_from = int(total * (1 - tcfg.lr_decay_fraction))
     opt = torch.optim.Adam([*sae.parameters(), *(rate.parameters() if rate is not None else ())], lr=tcfg.lr)
@@ -266,10 +333,8 @@ def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None, 
     bar = ProgressBar(total, f"train {cfg.arch} w{cfg.d_sae}", enabled=tcfg.progress)
     last_val: dict[str, str] = {}  # the last epoch's held-out MSE, shown beside the running figures
     for epoch in range(1, tcfg.epochs + 1):
-        order = torch.randperm(n, generator=gen).to(dev)
         sums = torch.zeros(5, dtype=torch.float64, device=dev)  # loss, mse part, aux part, L0, rate bits
-        for step in range(steps_per_epoch):
-            xb = xs[order[step * bs:(step + 1) * bs]]
+        for step, xb in enumerate(batches(epoch)):
             pre = sae.pre_acts(xb)
             z = sae.activate_train(pre)
             z_rec, bits = z, torch.zeros((), device=dev)

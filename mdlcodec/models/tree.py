@@ -21,10 +21,9 @@ from torch import Tensor
 
 from mdlcodec.core.errors import ModelError
 from mdlcodec.core.forest import check_forest, forest_depths
-from mdlcodec.models.base import SAE, SAEConfig, compact_sparse, make_sae, register
+from mdlcodec.models.base import SAE, SAEConfig, compact_sparse, encode_batch_rows, make_sae, register
 from mdlcodec.models.batchtopk import BatchTopKSAE
 
-ENCODE_BATCH = 4096  # samples per forward pass in tree_from_flat
 
 
 def _activity_csr(active, n_features: int | None) -> scipy.sparse.csr_matrix:
@@ -152,12 +151,15 @@ def tree_from_flat(flat: SAE, x_train, min_implication: float = 0.9) -> TreeSAE:
     was_training = flat.training
     flat.eval()
     rows, cols = [], []
-    for s in range(0, x_train.shape[0], ENCODE_BATCH):
-        xb = x_train[s:s + ENCODE_BATCH]
+    batch = encode_batch_rows(flat.cfg.d_sae)
+    for s in range(0, x_train.shape[0], batch):
+        xb = x_train[s:s + batch]
         xb = (xb if isinstance(xb, Tensor) else torch.from_numpy(np.array(xb, np.float32))).to(device, torch.float32)
-        r, c = (flat.encode(xb) > 0).nonzero(as_tuple=True)
+        with torch.no_grad():
+            values, indices = flat.encode_sparse(xb)  # the active latents only: no dense [batch, d_sae] latents
+        r, j = (values > 0).nonzero(as_tuple=True)
         rows.append(r.cpu().numpy() + s)
-        cols.append(c.cpu().numpy())
+        cols.append(indices[r, j].cpu().numpy())
     flat.train(was_training)
     n, F = x_train.shape[0], flat.cfg.d_sae
     r, c = (np.concatenate(a) if a else np.zeros(0, np.int64) for a in (rows, cols))

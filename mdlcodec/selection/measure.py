@@ -75,7 +75,7 @@ def measure_codec(codec: Codec, test: np.ndarray, path: str | Path | None = None
 
 def feature_density(codec: Codec, x: np.ndarray) -> np.ndarray:
     """[d_sae] fraction of the samples of x [n, d_in] on which each feature's quantised latent is non-zero."""
-    codes = codec.latents(x)
+    codes = codec.latents(x, DEFAULT_CHUNK)  # chunk by chunk: a shard folder's split is not read whole
     return np.bincount(codes.indices, minlength=codec.decoder.d_sae) / max(codes.n, 1)
 
 

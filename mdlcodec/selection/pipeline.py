@@ -32,6 +32,7 @@ import numpy as np
 from mdlcodec.core.errors import MdlcodecError
 from mdlcodec.core.progress import Progress, quiet
 from mdlcodec.core.runinfo import machine, versions
+from mdlcodec.data.stream import DEFAULT_BUFFER_ROWS
 from mdlcodec.models import TrainConfig
 from mdlcodec.models.jumprelu import jumprelu_from
 from mdlcodec.selection.measure import feature_density, measure_pca, measure_sae
@@ -51,7 +52,9 @@ class SelectionConfig:
     fixed training budget of every SAE (early stopping on a held-out tenth of the training split);
     k_resolution: calibration stops when the bracket [lo, hi] on k is within max(1, k_resolution * hi)
     (0: the exact smallest passing k); max_trials: most SAEs trained per width; pca: add the dense
-    baseline row; objectives: "mse" (the BatchTopK sweep, always) and "mdl" (see the module docstring)."""
+    baseline row; objectives: "mse" (the BatchTopK sweep, always) and "mdl" (see the module docstring);
+    shuffle_buffer: rows of the shuffle buffer when a shard folder's training split is streamed
+    (models.train); device: where the SAEs train and encode (fit, measure)."""
 
     tol: float = 0.015
     widths: tuple[int, ...] = FULL_WIDTHS
@@ -66,6 +69,7 @@ class SelectionConfig:
     max_trials: int = 10
     pca: bool = True
     objectives: tuple[str, ...] = ("mse",)
+    shuffle_buffer: int = DEFAULT_BUFFER_ROWS
 
     @classmethod
     def quick(cls, **overrides) -> "SelectionConfig":
@@ -89,7 +93,7 @@ class SelectionConfig:
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, patience=self.patience,
-                           seed=self.seed, device=self.device, progress=False)
+                           seed=self.seed, device=self.device, progress=False, shuffle_buffer=self.shuffle_buffer)
 
     def mdl_train_config(self) -> TrainConfig:
         """The "mdl" fine-tuning: the same epochs and batch, MDL_LR, beta from MDL_BETA toward tol."""
@@ -128,7 +132,7 @@ def run_selection(ds, cfg: SelectionConfig, run_dir: str | Path, progress: Progr
         prev_k, slope = cal.k, cal.slope() or slope
         for trial in sorted((t for t in cal.trials.values() if t.passed), key=lambda t: t.k):
             t0 = time.perf_counter()
-            codec, m = measure_sae(cache.load(trial.hash, "cpu"), ds.train, ds.test, cfg.tol)
+            codec, m = measure_sae(cache.load(trial.hash, cfg.device), ds.train, ds.test, cfg.tol, cfg.device)
             extra.decoders[trial.hash] = codec.decoder.W_dec
             extra.densities[trial.hash] = feature_density(codec, ds.train)
             ev, tr = trial.entry["test"], trial.entry["training"]

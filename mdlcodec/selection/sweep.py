@@ -42,6 +42,7 @@ import torch
 from mdlcodec.core.atomic import write_text
 from mdlcodec.core.progress import Progress, quiet
 from mdlcodec.core.runinfo import versions
+from mdlcodec.data.shards import ShardedRows
 from mdlcodec.models import SAE, SAEConfig, TrainConfig, evaluate, load_sae
 from mdlcodec.workflow import train_and_save
 
@@ -54,27 +55,29 @@ def data_fingerprint(train: np.ndarray, test: np.ndarray) -> str:
     """sha256 (first 16 hex digits) of the shapes and float32 bytes of the train and test splits."""
     h = hashlib.sha256(b"mdlcodec-selection-data-v1")
     for a in (train, test):
-        a = np.ascontiguousarray(a, dtype="<f4")
         h.update(np.array(a.shape, "<i8").tobytes())
-        for s in range(0, len(a), 4096):  # in slices: a memory-mapped file is not read whole
-            h.update(a[s:s + 4096].tobytes())
+        for s in range(0, len(a), 4096):  # in slices: a memory-mapped file or a shard folder is not read whole
+            h.update(np.ascontiguousarray(a[s:s + 4096], dtype="<f4").tobytes())
     return h.hexdigest()[:16]
 
 
-def train_settings(tcfg: TrainConfig) -> dict:
-    """The training settings that decide the weights (everything but device and progress bar)."""
+def train_settings(tcfg: TrainConfig, streamed: bool = False) -> dict:
+    """The training settings that decide the weights (everything but device and progress bar; the
+    shuffle buffer only where the training split is ``streamed``, a shard folder's)."""
     d = dataclasses.asdict(tcfg)
-    for name in _UNTRACKED_TRAIN_FIELDS:
+    for name in _UNTRACKED_TRAIN_FIELDS + (() if streamed else ("shuffle_buffer",)):
         d.pop(name)
     return d
 
 
-def cache_key(data_fp: str, cfg: SAEConfig, tcfg: TrainConfig, init: str | None = None) -> dict:
+def cache_key(data_fp: str, cfg: SAEConfig, tcfg: TrainConfig, init: str | None = None,
+              streamed: bool = False) -> dict:
     """What decides a cached SAE's weights; init: the cache hash of the SAE a fine-tuning started from
-    (named only when given, so the keys of SAEs trained from scratch are unchanged)."""
+    (named only when given, so the keys of SAEs trained from scratch are unchanged); streamed: the
+    training split is a shard folder's, read through the shuffle buffer (``train_settings``)."""
     key = {"format": CACHE_FORMAT, "data": data_fp,
            "sae": {"arch": cfg.arch, "d_in": cfg.d_in, "d_sae": cfg.d_sae, "k": cfg.k},
-           "train": train_settings(tcfg)}
+           "train": train_settings(tcfg, streamed)}
     return key if init is None else key | {"init": init}
 
 
@@ -99,6 +102,7 @@ class SAECache:
     def __init__(self, root: str | Path, train: np.ndarray, test: np.ndarray, data_fp: str | None = None):
         self.root = Path(root)
         self.train, self.test = train, test
+        self.streamed = isinstance(train, ShardedRows)  # models.train streams it through a shuffle buffer
         self.data_fp = data_fp or data_fingerprint(train, test)
         self.trained = 0   # SAEs trained by this object (cache misses)
         self.reused = 0    # SAEs found in the cache
@@ -109,7 +113,7 @@ class SAECache:
 
     def lookup(self, cfg: SAEConfig, tcfg: TrainConfig, init: str | None = None) -> dict | None:
         """The entry of this configuration, or None if it was never (fully) trained."""
-        p = self.path(key_hash(cache_key(self.data_fp, cfg, tcfg, init))) / ENTRY_FILE
+        p = self.path(key_hash(cache_key(self.data_fp, cfg, tcfg, init, self.streamed))) / ENTRY_FILE
         if not p.is_file():
             return None
         try:
@@ -119,7 +123,7 @@ class SAECache:
 
     def known_ks(self, arch: str, d_in: int, d_sae: int, tcfg: TrainConfig) -> dict[int, dict]:
         """k -> entry for every cached SAE of this data, architecture, width and training settings."""
-        want = {"format": CACHE_FORMAT, "data": self.data_fp, "train": train_settings(tcfg)}
+        want = {"format": CACHE_FORMAT, "data": self.data_fp, "train": train_settings(tcfg, self.streamed)}
         out = {}
         if not self.root.is_dir():
             return out
@@ -143,7 +147,7 @@ class SAECache:
         if entry is not None:
             self.reused += 1
             return entry
-        key = cache_key(self.data_fp, cfg, tcfg, init[0] if init else None)
+        key = cache_key(self.data_fp, cfg, tcfg, init[0] if init else None, self.streamed)
         h = key_hash(key)
         t0 = time.perf_counter()
         folder = self.path(h)

@@ -4,6 +4,7 @@ nearly lossless at a fine step."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from mdlcodec.baselines import PCA, match_pca, pca_codec
 
@@ -31,3 +32,16 @@ def test_pca_codec_with_fine_step_is_nearly_lossless(data):
     train, test = data
     codec = pca_codec(PCA.fit(train), 16, 1e-4, train)
     assert np.max(np.abs(codec.decode(codec.encode(test)) - test)) < 1e-3
+
+
+def test_pca_of_a_shard_folder_is_read_in_chunks_and_matches_in_memory(tmp_path, monkeypatch):
+    from mdlcodec.data.shards import ShardedRows, open_shards
+    from tests.data.test_shards import write_shards
+
+    x = (np.random.default_rng(2).standard_normal((5000, 6)) @ np.diag([5, 3, 2, 1, 0.5, 0.1]) + 7).astype(np.float32)
+    write_shards(tmp_path / "s", x, 700)
+    monkeypatch.setattr(ShardedRows, "__array__", lambda *a, **k: pytest.fail("PCA read the folder whole"))
+    lazy, whole = PCA.fit(open_shards(tmp_path / "s")), PCA.fit(x)
+    np.testing.assert_allclose(lazy.mean, whole.mean, rtol=1e-12)
+    np.testing.assert_allclose(lazy.variances, whole.variances, rtol=1e-9)
+    np.testing.assert_allclose(np.abs((lazy.components * whole.components).sum(1)), 1, rtol=1e-9)

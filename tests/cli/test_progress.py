@@ -36,7 +36,7 @@ def test_plain_lines_at_most_one_per_interval_then_a_final_line():
     bar.close()  # a second close writes nothing
     lines = out.getvalue().splitlines()
     assert 100 / PLAIN_INTERVAL_S - 2 <= len(lines) - 1 <= 100 / PLAIN_INTERVAL_S  # progress lines, then the final
-    assert lines[0].startswith("train w24: ") and f"/1000 steps" in lines[0] and "steps/s" in lines[0]
+    assert lines[0].startswith("train w24: ") and "/1000 steps" in lines[0] and "steps/s" in lines[0]
     assert "loss" in lines[0]
     assert lines[-1].startswith("train w24: done, 1000/1000 steps (100%), 100.0 s, 10 steps/s, loss ")
 
