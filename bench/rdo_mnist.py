@@ -57,9 +57,12 @@ def main() -> None:
     for h, label in (("flat", "flat"), ("chowliu", "Chow-Liu")):
         plain, _ = fit_codec(sae, ds.train, ds.test, max_mse=args.tol, hierarchy=h)
         row(f"plain {label}", plain)
-        for name, pf, rdo in (("+per-feature steps", True, False), ("+RDO", False, True), ("+both", True, True)):
+        for name, configs in (("+per-feature steps", [(0.5, None), (1.0, None), (2.0, None)]),
+                              ("+RDO", [(None, 0.7), (None, 1.0), (None, 1.4)]),
+                              ("+both", [(1.0, 0.7), (1.0, 1.0), (1.0, 1.4)])):
             t = time.perf_counter()
-            codec, rep = fit_rd_codec(sae, ds.train, ds.test, args.tol, hierarchy=h, per_feature=pf, rdo=rdo)
+            codec, rep = fit_rd_codec(sae, ds.train, ds.test, args.tol, hierarchy=h, configs=configs,
+                                      include_plain=False)
             row(f"{name} {label}", codec, {"fit_s": time.perf_counter() - t, "chosen": rep["chosen"]})
     pca, _ = measure_pca(ds.train, ds.test, args.tol)
     row("PCA", pca)

@@ -8,9 +8,10 @@ Everything is scaled by one base step Delta and the high-rate slope mu(Delta) = 
   (a Lagrangian allocation; bits: the feature's activity KT code and its bins' empirical entropy;
   distortion: its rounding error times its decoder row's squared norm, cross terms ignored);
 - RDO: lambda = kappa_rdo * mu(Delta).
-For each kappa the coarsest Delta meeting max_mse is found by bisection (the tables refit on the
-training split's optimised codes at each try), then fit and encode are iterated while the training
-split's bits drop, and Delta shrinks by 2^(-1/32) until the test MSE meets max_mse again. The shortest
+For each kappa the coarsest Delta meeting max_mse is found by bisection (coarse: tables of the plain
+training codes; fine, within 2^(+-1/16): tables refit once on the training split's optimised codes),
+then fit and encode are iterated while the training split's bits drop, and Delta shrinks by
+2^(-1/64) until the test MSE meets max_mse again. The shortest
 test cross-entropy over the kappas wins. The decoder and the file format are those of any codec.
 """
 
@@ -30,6 +31,9 @@ from mdlcodec.core.errors import ModelError
 STEP_GRID = 2.0 ** (np.arange(-4, 9) / 4)
 """Multipliers of the base step a feature may take (per-feature steps)."""
 RDO_KAPPAS = (0.7, 1.0, 1.4)
+"""RDO lambdas tried, as multiples of the natural one."""
+STEP_KAPPAS = (1.0,)
+"""Per-feature allocations tried, their distortion weight as multiples of the natural lambda."""
 MAX_OUTER = 4
 
 
@@ -90,8 +94,8 @@ class _Search:
 
     def build(self, base: float, k_steps: float | None, k_rdo: float | None, outer: int) -> tuple[Codec, SparseCodes, float]:
         """(codec, test codes, test bits/sample) at base step ``base``: per-feature steps at kappa
-        k_steps (None: one step), RDO at k_rdo (None: plain), the tables refit ``outer`` times on the
-        training split's optimised codes (at least once; more while its bits drop)."""
+        k_steps (None: one step), RDO at k_rdo (None: plain), the tables refit up to ``outer`` times on
+        the training split's optimised codes while its bits drop (0: the plain codes' tables)."""
         steps = (allocate_steps(self.decoder, self.z_train, base, k_steps) if k_steps is not None
                  else np.full(self.decoder.d_sae, base, np.float32))
         q = Quantiser(steps)
@@ -100,7 +104,7 @@ class _Search:
         lam = None if k_rdo is None else k_rdo * natural_lambda(self.decoder, steps)
         if lam is not None:
             best = None
-            for i in range(max(outer, 1)):
+            for i in range(outer):
                 codes = optimise_codes(self.train, plain_train, self.decoder, q, model, lam, self.device)
                 trial = _model(codes, self.hierarchy)
                 bits = Codec(self.decoder, q, trial).chunk_coder.ideal_bits(codes)["total"]
@@ -111,13 +115,14 @@ class _Search:
         codes = codec.latents(self.test)
         return codec, codes, codec.chunk_coder.ideal_bits(codes)["total"] / len(self.test)
 
-    def coarsest(self, lo: float, hi: float, k_steps, k_rdo, iters: int = 7) -> float:
-        """The largest base step in [lo, hi] (bisection on log2) whose test MSE meets max_mse (one
-        table refit per try), or lo."""
+    def coarsest(self, lo: float, hi: float, k_steps, k_rdo, iters: int, outer: int) -> float:
+        """The largest base step in [lo, hi] (bisection on log2) whose test MSE meets max_mse, the
+        tables refit ``outer`` times on the training split's optimised codes at each try (0: the
+        plain codes' tables); lo if none."""
         a, b = np.log2(lo), np.log2(hi)
         for _ in range(iters):
             mid = (a + b) / 2
-            codec, codes, _ = self.build(2.0 ** mid, k_steps, k_rdo, 1)
+            codec, codes, _ = self.build(2.0 ** mid, k_steps, k_rdo, outer)
             if self.mse(codec, codes) <= self.max_mse:
                 a = mid
             else:
@@ -125,44 +130,53 @@ class _Search:
         return float(2.0 ** a)
 
     def fit(self, k_steps, k_rdo, plain_step: float) -> tuple[Codec, SparseCodes, float]:
-        base = self.coarsest(plain_step / 2.5, plain_step * 2.0, k_steps, k_rdo)
+        """Coarse bisection on the plain codes' tables (cheap), a fine one within 2^(+-1/16) with the
+        tables refit once, then refits while they help, the step shrinking until the tolerance holds."""
+        base = self.coarsest(plain_step / 2.0, plain_step * 1.6, k_steps, k_rdo, 7, 0)
+        if k_rdo is not None:
+            base = self.coarsest(base * 2.0 ** (-1 / 16), base * 2.0 ** (1 / 16), k_steps, k_rdo, 3, 1)
         for _ in range(64):
             codec, codes, bits = self.build(base, k_steps, k_rdo, MAX_OUTER)
             if self.mse(codec, codes) <= self.max_mse:
                 return codec, codes, bits
-            base *= 2.0 ** (-1 / 32)
+            base *= 2.0 ** (-1 / 64)
         raise ModelError("no step met the tolerance with RDO or per-feature steps")  # pragma: no cover
 
 
 def fit_rd_codec(sae, train_x: np.ndarray, test_x: np.ndarray, max_mse: float, device: str = "cpu",
                  hierarchy: str = "flat", per_feature: bool = True, rdo: bool = True,
-                 kappas: tuple[float, ...] = RDO_KAPPAS) -> tuple[Codec, dict]:
+                 kappas: tuple[float, ...] = RDO_KAPPAS, step_kappas: tuple[float, ...] = STEP_KAPPAS,
+                 include_plain: bool = True,
+                 configs: list[tuple[float | None, float | None]] | None = None) -> tuple[Codec, dict]:
     """The codec with the shortest test cross-entropy meeting max_mse among: the plain one (one step,
-    ``precision.coarsest_step``), and per-feature steps and/or RDO as asked (the module's docstring).
+    ``precision.coarsest_step``; left out of the choice, though reported, if not ``include_plain``), and
+    per-feature steps (at each of ``step_kappas``), RDO (at each of ``kappas``) and, with both, the
+    two together (RDO at kappa 1), as asked (the module's docstring); or exactly ``configs``, pairs
+    (step kappa or None for one step, RDO kappa or None for plain encoding).
     hierarchy "flat" or "chowliu" ("auto" is flat for an SAE without a forest).
 
-    Returns (codec, report): report["variants"] lists each tried {per_feature, rdo, kappa, base_step,
+    Returns (codec, report): report["variants"] lists each tried {per_feature, step_kappa, rdo, kappa, base_step,
     rdo_lambda, test_mse, bits_per_sample (test cross-entropy)}, report["chosen"] the winner's."""
     hierarchy = "flat" if hierarchy == "auto" else hierarchy
     s = _Search(sae, train_x, test_x, max_mse, device, hierarchy)
     plain_step = coarsest_step(s.decoder, s.z_test, s.test, max_mse)
     variants = []
 
-    def add(codec, codes, bits, per, k):
-        variants.append({"per_feature": per, "rdo": codec.rdo_lambda is not None, "kappa": k,
+    def add(codec, codes, bits, k_steps, k):
+        variants.append({"per_feature": k_steps is not None, "step_kappa": k_steps, "rdo": codec.rdo_lambda is not None,
+                         "kappa": k,
                          "base_step": float(np.exp(np.mean(np.log(codec.quantiser.step)))),
                          "rdo_lambda": codec.rdo_lambda, "test_mse": s.mse(codec, codes), "bits_per_sample": bits,
                          "codec": codec})
 
-    add(*s.build(plain_step, None, None, 1), False, None)
-    configs = []
-    if per_feature:
-        configs.append((1.0, None))
-    if rdo:
-        configs += [(1.0 if per_feature else None, k) for k in kappas]
+    add(*s.build(plain_step, None, None, 1), None, None)
+    if configs is None:
+        configs = [(k, None) for k in step_kappas] if per_feature else []
+        configs += [(None, r) for r in kappas] if rdo else []
+        configs += [(k, 1.0) for k in step_kappas] if per_feature and rdo else []
     for k_steps, k_rdo in configs:
-        add(*s.fit(k_steps, k_rdo, plain_step), k_steps is not None, k_rdo)
-    best = min(variants, key=lambda v: v["bits_per_sample"])
+        add(*s.fit(k_steps, k_rdo, plain_step), k_steps, k_rdo)
+    best = min(variants[0 if include_plain or not configs else 1:], key=lambda v: v["bits_per_sample"])
     report = {"variants": [{k: v for k, v in r.items() if k != "codec"} for r in variants],
               "chosen": {k: v for k, v in best.items() if k != "codec"}}
     return best["codec"], report
