@@ -9,7 +9,7 @@ Everything is scaled by one base step Delta and the high-rate slope mu(Delta) = 
   distortion: its rounding error times its decoder row's squared norm, cross terms ignored);
 - RDO: lambda = kappa_rdo * mu(Delta).
 For each kappa the coarsest Delta meeting max_mse is found by bisection (coarse: tables of the plain
-training codes; fine, within 2^(+-1/16): tables refit once on the training split's optimised codes),
+training codes; fine, within 2^(+-1/16): with RDO, tables refit once on the training split's optimised codes),
 then fit and encode are iterated while the training split's bits drop, and Delta shrinks by
 2^(-1/64) until the test MSE meets max_mse again. The shortest
 test cross-entropy over the kappas wins. The decoder and the file format are those of any codec.
@@ -130,11 +130,11 @@ class _Search:
         return float(2.0 ** a)
 
     def fit(self, k_steps, k_rdo, plain_step: float) -> tuple[Codec, SparseCodes, float]:
-        """Coarse bisection on the plain codes' tables (cheap), a fine one within 2^(+-1/16) with the
-        tables refit once, then refits while they help, the step shrinking until the tolerance holds."""
+        """Coarse bisection on the plain codes' tables (cheap), a fine one within 2^(+-1/16) (with RDO,
+        the tables refit once at each try), then refits while they help, the step shrinking until the tolerance holds."""
         base = self.coarsest(plain_step / 2.0, plain_step * 1.6, k_steps, k_rdo, 7, 0)
-        if k_rdo is not None:
-            base = self.coarsest(base * 2.0 ** (-1 / 16), base * 2.0 ** (1 / 16), k_steps, k_rdo, 3, 1)
+        base = self.coarsest(base * 2.0 ** (-1 / 16), base * 2.0 ** (1 / 16), k_steps, k_rdo, 4,
+                             0 if k_rdo is None else 1)
         for _ in range(64):
             codec, codes, bits = self.build(base, k_steps, k_rdo, MAX_OUTER)
             if self.mse(codec, codes) <= self.max_mse:
