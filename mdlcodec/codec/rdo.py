@@ -18,8 +18,8 @@ t = s * x - b_dec; a change of latent f by delta moves the residual r = t - z W_
 The search, batched over samples (torch, on ``device``; no per-sample Python loop):
   1. least-squares refit: the active set's values re-solved by least squares, then rounded to bins
      (kept for a sample only where J falls);
-  2. greedy moves: every (feature, new bin) among {b - 1, b + 1, 0, the best bin for the residual}
-     of every feature (drop an active latent, move its bin by one step, add an inactive
+  2. greedy moves: every (feature, new bin) among the bin nearest the residual's optimum of every
+     feature and b - 1, b + 1, 0 of every active one (drop an active latent, move its bin by one step, add an inactive
      one where it pays: matching pursuit on the decoder's rows) is scored at once; each sample takes
      its best move while that lowers J, until none does or ``max_moves`` is reached.
 Steps 1-2 repeat ``rounds`` times. J never rises: the result is never longer (in the search's bits)
@@ -48,7 +48,11 @@ class CostTables:
 
     on[f]: bits of f being active over inactive; table [sum T_f] bits of each bin of each feature's
     table; lo [d_sae], size [d_sae], offset [d_sae] locate f's table; escape [d_sae] the escape's bits
-    plus the 32 raw bits."""
+    plus the 32 raw bits. Where d_sae * (2 B + 3) <= ``DENSE_LIMIT`` (B the largest |bin| of any
+    table), also ``dense`` [d_sae, 2 B + 3]: f's cost of bins -B-1 .. B+1 (the ends: every bin beyond,
+    escaped), one gather per lookup."""
+
+    DENSE_LIMIT = 1 << 22
 
     def __init__(self, model: EntropyModel, device: str | torch.device = "cpu"):
         p = model.p_active
@@ -60,14 +64,21 @@ class CostTables:
         self.size = torch.tensor(model.table_sizes.astype(np.int64), device=dev)
         self.offset = torch.tensor(model.value_offsets[:-1].astype(np.int64), device=dev)
         self.escape = torch.tensor(escape_bits + ESCAPE_RAW_BITS, dtype=torch.float32, device=dev)
+        d = model.d_sae
+        B = int(max(np.abs(model.value_lo.astype(np.int64)).max(),
+                    np.abs(model.value_lo.astype(np.int64) + model.table_sizes - 1).max()))
+        self.dense = None
+        if d * (2 * B + 3) <= self.DENSE_LIMIT:
+            self.B = B
+            grid = torch.arange(-B - 1, B + 2, device=dev)[:, None].expand(-1, d)
+            self.dense = self._bits(grid, slice(None)).T.contiguous()  # [d, 2B + 3]
+            self.row = (torch.arange(d, device=dev) * (2 * B + 3) + B + 1)  # index of f's bin 0
 
     def bits(self, bins: torch.Tensor) -> torch.Tensor:
         """bins [n, d_sae] int64 -> bits [n, d_sae] of each latent over its being inactive (0 for bin 0)."""
+        if self.dense is not None:
+            return self.dense.view(-1)[self.row + bins.clamp(-self.B - 1, self.B + 1)]
         return self._bits(bins, slice(None))
-
-    def bits_cand(self, bins: torch.Tensor) -> torch.Tensor:
-        """bins [n, d_sae, c] int64 (candidates of each feature) -> bits [n, d_sae, c] as ``bits``."""
-        return self._bits(bins, (slice(None), None))
 
     def _bits(self, bins: torch.Tensor, ix) -> torch.Tensor:
         lo, size, off = self.lo[ix], self.size[ix], self.offset[ix]
@@ -93,10 +104,11 @@ def _ls_refit(bins: torch.Tensor, corr: torch.Tensor, gram: torch.Tensor, step: 
     if k == 0:
         return bins
     # each row's active features, padded to k (padding: a masked identity row)
-    order = torch.argsort((~active).to(torch.int8), dim=1, stable=True)[:, :k]
+    d = bins.shape[1]
+    order = torch.topk(active.to(torch.int8), k, dim=1, sorted=False).indices
     mask = torch.gather(active, 1, order)
     both = mask[:, :, None] & mask[:, None, :]
-    G = torch.where(both, gram[order[:, :, None], order[:, None, :]], torch.zeros((), device=gram.device)).double()
+    G = (torch.take(gram, order[:, :, None] * d + order[:, None, :]) * both).double()
     eye = torch.eye(k, dtype=G.dtype, device=G.device)
     G = G + eye * (~mask)[:, None, :].to(G.dtype) + 1e-6 * eye * G.diagonal(dim1=1, dim2=2).amax(1)[:, None, None]
     rhs = torch.where(mask, torch.gather(corr, 1, order), torch.zeros((), device=corr.device)).double()
@@ -109,33 +121,50 @@ def _ls_refit(bins: torch.Tensor, corr: torch.Tensor, gram: torch.Tensor, step: 
 
 def _greedy(bins: torch.Tensor, resid: torch.Tensor, W: torch.Tensor, g: torch.Tensor, step: torch.Tensor,
             costs: CostTables, mu: float, max_moves: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best single moves per sample while they lower J (see the module's docstring). Candidates of
-    each feature: its bin - 1, + 1, the bin nearest the residual's optimum, and 0 (drop)."""
+    """Best single moves per sample while they lower J (see the module's docstring). Candidates: for
+    every feature, the bin nearest the residual's optimum (an add where it is inactive); for every
+    active one also its bin - 1, + 1 and 0 (drop)."""
     live = torch.arange(bins.shape[0], device=bins.device)
-    zero = torch.zeros((), device=bins.device)
     for _ in range(max_moves):
         if not len(live):
             break
         b, r = bins[live], resid[live]
+        m = len(live)
         c = r @ W.T  # [m, d]
         now = costs.bits(b)
+        # one candidate per feature: the best bin for the residual
         best = torch.round(b + c / (g * step)).clamp(-MAX_BIN, MAX_BIN).to(torch.int64)
-        cand = torch.stack([b - 1, b + 1, best, torch.zeros_like(b)], dim=2)
-        delta = (cand - b[..., None]).to(torch.float32) * step[:, None]
-        dJ = mu * delta * (delta * g[:, None] - 2 * c[..., None])
-        dJ[..., :3] += torch.stack([costs.bits(cand[..., j]) for j in range(3)], dim=2)
-        dJ -= now[..., None]
-        dJ[..., 3] = torch.where(b != 0, dJ[..., 3], zero)
-        val, arg = dJ.reshape(len(live), -1).min(1)
+        delta = (best - b).to(torch.float32) * step
+        dJ = costs.bits(best) - now + mu * delta * (delta * g - 2 * c)
+        val, f = dJ.min(1)
+        new, dv = torch.gather(best, 1, f[:, None])[:, 0], torch.gather(delta, 1, f[:, None])[:, 0]
+        # the active features' bin - 1, + 1 and 0
+        active = b != 0
+        k = int(active.sum(1).max())
+        if k:
+            idx = torch.topk(active.to(torch.int8), k, dim=1, sorted=False).indices  # [m, k]
+            on = torch.gather(active, 1, idx)
+            ba, ca, na = torch.gather(b, 1, idx), torch.gather(c, 1, idx), torch.gather(now, 1, idx)
+            sa, ga = step[idx], g[idx]
+            cand = torch.stack([ba - 1, ba + 1, torch.zeros_like(ba)], dim=2)  # [m, k, 3]
+            da = (cand - ba[..., None]).to(torch.float32) * sa[..., None]
+            bits = costs.bits(cand.view(m, -1)).view(m, k, 3) if costs.dense is None else \
+                costs.dense.view(-1)[costs.row[idx][..., None] + cand.clamp(-costs.B - 1, costs.B + 1)]
+            dJa = bits - na[..., None] + mu * da * (da * ga[..., None] - 2 * ca[..., None])
+            dJa = torch.where(on[..., None], dJa, torch.full((), float("inf"), device=dJa.device))
+            va, arg = dJa.view(m, -1).min(1)
+            j, q = arg // 3, arg % 3
+            rows = torch.arange(m, device=bins.device)
+            use = va < val
+            val = torch.where(use, va, val)
+            f = torch.where(use, idx[rows, j], f)
+            new = torch.where(use, cand[rows, j, q], new)
+            dv = torch.where(use, da[rows, j, q], dv)
         take = val < -1e-4
         if not take.any():
             break
-        live, arg = live[take], arg[take]
-        f, j = arg // _CANDIDATES, arg % _CANDIDATES
-        keep = take.nonzero()[:, 0]
-        sub = cand[keep, f, j]
-        dv = delta[keep, f, j]
-        bins[live, f] = sub
+        live, f, new, dv = live[take], f[take], new[take], dv[take]
+        bins[live, f] = new
         resid[live] -= dv[:, None] * W[f]
     return bins, resid
 
