@@ -30,7 +30,7 @@ from mdlcodec.core.errors import ModelError
 
 STEP_GRID = 2.0 ** (np.arange(-4, 9) / 4)
 """Multipliers of the base step a feature may take (per-feature steps)."""
-RDO_KAPPAS = (0.7, 1.0, 1.4)
+RDO_KAPPAS = (1.0, 1.4, 2.0)
 """RDO lambdas tried, as multiples of the natural one."""
 STEP_KAPPAS = (1.0,)
 """Per-feature allocations tried, their distortion weight as multiples of the natural lambda."""

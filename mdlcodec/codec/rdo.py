@@ -39,8 +39,10 @@ from mdlcodec.codec.sparse import SparseCodes
 
 DEFAULT_MAX_MOVES = 64
 _BATCH_ELEMS = 1 << 23
-"""Rows per sub-batch: about this many (sample, feature, candidate) scores at once."""
-_CANDIDATES = 4
+"""Rows per sub-batch: about this many (sample, feature) scores, four at once."""
+GRAM_LIMIT = 1 << 24
+"""Largest d_sae^2 for which the search keeps W_dec @ W_dec.T (64 MiB in float32): the least-squares
+refit and the cheap update of the residual's correlations need it."""
 
 
 class CostTables:
@@ -120,17 +122,20 @@ def _ls_refit(bins: torch.Tensor, corr: torch.Tensor, gram: torch.Tensor, step: 
 
 
 def _greedy(bins: torch.Tensor, resid: torch.Tensor, W: torch.Tensor, g: torch.Tensor, step: torch.Tensor,
-            costs: CostTables, mu: float, max_moves: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best single moves per sample while they lower J (see the module's docstring). Candidates: for
-    every feature, the bin nearest the residual's optimum (an add where it is inactive); for every
-    active one also its bin - 1, + 1 and 0 (drop)."""
+            costs: CostTables, mu: float, max_moves: int, gram: torch.Tensor | None) -> torch.Tensor:
+    """Best single moves per sample while they lower J (see the module's docstring); returns the bins
+    (``resid``, [n, d_in], is spent). Candidates: for every feature, the bin nearest the residual's
+    optimum (an add where it is inactive); for every active one also its bin - 1, + 1 and 0 (drop).
+    The correlations c = resid @ W_dec.T are kept up to date through ``gram`` (W_dec @ W_dec.T) where
+    given, else recomputed from the residual at each move."""
     live = torch.arange(bins.shape[0], device=bins.device)
+    corr = resid @ W.T if gram is not None else None
     for _ in range(max_moves):
         if not len(live):
             break
-        b, r = bins[live], resid[live]
+        b = bins[live]
         m = len(live)
-        c = r @ W.T  # [m, d]
+        c = corr[live] if gram is not None else resid[live] @ W.T  # [m, d]
         now = costs.bits(b)
         # one candidate per feature: the best bin for the residual
         best = torch.round(b + c / (g * step)).clamp(-MAX_BIN, MAX_BIN).to(torch.int64)
@@ -165,8 +170,11 @@ def _greedy(bins: torch.Tensor, resid: torch.Tensor, W: torch.Tensor, g: torch.T
             break
         live, f, new, dv = live[take], f[take], new[take], dv[take]
         bins[live, f] = new
-        resid[live] -= dv[:, None] * W[f]
-    return bins, resid
+        if gram is not None:
+            corr[live] -= dv[:, None] * gram[f]
+        else:
+            resid[live] -= dv[:, None] * W[f]
+    return bins
 
 
 def optimise_codes(x: np.ndarray, codes: SparseCodes, decoder, quantiser, entropy_model: EntropyModel,
@@ -175,7 +183,8 @@ def optimise_codes(x: np.ndarray, codes: SparseCodes, decoder, quantiser, entrop
     """Activations x [n, d_in] and their quantised code (``codes``, the SAE's) -> the code of each sample
     with the least J = bits + lam * squared error (lam in bits per unit of squared error summed over a
     sample's d_in values, x's units) found by the search of the module's docstring, on ``device``.
-    J of each sample is never above the start's (under the search's bit estimate)."""
+    J of each sample is never above the start's (under the search's bit estimate). ``rounds``: refit
+    and greedy passes; ``refit``: whether to refit by least squares (only where d_sae^2 <= GRAM_LIMIT)."""
     if codes.n == 0:
         return codes
     dev = torch.device(device)
@@ -186,9 +195,9 @@ def optimise_codes(x: np.ndarray, codes: SparseCodes, decoder, quantiser, entrop
     g = (W * W).sum(1).clamp(min=1e-30)
     costs = CostTables(entropy_model, dev)
     mu = float(lam) / (s * s)
-    gram = W @ W.T if refit else None
     d = codes.d_sae
-    rows_per = max(1, _BATCH_ELEMS // (d * _CANDIDATES))
+    gram = W @ W.T if d * d <= GRAM_LIMIT else None
+    rows_per = max(1, _BATCH_ELEMS // (d * 4))
     dense = codes.to_dense()
     out = []
     with torch.no_grad():
@@ -196,18 +205,20 @@ def optimise_codes(x: np.ndarray, codes: SparseCodes, decoder, quantiser, entrop
             target = torch.tensor(x[a:a + rows_per], dtype=torch.float32, device=dev) * s - b_dec
             bins = torch.tensor(dense[a:a + rows_per], dtype=torch.int64, device=dev)
             resid = target - (bins.to(torch.float32) * step) @ W
-            J = _objective(bins, resid, costs, mu)
-            corr = target @ W.T if refit else None
+            J = start_J = _objective(bins, resid, costs, mu)
+            start = bins.clone()
+            corr = target @ W.T if refit and gram is not None else None
             for _ in range(rounds):
-                if refit:
+                if refit and gram is not None:
                     fit = _ls_refit(bins, corr, gram, step)
                     fit_resid = target - (fit.to(torch.float32) * step) @ W
                     better = _objective(fit, fit_resid, costs, mu) < J
                     bins = torch.where(better[:, None], fit, bins)
                     resid = torch.where(better[:, None], fit_resid, resid)
-                bins, resid = _greedy(bins, resid, W, g, step, costs, mu, max_moves)
+                bins = _greedy(bins, resid, W, g, step, costs, mu, max_moves, gram)
                 resid = target - (bins.to(torch.float32) * step) @ W  # drift-free
                 J = _objective(bins, resid, costs, mu)
+            bins = torch.where((J <= start_J)[:, None], bins, start)  # float drift never makes a code worse
             out.append(bins.cpu().numpy())
     return SparseCodes.from_dense(np.concatenate(out))
 
