@@ -40,7 +40,7 @@ def main() -> None:
         sae = load_sae(m)
         plain, rep = fit_codec(sae, ds.train, ds.test, max_mse=args.tol, hierarchy="flat")
         rdo = plain.with_rdo(natural_lambda(plain.decoder, rep["step"]))
-        tp, tr = best_seconds(lambda: plain.encode(ds.test)), best_seconds(lambda: rdo.encode(ds.test))
+        tp, tr = (best_seconds(lambda c=c: c.encode(ds.test)) for c in (plain, rdo))
         bits = [8 * len(c.encode(ds.test)) / len(ds.test) for c in (plain, rdo)]
         print(f"| {sae.cfg.d_sae} | {tp:.3f} | {tr:.3f} | {tr / tp:.1f} | {bits[0]:.1f} | {bits[1]:.1f} |", flush=True)
 

@@ -47,7 +47,7 @@ def allocate_steps(decoder: Decoder, z: SparseLatents, base: float, kappa: float
                    grid: np.ndarray = STEP_GRID) -> np.ndarray:
     """[d_sae] float32 steps: each feature's from base * grid minimising its bits + kappa * mu(base) *
     distortion over the latents z of n samples (the module's docstring)."""
-    indptr, feats, vals = z.csr()
+    _, feats, vals = z.csr()
     n, d = z.n, decoder.d_sae
     g = np.sum(decoder.W_dec.astype(np.float64) ** 2, axis=1) / float(decoder.input_scale) ** 2
     mu = kappa * natural_lambda(decoder, base)

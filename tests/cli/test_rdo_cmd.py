@@ -37,7 +37,7 @@ def test_fit_codec_rdo_keeps_the_shortest_and_encode_uses_it(toy_model_dir, tmp_
 
 
 def test_measure_rdo_shows_plain_and_optimised_side_by_side(toy_model_dir, tmp_path):
-    shared, ds = toy_model_dir
+    shared, _ = toy_model_dir
     model = tmp_path / "model"
     shutil.copytree(shared, model)
     out = tmp_path / "out"

@@ -8,10 +8,10 @@ import torch
 
 from mdlcodec.codec import Codec
 from mdlcodec.codec.files import payload_bits
-from mdlcodec.codec.rd_fit import allocate_steps, fit_rd_codec, STEP_GRID
-from mdlcodec.codec.rdo import natural_lambda, optimise_codes
+from mdlcodec.codec.precision import fit_codec
+from mdlcodec.codec.rd_fit import STEP_GRID, allocate_steps, fit_rd_codec
+from mdlcodec.codec.rdo import CostTables, natural_lambda, optimise_codes
 from mdlcodec.models import SAEConfig, make_sae
-
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def _plain(sae, train, step):
 def test_rdo_never_raises_the_objective(synthetic, kappa):
     """J = coded bits + lam * squared error of the RDO codes is at most the plain codes', per sample
     (the search's flat bit estimate) and in total under the real coder's ideal bits."""
-    sae, train, test, tol = synthetic
+    sae, train, test, _ = synthetic
     codec = _plain(sae, train, 0.2)
     lam = kappa * natural_lambda(codec.decoder, 0.2)
     plain = codec.latents(test)
@@ -58,7 +58,6 @@ def test_rdo_never_raises_the_objective(synthetic, kappa):
         return codec.chunk_coder.ideal_bits(codes)["total"] + lam * se
     assert J(rdo) < J(plain)
     # per sample, with the search's own estimate of bits
-    from mdlcodec.codec.rdo import CostTables
     costs = CostTables(codec.entropy_model)
 
     def per_sample(codes):
@@ -77,8 +76,7 @@ def test_rdo_file_never_longer_at_the_tolerance(synthetic):
     rdo = report["variants"][1]
     assert rdo["rdo"] and rdo["test_mse"] <= tol
     assert codec.rdo_lambda is not None  # RDO won here
-    plain_codec, _ = __import__("mdlcodec.codec.precision", fromlist=["fit_codec"]).fit_codec(
-        sae, train, test, max_mse=tol, hierarchy="flat")
+    plain_codec, _ = fit_codec(sae, train, test, max_mse=tol, hierarchy="flat")
     data_rdo, data_plain = codec.encode(test), plain_codec.encode(test)
     assert payload_bits(data_rdo) < payload_bits(data_plain)
     assert _mse(codec, codec.decode_latents(data_rdo), test) <= tol
@@ -88,7 +86,7 @@ def test_rdo_file_never_longer_at_the_tolerance(synthetic):
 def test_rdo_files_decode_exactly_and_match_the_entropy_estimate(synthetic, tmp_path):
     """An RDO file decodes to exactly the codes encoded (also by a codec that knows nothing of RDO:
     the same tables, the old decoder), and its payload is within 0.1% of their cross-entropy."""
-    sae, train, test, tol = synthetic
+    sae, train, test, _ = synthetic
     base = _plain(sae, train, 0.25)
     codec = base.with_rdo(natural_lambda(base.decoder, 0.25))
     codes = codec.latents(test)
@@ -113,7 +111,7 @@ def test_rdo_files_decode_exactly_and_match_the_entropy_estimate(synthetic, tmp_
 def test_rdo_drops_latents_at_small_lambda_and_refits_at_large(synthetic):
     """lam -> 0 empties every code (bits only); a large lam gives a lower MSE than plain rounding
     (least-squares refit and bin moves) at the same step."""
-    sae, train, test, tol = synthetic
+    sae, train, test, _ = synthetic
     codec = _plain(sae, train, 0.3)
     plain = codec.latents(test)
     empty = optimise_codes(test, plain, codec.decoder, codec.quantiser, codec.entropy_model, 1e-9)
@@ -128,7 +126,7 @@ def test_per_feature_steps_come_from_the_grid_and_meet_the_tolerance(synthetic):
     steps = allocate_steps(Codec.fit(sae, train, 0.2).decoder, enc(train), 0.2)
     assert steps.shape == (48,)
     assert np.all(np.isin(np.round(steps / np.float32(0.2), 4), np.round(STEP_GRID.astype(np.float32), 4)))
-    codec, report = fit_rd_codec(sae, train, test, tol, rdo=False)
+    _, report = fit_rd_codec(sae, train, test, tol, rdo=False)
     pf = report["variants"][1]
     assert pf["per_feature"] and pf["test_mse"] <= tol
     assert report["chosen"]["bits_per_sample"] == min(v["bits_per_sample"] for v in report["variants"])
