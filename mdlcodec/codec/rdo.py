@@ -18,12 +18,13 @@ t = s * x - b_dec; a change of latent f by delta moves the residual r = t - z W_
 The search, batched over samples (torch, on ``device``; no per-sample Python loop):
   1. least-squares refit: the active set's values re-solved by least squares, then rounded to bins
      (kept for a sample only where J falls);
-  2. greedy moves: every (feature, new bin) among the bin nearest the residual's optimum of every
-     feature and b - 1, b + 1, 0 of every active one (drop an active latent, move its bin by one step, add an inactive
-     one where it pays: matching pursuit on the decoder's rows) is scored at once; each sample takes
-     its best move while that lowers J, until none does or ``max_moves`` is reached.
-Steps 1-2 repeat ``rounds`` times. J never rises: the result is never longer (in the search's bits)
-at a higher J than the start.
+  2. greedy moves: the bin nearest the residual's optimum of every feature (an inactive one: add it
+     where it pays, matching pursuit on the decoder's rows), and b - 1, b + 1 and 0 (drop) of every
+     active one, are scored at once; each sample takes its best move while that lowers J, until
+     none does or ``max_moves`` is reached. The residual's correlations with the rows are updated
+     through the Gram matrix W_dec W_dec^T (d_sae^2 <= GRAM_LIMIT; else a matmul per move, no refit).
+Steps 1-2 repeat ``rounds`` times. J never rises: a sample whose J ends above its start's (float
+drift) keeps its start. The search's work per move is O(n d_sae); a few n d_in d_sae matmuls per batch.
 """
 
 from __future__ import annotations
