@@ -53,10 +53,13 @@ def _fmt_bits(info: dict) -> list[str]:
               help="Activity code: auto (a tree SAE's forest, else flat), flat, or a Chow-Liu forest learned "
                    "from the training codes (stored with the tables).")
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--rdo", is_flag=True,
+              help="With --max-mse: also try rate-distortion optimised encoding and per-feature steps, and keep "
+                   "whichever codes the test split shortest within it (encode then uses it; files and decoder unchanged).")
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def fit_codec_cmd(model: Path, data: str, step: float | None, max_mse: float | None, hierarchy: str, device: str,
-                  as_json: bool) -> None:
+                  rdo: bool, as_json: bool) -> None:
     """Fit MODEL's quantiser and entropy tables on DATA's training split (writes MODEL/codec.safetensors)."""
     from mdlcodec.codec.precision import fit_codec
     from mdlcodec.data import load_dataset
@@ -64,7 +67,25 @@ def fit_codec_cmd(model: Path, data: str, step: float | None, max_mse: float | N
 
     if step is not None and max_mse is not None:
         raise click.UsageError("give --step or --max-mse, not both")
+    if rdo and max_mse is None:
+        from mdlcodec.core.errors import MdlcodecError
+
+        raise MdlcodecError("--rdo needs --max-mse (the tolerance that sets its lambda and steps)")
     ds = load_dataset(data)
+    if rdo:
+        from mdlcodec.codec.rd_fit import fit_rd_codec
+
+        codec, rd_report = fit_rd_codec(load_sae(model), ds.train, ds.test, max_mse, device, hierarchy)
+        codec.save_tables(model)
+        if as_json:
+            click.echo(json.dumps(rd_report))
+            return
+        for v in rd_report["variants"]:
+            name = " + ".join(n for n, on in (("per-feature steps", v["per_feature"]), ("RDO", v["rdo"])) if on) or "plain"
+            click.echo(f"{name:<28} test cross-entropy {v['bits_per_sample']:8.2f} bits/sample  test MSE {v['test_mse']:.6g}"
+                       + (f"  lambda {v['rdo_lambda']:.4g}" if v["rdo"] else ""))
+        click.echo(f"kept the shortest, {rd_report['chosen']['bits_per_sample']:.2f} bits/sample; tables written to {model}")
+        return
     codec, report = fit_codec(load_sae(model), ds.train, ds.test, step, max_mse, device, hierarchy)
     codec.save_tables(model)
     if as_json:

@@ -21,11 +21,13 @@ from mdlcodec.cli.options import threads_option
               help="Keep each SAE's test .mdlc file (its tables join the SAE folder's tables/, so it decodes "
                    "with -m SAE), results.json and results.md here.")
 @click.option("--force", is_flag=True, help="Replace results already in OUT_DIR.")
+@click.option("--rdo", is_flag=True, help="Also code each SAE with per-feature steps and rate-distortion optimised "
+              "encoding (same decoder and format) and show it beside the plain code; rows ordered by the shorter.")
 @click.option("--device", default="cpu", show_default=True)
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema mdlcodec.measure/1).")
 def measure_cmd(paths: tuple[str, ...], max_fvu: float | None, max_mse: float | None, no_pca: bool,
-                out_dir: Path | None, force: bool, device: str, as_json: bool) -> None:
+                out_dir: Path | None, force: bool, rdo: bool, device: str, as_json: bool) -> None:
     """Measure SAE... on DATA (the last argument): for each SAE folder (trained by mdlcodec or
     imported with `mdlcodec import`), the coarsest quantisation whose test reconstruction meets the
     tolerance, the test split coded into a real .mdlc file and read back: file, payload (activity,
@@ -61,12 +63,12 @@ def measure_cmd(paths: tuple[str, ...], max_fvu: float | None, max_mse: float | 
         out_dir.mkdir(parents=True, exist_ok=True)
     say = (lambda m: None) if as_json else (lambda m: click.echo(f"  {m}", err=True))
     result = measure_saes(saes, ds, max_mse, max_fvu, pca=not no_pca, out_dir=out_dir, device=device, progress=say,
-                          keep_tables=out_dir is not None)
+                          keep_tables=out_dir is not None, rdo=rdo)
     if not result["rows"]:
         raise MdlcodecError(f"nothing meets test MSE <= {result['tolerance']['max_mse']:.6g} "
                             f"(FVU <= {result['tolerance']['max_fvu']:.4g})", param="tolerance_unmet")
     result["command"] = {"models": list(models), "data": data, "max_fvu": max_fvu, "max_mse": max_mse,
-                         "pca": not no_pca}
+                         "pca": not no_pca, "rdo": rdo}
     table = markdown_table(result)
     if out_dir is not None:
         write_text(out_dir / "results.json", json.dumps(result, indent=1) + "\n")

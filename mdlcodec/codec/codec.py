@@ -227,11 +227,20 @@ def _pre_activation_check(sae) -> Callable[[np.ndarray, int], None]:
 
 
 class Codec:
+    """``rdo_lambda``: None for plain encoding (the SAE's code, quantised), or the lambda (bits per
+    unit of squared error summed over a sample's d_in values) of rate-distortion optimised encoding
+    (``rdo.optimise_codes``, on ``device``). An encoder setting only, kept in the tables file's metadata:
+    the files, their format and the decoder are the same either way."""
+
     def __init__(self, decoder: Decoder, quantiser: Quantiser, entropy_model: EntropyModel,
-                 encoder: Callable[[np.ndarray], np.ndarray] | None = None):
+                 encoder: Callable[[np.ndarray], np.ndarray] | None = None, rdo_lambda: float | None = None,
+                 device: str = "cpu"):
         if not (decoder.d_sae == quantiser.d_sae == entropy_model.d_sae):
             raise ModelError("decoder, quantiser and entropy model disagree on the dictionary size")
+        if rdo_lambda is not None and not (np.isfinite(rdo_lambda) and rdo_lambda > 0):
+            raise ModelError(f"rdo_lambda is {rdo_lambda}, not a finite number > 0")
         self.decoder, self.quantiser, self.entropy_model, self.encoder = decoder, quantiser, entropy_model, encoder
+        self.rdo_lambda, self.device = rdo_lambda, device
         self.chunk_coder = ChunkCoder(entropy_model)
         self.model_dir: Path | None = None  # the folder it was loaded from (Codec.load): its archived tables
 
@@ -308,7 +317,14 @@ class Codec:
 
     def with_hierarchy(self, hierarchy: Hierarchy | None) -> "Codec":
         """This codec with its activity coded under ``hierarchy`` (None: flat); same decoder and quantiser."""
-        other = Codec(self.decoder, self.quantiser, self.entropy_model.with_hierarchy(hierarchy), self.encoder)
+        other = Codec(self.decoder, self.quantiser, self.entropy_model.with_hierarchy(hierarchy), self.encoder,
+                      self.rdo_lambda, self.device)
+        other.model_dir = self.model_dir
+        return other
+
+    def with_rdo(self, rdo_lambda: float | None) -> "Codec":
+        """This codec encoding with rate-distortion optimisation at ``rdo_lambda`` (None: plain)."""
+        other = Codec(self.decoder, self.quantiser, self.entropy_model, self.encoder, rdo_lambda, self.device)
         other.model_dir = self.model_dir
         return other
 
@@ -356,8 +372,21 @@ class Codec:
         if path.exists() and not replace:
             return
         with atomic_output(path) as tmp:
-            safetensors.numpy.save_file(self.tables_arrays(), str(tmp),
-                                        metadata={"sae_fingerprint": self.decoder.fingerprint()})
+            meta = {"sae_fingerprint": self.decoder.fingerprint()}
+            if self.rdo_lambda is not None:
+                meta["rdo_lambda"] = repr(float(self.rdo_lambda))
+            safetensors.numpy.save_file(self.tables_arrays(), str(tmp), metadata=meta)
+
+    @staticmethod
+    def _read_rdo(path: Path) -> float | None:
+        """The encoder's rdo_lambda in a tables file's metadata (``_write_tables``), or None (plain
+        encoding; also for a value that is not a finite number > 0)."""
+        try:
+            with safetensors.safe_open(str(path), "np") as f:
+                lam = float((f.metadata() or {}).get("rdo_lambda", "nan"))
+        except Exception:
+            return None
+        return lam if np.isfinite(lam) and lam > 0 else None
 
     @classmethod
     def _read_tables(cls, path: Path, decoder: Decoder) -> tuple[Quantiser, EntropyModel]:
@@ -383,7 +412,8 @@ class Codec:
         path = self.model_dir / TABLES_DIR / f"{entropy_fingerprint}.safetensors"
         if not path.is_file():
             return None
-        other = Codec(self.decoder, *self._read_tables(path, self.decoder), self.encoder)
+        other = Codec(self.decoder, *self._read_tables(path, self.decoder), self.encoder, self._read_rdo(path),
+                      self.device)
         other.model_dir = self.model_dir
         return other if other.entropy_fingerprint == entropy_fingerprint else None
 
@@ -402,7 +432,8 @@ class Codec:
         if not path.exists():
             raise ModelError(f"{model_dir} has no codec tables ({TABLES_FILE})", param="tables")
         decoder = Decoder.from_sae(sae)
-        codec = cls(decoder, *cls._read_tables(path, decoder), cls.sae_sparse_encoder(sae, device))
+        codec = cls(decoder, *cls._read_tables(path, decoder), cls.sae_sparse_encoder(sae, device), cls._read_rdo(path),
+                    device)
         codec.model_dir = Path(model_dir)
         return codec
 
@@ -452,9 +483,19 @@ class Codec:
                                        for s in range(0, len(x), chunk_size)])
         x = check_activations(x, self.decoder.d_in, what)
         try:
-            return self.quantise(self.encoder(x))
+            codes = self.quantise(self.encoder(x))
         except RowError as e:
             raise CodecError(f"{what}: {e.describe(first_row + e.row)}") from None
+        return codes if self.rdo_lambda is None else self.optimise(x, codes)
+
+    def optimise(self, x: np.ndarray, codes: SparseCodes) -> SparseCodes:
+        """The rate-distortion optimised codes of x [n, d_in] (float32) from their plain ones, at this
+        codec's rdo_lambda (``rdo.optimise_codes``); under a "tree" hierarchy pruned to its forest."""
+        from mdlcodec.codec.rdo import optimise_codes
+
+        codes = optimise_codes(x, codes, self.decoder, self.quantiser, self.entropy_model, self.rdo_lambda, self.device)
+        h = self.entropy_model.hierarchy
+        return prune_to_forest(codes, h.parents) if h is not None and h.kind == "tree" else codes
 
     @property
     def data_stats(self) -> DataStats | None:
