@@ -3,8 +3,8 @@ rate-distortion optimised encoding (RDO) and both, flat and Chow-Liu, and PCA, a
 Every payload is that of a real .mdlc file of the 2,000-image test split, decoded back exactly
 (selection.measure.measure_codec); encode times are of Codec.encode on the test split.
 
-    mdlcodec train mnist --arch batchtopk --width 128 --k 16 -o /work/scratch/rdo/mnist-128
-    PYTHONPATH=$PWD python bench/rdo_mnist.py /work/scratch/rdo/mnist-128 [--width512 DIR]
+    mdlcodec train mnist --arch batchtopk --width 128 --k 16 -o runs/mnist-128
+    python bench/rdo_mnist.py runs/mnist-128 [--width512 DIR]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Encode speed of plain against RDO encoding (Codec.encode of the test split, same tables) for SAEs of
 several widths, on one CPU thread: how RDO's cost scales with the width.
 
-    PYTHONPATH=$PWD python bench/rdo_speed.py /work/scratch/rdo/mnist-128 /work/scratch/rdo/mnist-512
+    python bench/rdo_speed.py runs/mnist-128 runs/mnist-512
 """
 
 from __future__ import annotations
