@@ -1,5 +1,5 @@
 """Bounded memory on a large activation store: encode and decode a shard folder far larger than the
-memory the codec may use, through the CLI a user runs, and record peak RSS, wall time and the
+memory the codec may use, through the CLI a user runs, and record peak memory (PSS, RSS), wall time and the
 speed-up of 2 workers over 1.
 
     python bench/scale_store.py --out /path/with/space [--gb 10] [--speedup-gb 0.5]
@@ -13,8 +13,9 @@ What it does (each step skipped when its output exists, so a long run can be res
      depend on training; bench/codec_speed.py does the same), its codec tables fitted with a step
      of a sixteenth of the median active value on 16,384 rows of the first shard.
   3. ``mdlcodec encode FOLDER -m SAE -o big.mdlc --workers 2`` and ``mdlcodec decode big.mdlc -m SAE
-     -o big.npy --workers 2``: wall time and peak RSS of the whole process tree (the CLI and its
-     workers, summed, sampled every 0.2 s from /proc), against the target of 1.5 GB.
+     -o big.npy --workers 2``: wall time and peak memory of the whole process tree (the CLI, the forkserver and
+     the workers, summed, sampled every 0.2 s from /proc/PID/smaps_rollup: PSS, which counts a page
+     shared by several processes once, against the target of 1.5 GB; RSS and anonymous memory beside).
   4. Speed-up: the first ``--speedup-gb`` GB (its own folder of the first shards) encoded with
      ``--workers 1`` and ``--workers 2``; target >= 1.7x on 2 cores.
 Prints one table and writes OUT/results.json.
@@ -37,13 +38,21 @@ SHARD_ROWS = 65_536
 NOISE = 0.05
 
 
-def page_size_rss(pid: int) -> int:
-    """Resident bytes of one process, 0 if it is gone."""
+def memory(pid: int) -> tuple[int, int, int]:
+    """(RSS, PSS, private anonymous) bytes of one process from /proc/PID/smaps_rollup; zeros if it is
+    gone. RSS counts pages shared with other processes (the forkserver's torch, the page cache of a
+    memory-mapped shard) in full in each; PSS splits each shared page between the processes mapping it,
+    so PSS sums to the memory the process tree really holds."""
     try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        fields = {}
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[2] == "kB":
+                    fields[parts[0].rstrip(":")] = int(parts[1]) * 1024
+        return fields.get("Rss", 0), fields.get("Pss", 0), fields.get("Anonymous", 0)
     except (OSError, IndexError, ValueError):
-        return 0
+        return 0, 0, 0
 
 
 def tree(pid: int) -> list[int]:
@@ -65,17 +74,19 @@ def tree(pid: int) -> list[int]:
 
 
 def run_measured(cmd: list[str]) -> dict:
-    """Run cmd; wall seconds and peak summed RSS (bytes) of its process tree."""
+    """Run cmd; wall seconds and the peaks of its process tree's summed RSS, PSS and anonymous memory
+    (bytes, ``memory``), sampled every 0.2 s."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = 0
+    peaks = np.zeros(3, dtype=np.int64)
     while proc.poll() is None:
-        peak = max(peak, sum(page_size_rss(p) for p in tree(proc.pid)))
+        peaks = np.maximum(peaks, np.sum([memory(p) for p in tree(proc.pid)], axis=0, dtype=np.int64))
         time.sleep(0.2)
     out = proc.stdout.read()
     if proc.returncode != 0:
         sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{out}")
-    return {"seconds": time.perf_counter() - t0, "peak_rss_bytes": peak, "command": " ".join(cmd)}
+    return {"seconds": time.perf_counter() - t0, "peak_rss_bytes": int(peaks[0]), "peak_pss_bytes": int(peaks[1]),
+            "peak_anonymous_bytes": int(peaks[2]), "command": " ".join(cmd)}
 
 
 def make_store(folder: Path, gb: float, base: np.ndarray) -> None:
@@ -158,7 +169,8 @@ def main() -> None:
     for step in ("encode", "decode"):
         r = results[step]
         print(f"  {step} --workers {w}: {r['seconds']:8.0f} s, {store_bytes / 1e6 / r['seconds']:6.1f} MB/s, "
-              f"peak RSS {r['peak_rss_bytes'] / gib:.2f} GiB (target < 1.5 GB)")
+              f"peak PSS {r['peak_pss_bytes'] / gib:.2f} GiB (target < 1.5 GB), RSS {r['peak_rss_bytes'] / gib:.2f} GiB, "
+              f"anonymous {r['peak_anonymous_bytes'] / gib:.2f} GiB")
     print(f"  file {results['file_bytes'] / 1e6:.1f} MB ({8 * results['file_bytes'] / (store_bytes // (4 * D_IN)):.1f} bits/row)")
     print(f"  speed-up of 2 workers over 1 on {args.speedup_gb} GB: {results['speedup_2_over_1']:.2f}x (target >= 1.7x)")
 
