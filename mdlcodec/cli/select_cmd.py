@@ -115,10 +115,9 @@ def select_cmd(data: str, tol: str, widths: str | None, out_dir: Path, quick: bo
                    f"description length (width {o['mdl']['width']}) against {o['mse']['file_bits']:.1f} for BatchTopK "
                    f"(width {o['mse']['width']}, k {o['mse']['k']})")
     made = f"k {s['k']}" if s["k"] is not None else f"{s['arch']}, objective {s['objective']}"
-    if "encoding" in s:
-        made += (f", {s['encoding']} encoding (plain {s['plain_file_bits']:.1f}, optimised "
-                 f"{s['optimised_file_bits']:.1f} bits/sample)")
-    click.echo(f"MDL choice: width {s['width']}, {made} (L0 {s['l0']:.1f}): file {s['file_bits']:.1f} bits/sample, "
+    click.echo(f"MDL choice: width {s['width']}, {made} (L0 {s['l0']:.1f}): file {s['file_bits']:.1f} bits/sample"
+               + (f" ({s['encoding']} encoding; plain {s['plain_file_bits']:.1f}, optimised {s['optimised_file_bits']:.1f})"
+                  if "encoding" in s else "") + ", "
                f"cross-entropy {s['cross_entropy_bits']:.1f}; {where}"
                + ("" if s["beats_pca"] else "; PCA's dense code is shorter"))
     click.echo(f"payload within {100 * results['checks']['max_payload_vs_cross_entropy_deviation']:.3f}% of the "

@@ -67,9 +67,9 @@ def csv_text(results: dict) -> str:
 
 def markdown_table(results: dict, calibrated_only: bool = True) -> str:
     """The table for a README: bits per test sample; by default one line per width (its calibrated
-    k), the selected SAE wherever it is, and PCA. With select --rdo, columns of the optimised
-    encoding (per-feature steps and RDO) beside the plain payload and file, on each width's shortest-file
-    SAE ("-" elsewhere)."""
+    k), the selected SAE wherever it is, and PCA. With select --rdo, also each width's shortest-file
+    SAE, and columns of its optimised encoding (per-feature steps and RDO) beside the plain payload
+    and file ("-" on other rows)."""
     rows = table_rows(results)
     opt = any(r["optimised_file_bits"] is not None for r in rows)
     head = ("| method | width | k | L0 | test MSE | quantised MSE | alive | bits/value | cross-entropy | payload "
@@ -79,7 +79,8 @@ def markdown_table(results: dict, calibrated_only: bool = True) -> str:
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     blank = " | | |" if opt else ""
     for r in rows:
-        if calibrated_only and r["method"] == "sae" and not (r["calibrated"] or r["selected"]):
+        if calibrated_only and r["method"] == "sae" and not (r["calibrated"] or r["selected"]
+                                                             or r["optimised_file_bits"] is not None):
             continue
         if r["k"] is None and r["method"] == "sae":
             lines.append(f"| SAE | {r['width']} | - | - | no k meets tol | | | | | | | | |{blank}")
