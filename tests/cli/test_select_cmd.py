@@ -79,7 +79,7 @@ def test_cli_select_rdo_puts_plain_and_optimised_side_by_side(tmp_path):
         assert o["mse"] <= tol and opt[0]["quantised_test_mse"] <= tol
         assert o["file_bits"] <= opt[0]["file_bits"] and o["payload_bits"] <= opt[0]["payload_bits"] + 1e-9
         assert opt[0]["best_file_bits"] == min(o["file_bits"], opt[0]["file_bits"])
-        line = next(x for x in (out / "results.md").read_text().splitlines() if x.startswith(f"| ") and
+        line = next(x for x in (out / "results.md").read_text().splitlines() if x.startswith("| ") and
                     f"| {width} | {opt[0]['k']} |" in x)  # shown even when not the calibrated k
         assert f" {o['payload_bits']:.2f} | " in line and f"{o['file_bits']:.1f}" in line
     best = min(measured, key=lambda row: row.get("best_file_bits", row["file_bits"]))
