@@ -12,6 +12,13 @@ Every figure is measured, none is estimated:
 Lossy methods are compared at one test MSE (``max_mse``): the SAE codecs take the coarsest step
 meeting it (``precision.coarsest_step``) and PCA the (components, step) with the fewest bits
 meeting it (``baselines.match_pca``).
+
+With ``rdo``, each SAE also gets the optimised encoding of the same decoder and format, beside its
+plain rows: "+rdo" (the shortest of per-feature steps and rate-distortion optimised encoding
+meeting max_mse, flat tables, ``codec.rd_fit.fit_rd_codec``) and "+rdo chow-liu" (that choice's
+step and lambda refit with Chow-Liu tables, again to meet max_mse). The SAE's comparison with PCA
+then uses the shortest file meeting max_mse among its rows, plain or optimised, flat or with a
+hierarchy (``sae_best``; self-contained files aside).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from mdlcodec.codec import Codec, EntropyModel, Quantiser
 from mdlcodec.codec.sparse import SparseLatents
 from mdlcodec.codec.codec import DEFAULT_CHUNK
 from mdlcodec.codec.hierarchy import Hierarchy, chow_liu, prune_to_forest
+from mdlcodec.codec.rd_fit import fit_rd_codec
 from mdlcodec.core.errors import MdlcodecError
 from mdlcodec.core.progress import Progress, quiet
 from mdlcodec.core.runinfo import machine
@@ -75,14 +83,15 @@ def _sae_rd(codec: Codec, z_train: SparseLatents, test: np.ndarray, factors) -> 
 
 def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: list[SAEEntry] = (),
                   rd: bool = True, device: str = "cpu", progress: Progress = quiet,
-                  pca_ms: list[int] | None = None) -> dict:
+                  pca_ms: list[int] | None = None, rdo: bool = False) -> dict:
     """Every method on the test split [n, d] (models fit on the training split), lossy ones matched
     at test MSE ``max_mse``. Returns a JSON-serialisable dict: "methods" (one row per method, see
     ``measure``), "rd" (rate-distortion points per lossy family), "comparison" (SAE codecs against
     PCA at max_mse), "skipped" (lossy methods that cannot meet max_mse, such as an SAE whose own
     unquantised test MSE is above it, each with the reason; the others are still measured),
     "machine". ``pca_ms``: the component counts PCA tries (default
-    ``baselines.pca_candidates``)."""
+    ``baselines.pca_candidates``); ``rdo``: the "+rdo" rows and comparison (the module's docstring),
+    minutes per SAE on a few CPU cores."""
     from mdlcodec.codec.codec import Decoder
 
     train = np.ascontiguousarray(train, np.float32)
@@ -152,6 +161,11 @@ def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: lis
             rows.append(measure(CodecMethod(coded, f"{label} {name}", params={
                 **extra, "hierarchy": name, "edges": forest.n_edges, "hierarchy_table_bits": coded.hierarchy_bits(),
                 "model_entropy_bits_per_sample": coded.entropy_model.expected_bits_per_sample()["total"]}), test))
+        if rdo:
+            _rdo_rows(entry.sae, label, extra, train, test, max_mse, device, rows, progress)
+            # the SAE's description length: its shortest file meeting max_mse, decoder and tables outside
+            best_row = min((r for r in rows[rows.index(sae_row):] if r["mse"] <= max_mse
+                            and not r["params"].get("embed_model")), key=lambda r: r["bits_per_sample"])
         if pca_row is not None:
             comparison.append({
                 "sae": label, "sae_bits_per_sample": sae_row["bits_per_sample"], "sae_mse": sae_row["mse"],
@@ -160,6 +174,14 @@ def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: lis
                 "ratio_pca_over_sae": pca_row["bits_per_sample"] / sae_row["bits_per_sample"],
                 "sae_with_decoder_bits_per_sample": sae_row["bits_per_sample"] + sae_row["model_bits_per_sample"],
                 "pca_with_decoder_bits_per_sample": pca_row["bits_per_sample"] + pca_row["model_bits_per_sample"]})
+            if rdo:
+                c = comparison[-1]
+                c.update(sae_best=best_row["method"], sae_best_bits_per_sample=best_row["bits_per_sample"],
+                         sae_best_mse=best_row["mse"],
+                         shorter=best_row["method"] if best_row["bits_per_sample"] < pca_row["bits_per_sample"]
+                         else pca_label,
+                         ratio_pca_over_sae=pca_row["bits_per_sample"] / best_row["bits_per_sample"],
+                         sae_with_decoder_bits_per_sample=best_row["bits_per_sample"] + best_row["model_bits_per_sample"])
         if rd:
             progress(f"SAE {entry.label}: rate-distortion sweep")
             curves[label] = sorted(_sae_rd(codec, Codec.sae_sparse_encoder(entry.sae, device)(train), test,
@@ -196,6 +218,26 @@ def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: lis
             "timing_reference": TIMING_REFERENCE, "methods": rows, "rd": curves, "comparison": comparison,
             "skipped": skipped,
             "machine": machine()}
+
+
+def _rdo_rows(sae, label: str, extra: dict, train: np.ndarray, test: np.ndarray, max_mse: float, device: str,
+              rows: list[dict], progress: Progress) -> None:
+    """Append the "+rdo" and "+rdo chow-liu" rows of one SAE to ``rows`` (the module's docstring;
+    fit_rd_codec meets max_mse on the test split by construction, and the comparison checks it)."""
+    progress(f"SAE {label}: per-feature steps and RDO for MSE <= {max_mse:g} (minutes)")
+    opt, report = fit_rd_codec(sae, train, test, max_mse, device=device, hierarchy="flat")
+    chosen = report["chosen"]
+    params = {**extra, "rdo_lambda": opt.rdo_lambda, "per_feature": chosen["per_feature"],
+              "step_kappa": chosen["step_kappa"], "rdo_kappa": chosen["kappa"],
+              "cross_entropy_bits_per_sample": chosen["bits_per_sample"]}
+    rows.append(measure(CodecMethod(opt, f"{label} +rdo", params=params), test))
+    progress(f"SAE {label}: the same with the chow-liu hierarchy")
+    config = (chosen["step_kappa"], chosen["kappa"])
+    coded, rep = fit_rd_codec(sae, train, test, max_mse, device=device, hierarchy="chowliu",
+                              configs=[] if config == (None, None) else [config], include_plain=config == (None, None))
+    rows.append(measure(CodecMethod(coded, f"{label} +rdo chow-liu", params={
+        **params, "rdo_lambda": coded.rdo_lambda, "hierarchy": "chow-liu", "hierarchy_table_bits": coded.hierarchy_bits(),
+        "cross_entropy_bits_per_sample": rep["chosen"]["bits_per_sample"]}), test))
 
 
 # ---------------------------------------------------------------------------- models for it

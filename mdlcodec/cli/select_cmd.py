@@ -67,10 +67,14 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--objectives", default="mse", show_default=True,
               help="mse (the BatchTopK sweep) or mse,mdl: also, per width, its calibrated SAE fine-tuned as JumpReLU "
                    "for description length (train --objective mdl), a candidate beside it.")
+@click.option("--rdo", is_flag=True,
+              help="Also code each width's shortest-file SAE with per-feature steps and rate-distortion optimised "
+                   "encoding (same decoder and format; minutes per width on 2 CPU cores): plain and optimised files "
+                   "side by side, the shorter within the tolerance selects.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
 def select_cmd(data: str, tol: str, widths: str | None, out_dir: Path, quick: bool, epochs: int | None,
                batch_size: int | None, device: str, shuffle_buffer: int,
-               seed: int, no_pca: bool, objectives: str, as_json: bool) -> None:
+               seed: int, no_pca: bool, objectives: str, rdo: bool, as_json: bool) -> None:
     """Find the eps-MDL-optimal BatchTopK SAE on DATA: per width the smallest k meeting the test MSE
     tolerance, the coarsest quantisation still meeting it, description length of the test split
     in theory and from the real encoded file, the shortest selected; PCA beside it; Figure 2."""
@@ -80,7 +84,7 @@ def select_cmd(data: str, tol: str, widths: str | None, out_dir: Path, quick: bo
     from mdlcodec.selection.results import markdown_table
 
     overrides = {"tol": parse_tol(tol), "seed": seed, "device": device, "pca": not no_pca,
-                 "shuffle_buffer": shuffle_buffer,
+                 "shuffle_buffer": shuffle_buffer, "rdo": rdo,
                  "objectives": tuple(o.strip() for o in objectives.split(",") if o.strip())}
     if widths is not None:
         overrides["widths"] = parse_widths(widths)
@@ -111,7 +115,9 @@ def select_cmd(data: str, tol: str, widths: str | None, out_dir: Path, quick: bo
                    f"description length (width {o['mdl']['width']}) against {o['mse']['file_bits']:.1f} for BatchTopK "
                    f"(width {o['mse']['width']}, k {o['mse']['k']})")
     made = f"k {s['k']}" if s["k"] is not None else f"{s['arch']}, objective {s['objective']}"
-    click.echo(f"MDL choice: width {s['width']}, {made} (L0 {s['l0']:.1f}): file {s['file_bits']:.1f} bits/sample, "
+    click.echo(f"MDL choice: width {s['width']}, {made} (L0 {s['l0']:.1f}): file {s['file_bits']:.1f} bits/sample"
+               + (f" ({s['encoding']} encoding; plain {s['plain_file_bits']:.1f}, optimised {s['optimised_file_bits']:.1f})"
+                  if "encoding" in s else "") + ", "
                f"cross-entropy {s['cross_entropy_bits']:.1f}; {where}"
                + ("" if s["beats_pca"] else "; PCA's dense code is shorter"))
     click.echo(f"payload within {100 * results['checks']['max_payload_vs_cross_entropy_deviation']:.3f}% of the "

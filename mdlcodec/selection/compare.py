@@ -39,11 +39,10 @@ import numpy as np
 
 from mdlcodec.baselines import IntCompressed, StoredFloat, distortion
 from mdlcodec.codec.precision import fit_codec
-from mdlcodec.codec.rd_fit import fit_rd_codec
 from mdlcodec.core.errors import MdlcodecError
 from mdlcodec.core.progress import Progress, quiet
 from mdlcodec.core.runinfo import machine, versions
-from mdlcodec.selection.measure import measure_codec, measure_pca
+from mdlcodec.selection.measure import measure_codec, measure_optimised, measure_pca
 
 SCHEMA = "mdlcodec.measure/1"
 
@@ -130,17 +129,11 @@ def measure_saes(saes: list[tuple[str, str, object]], ds, max_mse: float | None 
                          file=str(path(name)) if out_dir is not None else None))
         if rdo:
             progress(f"{name}: per-feature steps and RDO for test MSE <= {tol['max_mse']:.6g}")
-            opt, report = fit_rd_codec(sae, ds.train, ds.test, tol["max_mse"], device=device, hierarchy="flat")
-            opt_path = path(f"{name}.optimised")
-            o = measure_codec(opt, ds.test, opt_path)
+            opt, rows[-1]["optimised"] = measure_optimised(sae, ds.train, ds.test, tol["max_mse"], device,
+                                                           path(f"{name}.optimised"))
             if keep_tables:
                 opt.save_tables(source, current=False)
-            rows[-1]["optimised"] = {
-                "file_bits": o["file_bits"], "payload_bits": o["payload_bits"],
-                "cross_entropy_bits": o["cross_entropy_bits"]["total"], "mse": o["quantised_test_mse"],
-                "fvu": o["quantised_fvu"], "l0": o["quantised_l0"], "rdo_lambda": opt.rdo_lambda,
-                "per_feature": report["chosen"]["per_feature"], "file": str(opt_path) if out_dir is not None else None}
-            rows[-1]["best_file_bits"] = min(m["file_bits"], o["file_bits"])
+            rows[-1]["best_file_bits"] = min(m["file_bits"], rows[-1]["optimised"]["file_bits"])
     if pca:
         progress("PCA: components and step for the tolerance")
         try:

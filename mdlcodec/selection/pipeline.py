@@ -18,6 +18,14 @@ models.jumprelu.jumprelu_from) and fine-tuned with objective "mdl" (models.rate:
 estimated bits, beta steered to the tolerance) for the same number of epochs at MDL_LR. These rows
 (method "sae-mdl") are candidates beside the BatchTopK ones; results["objectives"] names the
 shortest file of each objective and which wins.
+
+With ``rdo``, each width's shortest-file SAE (not every trial) is also coded by the shortest of
+per-feature steps and rate-distortion optimised encoding within the tolerance
+(``measure.measure_optimised``; same decoder and format): the row adds ``optimised`` (its figures)
+and ``best_file_bits`` (the shorter file of the two that meet the tolerance), and the selection,
+the objectives and the PCA verdict then compare ``best_file_bits``: the description length
+reported is that of the shortest valid code. ``selected`` then says which ``encoding`` won, with
+``plain_file_bits`` and ``optimised_file_bits`` beside it.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from mdlcodec.core.runinfo import machine, versions
 from mdlcodec.data.stream import DEFAULT_BUFFER_ROWS
 from mdlcodec.models import TrainConfig
 from mdlcodec.models.jumprelu import jumprelu_from
-from mdlcodec.selection.measure import feature_density, measure_pca, measure_sae
+from mdlcodec.selection.measure import feature_density, measure_optimised, measure_pca, measure_sae
 from mdlcodec.selection.sweep import DEFAULT_SLOPE, SAECache, calibrate_width
 
 FULL_WIDTHS = (32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -54,7 +62,9 @@ class SelectionConfig:
     (0: the exact smallest passing k); max_trials: most SAEs trained per width; pca: add the dense
     baseline row; objectives: "mse" (the BatchTopK sweep, always) and "mdl" (see the module docstring);
     shuffle_buffer: rows of the shuffle buffer when a shard folder's training split is streamed
-    (models.train); device: where the SAEs train and encode (fit, measure)."""
+    (models.train); device: where the SAEs train and encode (fit, measure); rdo: also code each
+    width's shortest-file SAE with per-feature steps and RDO (see the module docstring; minutes per
+    SAE on a few CPU cores)."""
 
     tol: float = 0.015
     widths: tuple[int, ...] = FULL_WIDTHS
@@ -70,6 +80,7 @@ class SelectionConfig:
     pca: bool = True
     objectives: tuple[str, ...] = ("mse",)
     shuffle_buffer: int = DEFAULT_BUFFER_ROWS
+    rdo: bool = False
 
     @classmethod
     def quick(cls, **overrides) -> "SelectionConfig":
@@ -150,12 +161,14 @@ def run_selection(ds, cfg: SelectionConfig, run_dir: str | Path, progress: Progr
         if "mdl" in cfg.objectives:
             start = min((r for r in rows if r["width"] == width and "file_bits" in r), key=lambda r: r["file_bits"])
             rows.append(_mdl_row(cache, start, ds, cfg, extra, progress))
+        if cfg.rdo:
+            _add_optimised(cache, [r for r in rows if r["width"] == width and "file_bits" in r], ds, cfg, progress)
 
     measured = [r for r in rows if "file_bits" in r]
     if not measured:
         raise MdlcodecError(f"no width in {sorted(cfg.widths)} meets test MSE <= {cfg.tol:g} with any k",
                             param="tol")
-    best = min(measured, key=lambda r: r["file_bits"])
+    best = min(measured, key=file_bits)
     best_ce = min(measured, key=lambda r: r["cross_entropy_bits"]["total"])
     curve = [r for r in measured if r["method"] == "sae" and r["calibrated"]]
     best_on_curve = min(curve, key=lambda r: r["file_bits"])
@@ -181,18 +194,23 @@ def run_selection(ds, cfg: SelectionConfig, run_dir: str | Path, progress: Progr
         "rows": rows,
         "pca": pca_row,
         "objectives": _objectives(measured) if "mdl" in cfg.objectives else None,
-        "selected": {"width": best["width"], "k": best["k"], "l0": best["l0"], "file_bits": best["file_bits"],
+        "selected": {"width": best["width"], "k": best["k"], "l0": best["l0"], "file_bits": file_bits(best),
                      "objective": best.get("objective", "mse"), "arch": best.get("arch", cfg.arch),
                      "cross_entropy_bits": best["cross_entropy_bits"]["total"], "hash": best["hash"],
                      "calibrated": best["calibrated"],
                      "cross_entropy_argmin": {"width": best_ce["width"], "k": best_ce["k"]},
-                     "beats_pca": pca_row is None or best["file_bits"] < pca_row["file_bits"]},
+                     "beats_pca": pca_row is None or file_bits(best) < pca_row["file_bits"],
+                     **({"encoding": "optimised" if file_bits(best) < best["file_bits"] else "plain",
+                         "plain_file_bits": best["file_bits"],
+                         "optimised_file_bits": best["optimised"]["file_bits"]} if "optimised" in best else {})},
         "curve": {"widths": [r["width"] for r in curve], "file_bits": [r["file_bits"] for r in curve],
                   "argmin_width": best_on_curve["width"], "interior_minimum": 0 < i < len(curve) - 1},
         "checks": {"max_payload_vs_cross_entropy_deviation": max(abs(r["payload_over_cross_entropy"] - 1)
                                                                 for r in measured),
                    "max_file_vs_cross_entropy_deviation": max(abs(r["file_over_cross_entropy"] - 1) for r in measured),
-                   "all_quantised_within_tol": all(r["quantised_test_mse"] <= cfg.tol for r in measured)},
+                   "all_quantised_within_tol": all(r["quantised_test_mse"] <= cfg.tol for r in measured),
+                   **({"all_optimised_within_tol": all(r["optimised"]["mse"] <= cfg.tol for r in measured
+                                                       if "optimised" in r)} if cfg.rdo else {})},
         "timing": {"seconds": time.perf_counter() - t_start, "sae_trained": cache.trained,
                    "sae_reused": cache.reused + sum(r["calibration"]["from_cache"] for r in rows if "calibration" in r),
                    "train_seconds": cache.train_seconds},
@@ -226,14 +244,35 @@ def _mdl_row(cache: SAECache, base: dict, ds, cfg: SelectionConfig, extra: Selec
     return row
 
 
+def file_bits(row: dict) -> float:
+    """A measured row's description length: the shorter of its plain and optimised files that meet
+    the tolerance (``best_file_bits``, with rdo), else its plain file; bits per test sample."""
+    return row.get("best_file_bits", row["file_bits"])
+
+
+def _add_optimised(cache: SAECache, width_rows: list[dict], ds, cfg: SelectionConfig, progress: Progress) -> None:
+    """Code the shortest-file row of ``width_rows`` (one width's measured SAEs) with per-feature steps
+    and RDO (``measure.measure_optimised``): it gains ``optimised`` and ``best_file_bits``, the
+    optimised file counted only if its quantised test MSE meets cfg.tol."""
+    if not width_rows:
+        return
+    row = min(width_rows, key=lambda r: r["file_bits"])
+    progress(f"width {row['width']}: per-feature steps and RDO for test MSE <= {cfg.tol:g}")
+    t0 = time.perf_counter()
+    _, o = measure_optimised(cache.load(row["hash"], cfg.device), ds.train, ds.test, cfg.tol, cfg.device)
+    row["optimised"] = o | {"seconds": time.perf_counter() - t0}
+    row["best_file_bits"] = min(row["file_bits"], o["file_bits"]) if o["mse"] <= cfg.tol else row["file_bits"]
+    progress(f"width {row['width']}: file {row['file_bits']:.1f} plain, {o['file_bits']:.1f} optimised bits/sample")
+
+
 def _objectives(measured: list[dict]) -> dict:
     """The shortest file of each objective's SAEs and which objective wins (the shorter)."""
     out = {}
     for name, method in (("mse", "sae"), ("mdl", "sae-mdl")):
         rs = [r for r in measured if r["method"] == method]
         if rs:
-            b = min(rs, key=lambda r: r["file_bits"])
-            out[name] = {"width": b["width"], "k": b["k"], "l0": b["l0"], "file_bits": b["file_bits"],
+            b = min(rs, key=file_bits)
+            out[name] = {"width": b["width"], "k": b["k"], "l0": b["l0"], "file_bits": file_bits(b),
                          "payload_bits": b["payload_bits"], "hash": b["hash"]}
     out["winner"] = min((n for n in ("mse", "mdl") if n in out), key=lambda n: out[n]["file_bits"])
     return out

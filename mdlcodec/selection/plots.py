@@ -56,6 +56,10 @@ def plot_dl_vs_l0(results: dict, path: str | Path) -> Path:
     for r in rows:
         ax.annotate(f"D={r['width']}", (r["l0"], r["file_bits"]), textcoords="offset points", xytext=(4, 5),
                     fontsize=7)
+    opt = [r for r in results["rows"] if "optimised" in r]
+    if opt:
+        ax.plot([r["l0"] for r in opt], [r["optimised"]["file_bits"] for r in opt], "s", color="C2", ms=5,
+                label="file, per-feature steps + RDO")
     sel = results["selected"]
     ax.plot([sel["l0"]], [sel["file_bits"]], "o", ms=13, mfc="none", mec="C3", mew=1.5,
             label=f"MDL choice (D={sel['width']}, k={sel['k']})")

@@ -15,12 +15,15 @@ from mdlcodec.selection.pipeline import Selected
 CSV_COLUMNS = ("method", "width", "k", "calibrated", "l0", "quantised_l0", "test_mse", "quantised_test_mse",
                "alive", "step", "bits_per_value", "cross_entropy_bits", "cross_entropy_activity_bits",
                "cross_entropy_values_bits", "payload_bits", "file_bits", "payload_over_cross_entropy", "decoder_bits",
-               "eq1_bound", "selected")
+               "eq1_bound", "selected", "optimised_payload_bits", "optimised_file_bits", "optimised_test_mse",
+               "best_file_bits")
 """Bits are per test sample except decoder_bits (the whole float32 decoder), named as in the README:
 cross_entropy_bits is the ideal code length of the quantised test latents under the tables,
 payload_bits the .mdlc file's coded chunks, file_bits its every byte;
 calibrated: the smallest k meeting tol at its width (other rows are larger k that the calibration
-trained and that also meet tol); selected: the eps-MDL-optimal SAE."""
+trained and that also meet tol); selected: the eps-MDL-optimal SAE; with select --rdo, for each
+width's shortest-file SAE, optimised_*: its test split coded with per-feature steps and RDO
+(quantised test MSE beside), and best_file_bits the shorter valid file (empty on other rows)."""
 
 
 def table_rows(results: dict) -> list[dict]:
@@ -35,6 +38,10 @@ def table_rows(results: dict) -> list[dict]:
             flat.update(cross_entropy_bits=ce["total"], cross_entropy_activity_bits=ce["activity"],
                         cross_entropy_values_bits=ce["values"])
         flat["selected"] = int(r["method"] != "pca" and r.get("hash") == sel["hash"])
+        if "optimised" in r:
+            o = r["optimised"]
+            flat.update(optimised_payload_bits=o["payload_bits"], optimised_file_bits=o["file_bits"],
+                        optimised_test_mse=o["mse"])
         if r["method"] == "sae":
             flat["calibrated"] = int(r["calibrated"])
         rows.append(flat)
@@ -60,18 +67,26 @@ def csv_text(results: dict) -> str:
 
 def markdown_table(results: dict, calibrated_only: bool = True) -> str:
     """The table for a README: bits per test sample; by default one line per width (its calibrated
-    k), the selected SAE wherever it is, and PCA."""
+    k), the selected SAE wherever it is, and PCA. With select --rdo, also each width's shortest-file
+    SAE, and columns of its optimised encoding (per-feature steps and RDO) beside the plain payload
+    and file ("-" on other rows)."""
+    rows = table_rows(results)
+    opt = any(r["optimised_file_bits"] is not None for r in rows)
     head = ("| method | width | k | L0 | test MSE | quantised MSE | alive | bits/value | cross-entropy | payload "
             "| payload/cross-entropy | file | decoder bits |")
+    if opt:
+        head = head.replace("| file |", "| file | payload (optimised) | file (optimised) | quantised MSE (optimised) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for r in table_rows(results):
-        if calibrated_only and r["method"] == "sae" and not (r["calibrated"] or r["selected"]):
+    blank = " | | |" if opt else ""
+    for r in rows:
+        if calibrated_only and r["method"] == "sae" and not (r["calibrated"] or r["selected"]
+                                                             or r["optimised_file_bits"] is not None):
             continue
         if r["k"] is None and r["method"] == "sae":
-            lines.append(f"| SAE | {r['width']} | - | - | no k meets tol | | | | | | | | |")
+            lines.append(f"| SAE | {r['width']} | - | - | no k meets tol | | | | | | | | |{blank}")
             continue
         if r["method"] == "sae-mdl" and r["l0"] is None:
-            lines.append(f"| SAE, objective mdl | {r['width']} | - | - | misses tol | | | | | | | | |")
+            lines.append(f"| SAE, objective mdl | {r['width']} | - | - | misses tol | | | | | | | | |{blank}")
             continue
         name = {"sae": "SAE", "sae-mdl": "SAE, objective mdl"}.get(r["method"], "PCA (dense)")
         name = f"**{name} (MDL)**" if r["selected"] else name
@@ -80,8 +95,17 @@ def markdown_table(results: dict, calibrated_only: bool = True) -> str:
         lines.append(f"| {name} | {r['width']} | {k} | {r['l0']:.1f} | {mse} | {r['quantised_test_mse']:.5f} | "
                      f"{r['alive']} | {r['bits_per_value']:.2f} | {r['cross_entropy_bits']:.2f} | "
                      f"{r['payload_bits']:.2f} | {r['payload_bits'] / r['cross_entropy_bits']:.5f} | "
-                     f"{r['file_bits']:.1f} | {r['decoder_bits']:,} |")
+                     f"{r['file_bits']:.1f} |{_optimised_cells(r) if opt else ''} {r['decoder_bits']:,} |")
     return "\n".join(lines) + "\n"
+
+
+def _optimised_cells(r: dict) -> str:
+    """' payload | file | MSE |' of the optimised encoding, the shorter file in bold; '-' without one."""
+    if r["optimised_file_bits"] is None:
+        return " - | - | - |"
+    f = f"{r['optimised_file_bits']:.1f}"
+    f = f"**{f}**" if r["best_file_bits"] is not None and r["optimised_file_bits"] == r["best_file_bits"] < r["file_bits"] else f
+    return f" {r['optimised_payload_bits']:.2f} | {f} | {r['optimised_test_mse']:.5f} |"
 
 
 def write_results(results: dict, extra: Selected, run_dir: str | Path, image_shape: tuple[int, int] | None = None,

@@ -96,3 +96,32 @@ def test_hierarchy_figure_cli_bad_output(tmp_path):
     assert r.exit_code == 2 and "is a file" in r.stderr
     r = CliRunner().invoke(cli, ["hierarchy-figure", "-o", str(tmp_path / "g"), "--grid", "2"])
     assert r.exit_code == 2 and "--grid" in r.stderr
+
+
+def test_bench_cli_rdo_rows_beside_the_plain_ones(tmp_path):
+    """bench --rdo: "+rdo" and "+rdo chow-liu" rows right after the SAE's plain rows, no longer than
+    the plain files at the same target MSE, and the SAE's comparison with PCA made with its shortest
+    valid file."""
+    out, max_mse = tmp_path / "bench", 0.08
+    r = CliRunner().invoke(cli, ["bench", TOY, "-o", str(out), "--epochs", "20", "--no-rd", "--threads", "1",
+                                 "--max-mse", str(max_mse), "--rdo"])
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "results.json").read_text())
+    names = [row["method"] for row in res["methods"]]
+    label = res["comparison"][0]["sae"]
+    i = names.index(label)
+    assert names[i:i + 5] == [label, f"{label} self-contained", f"{label} chow-liu", f"{label} +rdo",
+                              f"{label} +rdo chow-liu"]
+    by = {row["method"]: row for row in res["methods"]}
+    for plain, opt in ((label, f"{label} +rdo"), (f"{label} chow-liu", f"{label} +rdo chow-liu")):
+        assert by[opt]["mse"] <= max_mse and by[plain]["mse"] <= max_mse
+        assert by[opt]["bits_per_sample"] <= by[plain]["bits_per_sample"]
+        assert f"| {opt} |" in r.stdout
+    assert by[f"{label} +rdo"]["params"]["rdo_lambda"] is None or by[f"{label} +rdo"]["params"]["rdo_lambda"] > 0
+    c = res["comparison"][0]
+    valid = [by[n] for n in names[i:i + 5] if "self-contained" not in n]
+    assert c["sae_best_bits_per_sample"] == min(row["bits_per_sample"] for row in valid)
+    assert c["sae_best_bits_per_sample"] <= c["sae_bits_per_sample"]
+    pca = c["pca_bits_per_sample"]
+    assert c["shorter"] == (c["sae_best"] if c["sae_best_bits_per_sample"] < pca else c["pca"])
+    assert f"shortest valid file {c['sae_best_bits_per_sample']:.1f} ({c['sae_best']})" in r.stdout

@@ -79,3 +79,16 @@ def test_objective_mdl_adds_a_candidate_per_width_and_names_the_winner(toy, tmp_
     assert results["selected"]["objective"] == ("mdl" if o["winner"] == "mdl" else "mse")
     assert "objective mdl" in markdown_table(results)
     assert all(r["quantised_test_mse"] <= toy_config().tol for r in measured)
+
+
+def test_description_length_is_the_shorter_valid_file():
+    """With rdo a row's description length is best_file_bits (plain or optimised); the objectives
+    compare it, so an optimised file can make the other objective win."""
+    from mdlcodec.selection.pipeline import _objectives, file_bits
+
+    plain = {"method": "sae", "width": 8, "k": 2, "l0": 2.0, "file_bits": 10.0, "payload_bits": 9.0, "hash": "a"}
+    mdl = dict(plain, method="sae-mdl", k=None, file_bits=11.0, hash="b", best_file_bits=9.5,
+               optimised={"file_bits": 9.5})
+    assert file_bits(plain) == 10.0 and file_bits(mdl) == 9.5
+    out = _objectives([plain, mdl])
+    assert out["winner"] == "mdl" and out["mdl"]["file_bits"] == 9.5 and out["mse"]["file_bits"] == 10.0
