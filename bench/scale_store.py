@@ -142,9 +142,10 @@ def main() -> None:
     make_sae(out / "sae", base[:16_384] if base is not None else None)
     print(f"store ready ({time.perf_counter() - t:.0f} s)", flush=True)
     store_bytes = sum(p.stat().st_size for p in (out / "store").glob("*.npy"))
+    rows = json.loads((out / "store" / "manifest.json").read_text())["total_tokens"]
 
     cli = [sys.executable, "-m", "mdlcodec"]
-    results: dict = {"store_bytes": store_bytes, "d_in": D_IN, "d_sae": D_SAE, "k": K, "cpus": os.cpu_count()}
+    results: dict = {"store_bytes": store_bytes, "rows": rows, "d_in": D_IN, "d_sae": D_SAE, "k": K, "cpus": os.cpu_count()}
     for name in ("big.mdlc", "big.npy", "small-1.mdlc", "small-2.mdlc"):
         (out / name).unlink(missing_ok=True)
     w = str(args.workers)
@@ -164,7 +165,7 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
 
     gib = 2**30
-    print(f"\nstore: {store_bytes / 1e9:.2f} GB float32 ({store_bytes // (4 * D_IN):,} rows, d={D_IN}); "
+    print(f"\nstore: {store_bytes / 1e9:.2f} GB float32 ({rows:,} rows, d={D_IN}); "
           f"SAE D={D_SAE:,}, k={K}; {os.cpu_count()} CPUs")
     for step in ("encode", "decode"):
         r = results[step]
