@@ -83,6 +83,13 @@ class CostTables:
             return self.dense.view(-1)[self.row + bins.clamp(-self.B - 1, self.B + 1)]
         return self._bits(bins, slice(None))
 
+    def feature_bits(self, bins: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """bins of any shape, each of the feature in ``features`` (int64, broadcast against bins) ->
+        bits of each latent over its being inactive (0 for bin 0), as ``bits`` gives them."""
+        if self.dense is not None:
+            return self.dense.view(-1)[self.row[features] + bins.clamp(-self.B - 1, self.B + 1)]
+        return self._bits(bins, features)
+
     def _bits(self, bins: torch.Tensor, ix) -> torch.Tensor:
         lo, size, off = self.lo[ix], self.size[ix], self.offset[ix]
         rel = bins - lo
@@ -154,8 +161,7 @@ def _greedy(bins: torch.Tensor, resid: torch.Tensor, W: torch.Tensor, g: torch.T
             sa, ga = step[idx], g[idx]
             cand = torch.stack([ba - 1, ba + 1, torch.zeros_like(ba)], dim=2)  # [m, k, 3]
             da = (cand - ba[..., None]).to(torch.float32) * sa[..., None]
-            bits = costs.bits(cand.view(m, -1)).view(m, k, 3) if costs.dense is None else \
-                costs.dense.view(-1)[costs.row[idx][..., None] + cand.clamp(-costs.B - 1, costs.B + 1)]
+            bits = costs.feature_bits(cand, idx[..., None])  # [m, k, 3]
             dJa = bits - na[..., None] + mu * da * (da * ga[..., None] - 2 * ca[..., None])
             dJa = torch.where(on[..., None], dJa, torch.full((), float("inf"), device=dJa.device))
             va, arg = dJa.view(m, -1).min(1)

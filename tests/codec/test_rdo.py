@@ -130,3 +130,14 @@ def test_per_feature_steps_come_from_the_grid_and_meet_the_tolerance(synthetic):
     pf = report["variants"][1]
     assert pf["per_feature"] and pf["test_mse"] <= tol
     assert report["chosen"]["bits_per_sample"] == min(v["bits_per_sample"] for v in report["variants"])
+
+
+def test_rdo_without_the_dense_cost_table_gives_the_same_codes(synthetic, monkeypatch):
+    """Wide SAEs with wide value tables skip the dense [d_sae, 2B + 3] cost table; the per-feature
+    lookup they use instead gives the same costs, hence the same codes (it once failed on shapes)."""
+    sae, train, test, _ = synthetic
+    codec = _plain(sae, train, 0.2).with_rdo(natural_lambda(_plain(sae, train, 0.2).decoder, 0.2))
+    dense = codec.latents(test)
+    monkeypatch.setattr(CostTables, "DENSE_LIMIT", 0)
+    assert CostTables(codec.entropy_model).dense is None
+    assert codec.latents(test) == dense
