@@ -615,8 +615,7 @@ class Codec:
         """Bytes of an .mdlc file -> its quantised latents, exactly as encoded."""
         reader = Reader.open(io.BytesIO(data))
         parts = list(self.for_header(reader.header).read_codes(reader))
-        return SparseCodes.concat(parts) if parts else SparseCodes(np.zeros(1, np.int64), np.zeros(0, np.int32),
-                                                                   np.zeros(0, np.int32), self.decoder.d_sae)
+        return SparseCodes.concat(parts) if parts else SparseCodes.empty(self.decoder.d_sae)
 
     def decode(self, data: bytes) -> np.ndarray:
         """Bytes of an .mdlc file -> reconstructed activations [n, d_in] float32."""

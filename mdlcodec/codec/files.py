@@ -180,10 +180,6 @@ def _decoded(reader: Reader, codec: Codec, start: int, stop: int, run: Engine, r
     yield from run.map(decode_rows, tasks)
 
 
-def _no_codes(d_sae: int) -> SparseCodes:
-    return SparseCodes(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32), d_sae)
-
-
 @contextlib.contextmanager
 def _opened(src: str | Path | BinaryIO) -> Iterator[tuple[BinaryIO, Path | None]]:
     if isinstance(src, (str, Path)):
@@ -241,7 +237,7 @@ def decode_file(src: str | Path, dst: str | Path, codec: Codec | None = None, la
             parts = _decoded(reader, codec, start, stop, run, not latents, Path(src), embedded)
             if latents:
                 parts = list(parts)
-                codes = SparseCodes.concat(parts) if parts else _no_codes(h.d_sae)
+                codes = SparseCodes.concat(parts) if parts else SparseCodes.empty(h.d_sae)
                 with open(tmp, "wb") as out:
                     np.savez(out, format=np.array(b"csr"), shape=np.array([codes.n, h.d_sae], np.int64),
                              indptr=codes.indptr, indices=codes.indices, data=codec.quantiser.values(codes),

@@ -60,6 +60,11 @@ class SparseCodes:
         return cls(indptr, indices.astype(np.int32, copy=False), bins.astype(np.int32, copy=False), d_sae)
 
     @classmethod
+    def empty(cls, d_sae: int) -> "SparseCodes":
+        """The codes of no samples (n = 0) over d_sae features."""
+        return cls(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32), d_sae)
+
+    @classmethod
     def concat(cls, parts: list["SparseCodes"]) -> "SparseCodes":
         if not parts:
             raise ValueError("concat needs at least one part")
