@@ -112,7 +112,9 @@ class _Search:
                     break
                 best, model = bits, trial
         codec = Codec(self.decoder, q, model, self.encoder, lam, self.device)
-        codes = codec.latents(self.test)
+        codes = codec.quantise(self.z_test)  # what codec.latents(self.test) gives, the SAE run once in __init__
+        if lam is not None:
+            codes = codec.optimise(self.test, codes)
         return codec, codes, codec.chunk_coder.ideal_bits(codes)["total"] / len(self.test)
 
     def coarsest(self, lo: float, hi: float, k_steps, k_rdo, iters: int, outer: int) -> float:
