@@ -83,3 +83,21 @@ def test_golden_v2_chunk_index_matches_a_sequential_read():
         for i, entry in enumerate(index):
             n_rows, words = reader.read_chunk(i, entry)
             assert n_rows == sequential[i][0] and np.array_equal(words, sequential[i][1])
+
+
+def test_golden_input_is_far_from_every_boundary():
+    """The golden files are re-made from input.npy through the SAE's matmul, so that no CPU's summation
+    order (a few ulps) may move a latent across a rounding edge or swap the k-th and (k+1)-th: the
+    margins are orders of magnitude above float32's error."""
+    import torch
+
+    from mdlcodec.models import load_sae
+
+    sae = load_sae(GOLDEN / "model")
+    x = torch.from_numpy(np.load(GOLDEN / "input.npy"))
+    with torch.no_grad():
+        pre, z = sae.pre_acts(x).numpy(), sae.encode(x).numpy()
+    ranked = -np.sort(-pre, axis=1)
+    assert (ranked[:, 2] - ranked[:, 3]).min() > 1e-3  # k = 3
+    v = z[z != 0] / Codec.load(GOLDEN / "model").quantiser.step[0]
+    assert np.abs(v - np.floor(v) - 0.5).min() > 1e-4  # bins, ~1e-6 of them is float32's error here
