@@ -35,7 +35,9 @@ from mdlcodec.codec.scale import DataStats
 from mdlcodec.codec.sparse import SparseCodes, SparseLatents
 from mdlcodec.core.atomic import atomic_output
 from mdlcodec.core.errors import CodecError, MdlcodecError, ModelError
+from mdlcodec.data.inmemory import as_matrix
 from mdlcodec.models.base import encode_batch_rows
+from mdlcodec.models.peers import as_sae
 
 TABLES_FILE = "codec.safetensors"
 TABLES_DIR = "tables"
@@ -285,6 +287,7 @@ class Codec:
         or "chowliu" (a Chow-Liu forest learned from the training codes, see ``hierarchy.py``)."""
         if hierarchy not in HIERARCHIES:
             raise ModelError(f"unknown hierarchy {hierarchy!r}; choose from {', '.join(HIERARCHIES)}")
+        sae, train_x = as_sae(sae), as_matrix(train_x, "training data")
         decoder = Decoder.from_sae(sae)
         step_arr = np.broadcast_to(np.asarray(step, np.float32), (decoder.d_sae,))
         quantiser = Quantiser(step_arr)

@@ -9,6 +9,7 @@ from mdlcodec.codec.hierarchy import prune_to_forest
 from mdlcodec.codec.quantiser import Quantiser
 from mdlcodec.codec.sparse import SparseLatents
 from mdlcodec.core.errors import CodecError
+from mdlcodec.models.peers import as_sae
 
 DEFAULT_RELATIVE_MSE = 0.01
 """Default bound: quantisation may add at most 1% to the SAE's own MSE."""
@@ -102,6 +103,7 @@ def fit_codec(sae, train_x: np.ndarray, test_x: np.ndarray, step: float | None =
     """
     from mdlcodec.codec.codec import Codec, Decoder, check_activations
 
+    sae = as_sae(sae)
     decoder = Decoder.from_sae(sae)
     test_x = check_activations(test_x, decoder.d_in, "test data")
     z = Codec.sae_sparse_encoder(sae, device)(test_x)  # SparseLatents: no dense [n, d_sae] matrix anywhere below

@@ -27,6 +27,7 @@ from mdlcodec.codec.quantiser import Quantiser
 from mdlcodec.codec.rdo import natural_lambda, optimise_codes
 from mdlcodec.codec.sparse import SparseCodes, SparseLatents
 from mdlcodec.core.errors import ModelError
+from mdlcodec.models.peers import as_sae
 
 STEP_GRID = 2.0 ** (np.arange(-4, 9) / 4)
 """Multipliers of the base step a feature may take (per-feature steps)."""
@@ -160,7 +161,7 @@ def fit_rd_codec(sae, train_x: np.ndarray, test_x: np.ndarray, max_mse: float, d
     Returns (codec, report): report["variants"] lists each tried {per_feature, step_kappa, rdo, kappa, base_step,
     rdo_lambda, test_mse, bits_per_sample (test cross-entropy)}, report["chosen"] the winner's."""
     hierarchy = "flat" if hierarchy == "auto" else hierarchy
-    s = _Search(sae, train_x, test_x, max_mse, device, hierarchy)
+    s = _Search(as_sae(sae), train_x, test_x, max_mse, device, hierarchy)
     plain_step = coarsest_step(s.decoder, s.z_test, s.test, max_mse)
     variants = []
 

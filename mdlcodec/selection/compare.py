@@ -42,6 +42,7 @@ from mdlcodec.codec.precision import fit_codec
 from mdlcodec.core.errors import MdlcodecError
 from mdlcodec.core.progress import Progress, quiet
 from mdlcodec.core.runinfo import machine, versions
+from mdlcodec.models.peers import as_sae
 from mdlcodec.selection.measure import measure_codec, measure_optimised, measure_pca
 
 SCHEMA = "mdlcodec.measure/1"
@@ -111,6 +112,7 @@ def measure_saes(saes: list[tuple[str, str, object]], ds, max_mse: float | None 
         return Path(out_dir) / f"{name}.mdlc" if out_dir is not None else None
 
     for name, source, sae in saes:
+        sae = as_sae(sae)  # an SAE object of a peer library in memory converts here (models.peers.objects)
         progress(f"{name}: coarsest step for test MSE <= {tol['max_mse']:.6g}")
         try:
             codec, _ = fit_codec(sae, ds.train, ds.test, max_mse=tol["max_mse"], device=device, hierarchy="flat")

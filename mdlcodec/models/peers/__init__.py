@@ -7,6 +7,8 @@ mdlcodec SAEs written in SAELens' format.
     sae = import_sae(path)             # an mdlcodec SAE computing what the peer's own encode/decode do
     imp = import_peer(path)            # the same, with the peer's class name and warnings
     export_saelens(sae, out_dir)       # SAELens 6's cfg.json + sae_weights.safetensors
+    sae = as_sae(obj)                  # an SAE object in memory (SAELens, SAEBench, sparsify,
+                                       # dictionary_learning, a dict of tensors): objects.py
 
 Each peer's conventions and their conversion are in its module's docstring. Bad input (no known
 format, missing files, keys or fields, wrong shapes, NaN, tensors that are not floating point, an
@@ -22,13 +24,14 @@ from mdlcodec.core.errors import ModelError
 from mdlcodec.models.base import SAE
 from mdlcodec.models.peers.common import Imported
 from mdlcodec.models.peers.dictionary_learning import import_dictionary_learning
+from mdlcodec.models.peers.objects import as_sae, convert_object
 from mdlcodec.models.peers.saelens import export_saelens, import_saelens
 from mdlcodec.models.peers.sparsify import import_sparsify
 
 FORMATS = ("saelens", "dictionary_learning", "sparsify")
 EXPORT_FORMATS = ("saelens",)
 
-__all__ = ["EXPORT_FORMATS", "FORMATS", "Imported", "detect", "export_saelens", "import_peer", "import_sae"]
+__all__ = ["EXPORT_FORMATS", "FORMATS", "Imported", "as_sae", "convert_object", "detect", "export_saelens", "import_peer", "import_sae"]
 
 
 def detect(path: str | Path) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -87,7 +88,15 @@ def import_dictionary_learning(folder: str | Path, use_threshold: bool = True) -
     BatchTopKSAE and MatryoshkaBatchTopKSAE; False imports AutoEncoderTopK's top-k encode instead."""
     d = Path(folder)
     cfg_path, state_path = d / CONFIG_FILE, d / STATE_FILE
-    config = read_json_object(cfg_path)
+    return convert_dictionary_learning(read_json_object(cfg_path), lambda: load_state_dict(state_path), cfg_path,
+                                       state_path, use_threshold)
+
+
+def convert_dictionary_learning(config: dict[str, Any], tensors: Callable[[], dict[str, Tensor]],
+                                cfg_path: str | Path, state_path: str | Path, use_threshold: bool = True) -> Imported:
+    """dictionary_learning's config.json fields (trainer.dict_class, activation_dim, dict_size) and
+    (read when the config passes) its state dict as an mdlcodec SAE; cfg_path and state_path name
+    them in errors (files, or an object in memory)."""
     trainer = config.get("trainer")
     if not isinstance(trainer, dict):
         raise ModelError(f"{cfg_path} has no 'trainer' object")
@@ -101,7 +110,7 @@ def import_dictionary_learning(folder: str | Path, use_threshold: bool = True) -
                if cls in THRESHOLDED else "has no thresholded encode to turn off")
         raise ModelError(f"{cls} without its threshold {why}; import it with its threshold")
     d_in, d_sae = positive_int(trainer, "activation_dim", cfg_path), positive_int(trainer, "dict_size", cfg_path)
-    state = load_state_dict(state_path)
+    state = tensors()
     check_names(state, CLASSES[cls], (), state_path)
 
     if cls in ("AutoEncoder", "AutoEncoderTopK", "BatchTopKSAE"):

@@ -30,7 +30,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import safetensors.torch
 import torch
@@ -92,7 +92,14 @@ def import_saelens(folder: str | Path) -> Imported:
     """The SAE SAELens saved in folder (its save_model or save_inference_model) as an mdlcodec SAE."""
     d = Path(folder)
     cfg_path, w_path = d / CFG_FILE, d / WEIGHTS_FILE
-    cfg = _as_v6(read_json_object(cfg_path), cfg_path)
+    return convert_saelens(read_json_object(cfg_path), lambda: read_safetensors(w_path), cfg_path, w_path)
+
+
+def convert_saelens(cfg: dict[str, Any], tensors: Callable[[], dict[str, torch.Tensor]], cfg_path: str | Path,
+                    w_path: str | Path) -> Imported:
+    """SAELens' cfg.json fields and (read when the config passes) its tensors as an mdlcodec SAE;
+    cfg_path and w_path name them in errors (files, or an object in memory)."""
+    cfg = _as_v6(cfg, cfg_path)
     arch = cfg.get("architecture")
     if arch in TRAINING_ARCHITECTURES:
         raise ModelError(f"{cfg_path}: architecture {arch!r} is a SAELens training SAE; save it with "
@@ -122,7 +129,7 @@ def import_saelens(folder: str | Path) -> Imported:
         warnings.append("reshape_activations is hook_z: the SAE reads each position's attention output "
                         "[n_heads, d_head] flattened head by head into d_in values, as SAELens flattens it")
 
-    tensors = read_safetensors(w_path)
+    tensors = tensors()
     # a JumpReLU training SAE saved with save_model keeps log(threshold) instead
     thr_name = "log_threshold" if "log_threshold" in tensors and "threshold" not in tensors else "threshold"
     check_names(tensors, WEIGHT_NAMES + ((thr_name,) if arch == "jumprelu" else ()), (), w_path)

@@ -12,6 +12,9 @@ connections (W_skip: the reconstruction depends on x itself, not only on the lat
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
+
+from torch import Tensor
 
 from mdlcodec.core.errors import ModelError
 from mdlcodec.models.base import SAEConfig
@@ -36,7 +39,13 @@ def import_sparsify(folder: str | Path) -> Imported:
     """The sparse coder sparsify saved in folder (SparseCoder.save_to_disk) as an mdlcodec topk SAE."""
     d = Path(folder)
     cfg_path, w_path = d / CFG_FILE, d / WEIGHTS_FILE
-    cfg = read_json_object(cfg_path)
+    return convert_sparsify(read_json_object(cfg_path), lambda: read_safetensors(w_path), cfg_path, w_path)
+
+
+def convert_sparsify(cfg: dict[str, Any], tensors: Callable[[], dict[str, Tensor]], cfg_path: str | Path,
+                     w_path: str | Path) -> Imported:
+    """sparsify's cfg.json fields and (read when the config passes) its tensors as an mdlcodec topk
+    SAE; cfg_path and w_path name them in errors (files, or an object in memory)."""
     activation = cfg.get("activation", "topk")
     if activation != "topk":
         raise ModelError(f"{cfg_path}: activation {activation!r} is not supported (only topk)")
@@ -54,7 +63,7 @@ def import_sparsify(folder: str | Path) -> Imported:
         d_sae = positive_int(cfg, "num_latents", cfg_path)
     k = positive_int(cfg, "k", cfg_path, DEFAULT_K)
 
-    tensors = read_safetensors(w_path)
+    tensors = tensors()
     check_names(tensors, ("encoder.weight", "encoder.bias", "W_dec", "b_dec"), (), w_path)
     W_enc = weight(tensors, "encoder.weight", (d_sae, d_in), w_path).T.contiguous()
     b_enc = weight(tensors, "encoder.bias", (d_sae,), w_path)
