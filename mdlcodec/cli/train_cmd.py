@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from mdlcodec.cli.options import shuffle_buffer_option, threads_option
+from mdlcodec.models.train import TrainConfig
 
 MDL_ARCHS = ("jumprelu", "batchtopk", "topk")  # architectures with a threshold or k
 
@@ -23,9 +24,12 @@ if TYPE_CHECKING:
 @click.option("--width", type=int, required=True, help="Number of latents (d_sae).")
 @click.option("--k", type=int, help="Active latents per sample (topk) or on average (batchtopk).")
 @click.option("--l1", "l1", type=float, help="L1 coefficient (relu).")
-@click.option("--epochs", type=int, help="Most passes over the training data (early stopping may end sooner).")
-@click.option("--lr", type=float, help="Adam learning rate.")
-@click.option("--batch-size", type=int, help="Samples per step.")
+@click.option("--epochs", type=int, default=TrainConfig.epochs, show_default=True,
+              help="Most passes over the training data (early stopping may end sooner).")
+@click.option("--lr", type=float, default=TrainConfig.lr, show_default=True,
+              help="Adam learning rate (decays linearly to 0 over the last steps).")
+@click.option("--batch-size", type=int, default=TrainConfig.batch_size, show_default=True,
+              help="Samples per step.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @threads_option
@@ -117,6 +121,10 @@ def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None,
     check_model_output(output, force)  # before loading data or training
     if parents_file is not None:
         structure["parents"] = _read_parents(parents_file, width)
+    if objective == "mdl" and beta is None and max_mse is None:
+        raise ModelError("--objective mdl needs --max-mse (beta is then steered to meet it) or --beta: with neither, "
+                         "its code came out longer than plain training's (MNIST 128 x 16: 96.5 against 83.8 bits/image)",
+                         param="beta")
     check_device(device)
     ds = load_dataset(data)
     cfg.d_in = ds.d

@@ -77,6 +77,19 @@ def read_json_object(path: Path) -> dict:
     return raw
 
 
+def _refuse_peer_folder(d: Path) -> None:
+    """ModelError saying how to import it if folder d holds a peer's SAE (SAELens, sparsify,
+    dictionary_learning) rather than an mdlcodec model."""
+    from mdlcodec.models.peers import detect  # peers reads files through this module
+
+    try:
+        fmt = detect(d)
+    except ModelError:
+        return
+    raise ModelError(f"{d} holds a {fmt} SAE, not an mdlcodec model: convert it once with "
+                     f"`mdlcodec import {d} -o MODEL` (in Python, mdlcodec.as_sae or models.peers.import_sae)")
+
+
 def load_sae(model_dir: str | Path, device: str = "cpu") -> SAE:
     """Read an SAE saved by save_sae; ModelError (one line) if the directory is missing, damaged or
     its weights do not have the shapes its cfg.json implies."""
@@ -86,11 +99,13 @@ def load_sae(model_dir: str | Path, device: str = "cpu") -> SAE:
     cfg_path, w_path = d / CFG_FILE, d / WEIGHTS_FILE
     for p in (cfg_path, w_path):
         if not p.is_file():
+            _refuse_peer_folder(d)
             raise ModelError(f"{d} is not an SAE directory: {p.name} is missing")
     raw = read_json_object(cfg_path)
     try:
         cfg = SAEConfig.from_dict(raw)
     except ModelError as e:
+        _refuse_peer_folder(d)
         raise ModelError(f"{cfg_path}: {e}") from None
     cls = architecture(cfg)
     structure, extra = cls.structure, cls.extra_weights

@@ -1,0 +1,28 @@
+"""Frictions a new user met (issue 20 §5), each through the command line."""
+
+from __future__ import annotations
+
+import pytest
+
+from mdlcodec.models.train import TrainConfig
+from tests.cli.helpers import one_line_error, run
+from tests.conftest import peer_folders
+
+
+@pytest.mark.parametrize("name", [n for n in peer_folders() if n in ("saelens-topk", "sparsify-topk",
+                                                                     "dictionary_learning-topk")])
+def test_a_peer_folder_given_as_a_model_says_to_import_it(peers_dir, name, tmp_path):
+    folder = peers_dir / name
+    for args in (("measure", folder, "toy", "--max-fvu", "0.3"),
+                 ("encode", "toy", "-m", folder, "-o", tmp_path / "x.mdlc")):
+        r = run(*args)
+        line = one_line_error(r, f"holds a {name.split('-')[0]} SAE, not an mdlcodec model")
+        assert f"mdlcodec import {folder} -o MODEL" in line
+    assert not (tmp_path / "x.mdlc").exists()
+
+
+def test_train_help_shows_its_defaults():
+    text = " ".join(run("train", "--help").stdout.split())
+    for flag, value in (("--epochs", TrainConfig.epochs), ("--lr", TrainConfig.lr), ("--batch-size", TrainConfig.batch_size)):
+        after = text[text.index(flag + " "):]
+        assert f"[default: {value}]" in after[:300], (flag, after[:300])
