@@ -40,8 +40,8 @@ def import_cmd(path: Path, output: Path, no_threshold: bool, force: bool, as_jso
     imp = import_peer(path, use_threshold=not no_threshold)
     save_sae(imp.sae, output)
     c = imp.sae.cfg
-    for line in imp.warnings:
-        click.echo(f"warning: {line}", err=True)
+    for line in imp.warnings:  # the library names its argument; here the flag is what the user can pass
+        click.echo(f"warning: {line.replace('use_threshold=False', '--no-threshold')}", err=True)
     if as_json:
         click.echo(json.dumps({"source": str(path), "format": imp.format, "peer_class": imp.peer_class,
                                "model": str(output), "architecture": c.arch, "d_in": c.d_in, "d_sae": c.d_sae,

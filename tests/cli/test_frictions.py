@@ -26,3 +26,11 @@ def test_train_help_shows_its_defaults():
     for flag, value in (("--epochs", TrainConfig.epochs), ("--lr", TrainConfig.lr), ("--batch-size", TrainConfig.batch_size)):
         after = text[text.index(flag + " "):]
         assert f"[default: {value}]" in after[:300], (flag, after[:300])
+
+
+def test_the_dictionary_learning_warning_names_the_flag(peers_dir, tmp_path):
+    if "dictionary_learning-topk" not in peer_folders():
+        pytest.skip("../shared/peers/dictionary_learning-topk is absent")
+    r = run("import", peers_dir / "dictionary_learning-topk", "-o", tmp_path / "m")
+    assert r.exit_code == 0, r.output
+    assert "--no-threshold" in r.output and "use_threshold=False" not in r.output
