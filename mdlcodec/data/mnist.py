@@ -22,9 +22,14 @@ TEST_ONLY_TRAIN_ROWS = 8000
 
 
 def mnist_dir_default() -> Path:
-    """$MDLCODEC_MNIST if set, else ../shared/data/mnist relative to the current directory."""
+    """$MDLCODEC_MNIST if set, else ../shared/data/mnist beside the checkout this package runs from
+    (wherever the command is run), else the same relative to the current directory (an installed
+    package has no checkout)."""
     env = os.environ.get("MDLCODEC_MNIST")
-    return Path(env) if env else Path.cwd() / ".." / "shared" / "data" / "mnist"
+    if env:
+        return Path(env)
+    beside_checkout = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mnist").resolve()
+    return beside_checkout if beside_checkout.is_dir() else Path.cwd() / ".." / "shared" / "data" / "mnist"
 
 
 def read_idx_images(path: Path) -> np.ndarray:

@@ -34,3 +34,18 @@ def test_the_dictionary_learning_warning_names_the_flag(peers_dir, tmp_path):
     r = run("import", peers_dir / "dictionary_learning-topk", "-o", tmp_path / "m")
     assert r.exit_code == 0, r.output
     assert "--no-threshold" in r.output and "use_threshold=False" not in r.output
+
+
+def test_mnist_is_found_beside_the_checkout_from_any_directory(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from mdlcodec.data import mnist_dir_default
+
+    checkout_mnist = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mnist").resolve()
+    if not checkout_mnist.is_dir():
+        pytest.skip(f"no MNIST beside this checkout ({checkout_mnist})")
+    monkeypatch.delenv("MDLCODEC_MNIST", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert mnist_dir_default() == checkout_mnist
+    r = run("data", "mnist", "--json")
+    assert r.exit_code == 0, r.output
