@@ -32,14 +32,17 @@ def demo_cmd(out_dir: Path | None, device: str, seed: int, as_json: bool) -> Non
                f"FVU {r['test_fvu']:.4f}, L0 {r['l0']:.2f}, alive {r['alive']}/{r['sae']['width']}")
     click.echo(f"ground truth: {100 * r['recovered_fraction']:.1f}% of {r['true_features']} true features "
                f"recovered (decoder cosine >= 0.9)")
-    click.echo(f"codec: step {r['step']:.4g}; {r['file']} holds the test split in {r['file_bytes']} bytes")
+    where = (f"{r['file']} holds" if out_dir is not None
+             else "a temporary file (removed on exit; -o DIR keeps the model and the file) held")
+    click.echo(f"codec: step {r['step']:.4g}; {where} the test split in {r['file_bytes']} bytes")
     b = r["bits_per_sample"]
     click.echo(f"  file (every byte)        {b['file']:8.2f} bits/sample")
     click.echo(f"  payload (coded chunks)   {b['payload']:8.2f} bits/sample "
                f"(activity {b['activity']:.2f} + values {b['values']:.2f})")
     click.echo(f"  cross-entropy            {b['cross_entropy']:8.2f} bits/sample (ideal length under the tables)")
     click.echo(f"  model entropy            {b['model_entropy']:8.2f} bits/sample (the tables' expected bits)")
-    click.echo(f"  true source entropy      {r['true_activity_entropy_bits_per_sample']:8.2f} bits/sample "
-               f"(which features are active)")
+    click.echo(f"  true activity entropy    {r['true_activity_entropy_bits_per_sample']:8.2f} bits/sample "
+               f"(of the source's which-features-are-active only: compare with the payload's activity "
+               f"{b['activity']:.2f}, not with a total)")
     click.echo(f"  decoded: MSE {r['quantised_mse']:.5f}, FVU {r['quantised_fvu']:.4f}; "
                f"latents {'exact' if r['decoded_exactly'] else 'NOT EXACT'}")
