@@ -5,14 +5,11 @@ memory-mapped file larger than memory is checked in bounded memory."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from mdlcodec.core.errors import DataError
-
-if TYPE_CHECKING:
-    from mdlcodec.data.toy import ToyTruth
 
 TEST_FRACTION_DIVISOR = 5  # the last n // 5 rows (20%) are test, at least one
 CHUNK_BYTES = 64 << 20      # rows per chunk in chunkwise passes: about this many bytes
@@ -22,14 +19,15 @@ CHUNK_BYTES = 64 << 20      # rows per chunk in chunkwise passes: about this man
 class Dataset:
     """Activations split into train [n_train, d] and test [n_test, d] float32 (a np.memmap view for
     float32 .npy files). `image_shape` is (28, 28) for MNIST, else None; `truth` is the ground
-    truth of synthetic data, else None."""
+    truth of synthetic data (a data.toy.ToyTruth, which builds on this module: typed Any here so
+    that the two modules do not import each other), else None."""
 
     name: str
     spec: str
     train: np.ndarray
     test: np.ndarray
     image_shape: tuple[int, int] | None = None
-    truth: ToyTruth | None = None
+    truth: Any = None
 
     @property
     def d(self) -> int:
