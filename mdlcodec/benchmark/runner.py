@@ -92,7 +92,7 @@ def run_benchmark(train: np.ndarray, test: np.ndarray, max_mse: float, saes: lis
     "machine". ``pca_ms``: the component counts PCA tries (default
     ``baselines.pca_candidates``); ``rdo``: the "+rdo" rows and comparison (the module's docstring),
     minutes per SAE on a few CPU cores."""
-    from mdlcodec.codec.codec import Decoder
+    from mdlcodec.codec.decoder import Decoder
 
     train = np.ascontiguousarray(train, np.float32)
     test = np.ascontiguousarray(test, np.float32)

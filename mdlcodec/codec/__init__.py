@@ -3,7 +3,8 @@
 arrays. Knows no terminal and opens no dataset: callers pass arrays. May import core, theory and
 models (an SAE's encoder and decoder)."""
 
-from mdlcodec.codec.codec import Codec, Decoder
+from mdlcodec.codec.codec import Codec
+from mdlcodec.codec.decoder import Decoder
 from mdlcodec.codec.entropy_model import EntropyModel
 from mdlcodec.codec.files import decode_file, decode_range, encode_file, inspect_file, payload_bits
 from mdlcodec.codec.parallel import RowSource

@@ -15,8 +15,6 @@ import hashlib
 import io
 import operator
 import re
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -28,6 +26,8 @@ from mdlcodec import __version__
 from mdlcodec.codec.arrays import check_keys, take
 from mdlcodec.codec.bitstream import ChunkCoder, StreamError
 from mdlcodec.codec.container import Header, Reader, Writer, new_file_id
+from mdlcodec.codec.decoder import Decoder, check_activations, check_shape
+from mdlcodec.codec.sae_batches import on_device, sae_batches
 from mdlcodec.codec.entropy_model import EntropyModel
 from mdlcodec.codec.hierarchy import Hierarchy, chow_liu, prune_to_forest
 from mdlcodec.codec.quantiser import Quantiser, RowError
@@ -36,196 +36,12 @@ from mdlcodec.codec.sparse import SparseCodes, SparseLatents
 from mdlcodec.core.atomic import atomic_output
 from mdlcodec.core.errors import CodecError, MdlcodecError, ModelError
 from mdlcodec.data.inmemory import as_matrix
-from mdlcodec.models.base import encode_batch_rows
 from mdlcodec.models.peers import as_sae
 
 TABLES_FILE = "codec.safetensors"
 TABLES_DIR = "tables"
 DEFAULT_CHUNK = 4096
 HIERARCHIES = ("auto", "flat", "chowliu")
-
-
-@dataclass
-class Decoder:
-    """The SAE's decoder: x_hat = (z @ W_dec + b_dec) / input_scale.
-
-    W_dec [d_sae, d_in] float32, b_dec [d_in] float32, input_scale a float32 scalar.
-    """
-
-    W_dec: np.ndarray
-    b_dec: np.ndarray
-    input_scale: float
-
-    ARRAYS = frozenset({"W_dec", "b_dec", "input_scale"})
-    """The decoder's arrays in a self-contained file's model section."""
-
-    def __post_init__(self) -> None:
-        """ValueError unless W_dec is [d_sae >= 1, d_in >= 1], b_dec [d_in], every weight finite and
-        input_scale a finite number > 0: a decoder whose output could be NaN for finite latents is
-        refused wherever it comes from (an SAE, a model folder, a file)."""
-        W, b = np.asarray(self.W_dec), np.asarray(self.b_dec)
-        if W.ndim != 2 or W.shape[0] < 1 or W.shape[1] < 1 or b.shape != (W.shape[1],):
-            raise ValueError(f"decoder weights W_dec {list(W.shape)} and b_dec {list(b.shape)} do not "
-                             "form a decoder [d_sae, d_in] and [d_in]")
-        if not (np.isfinite(W).all() and np.isfinite(b).all()):
-            raise ValueError("decoder weights hold NaN or Inf")
-        if not (np.isfinite(self.input_scale) and self.input_scale > 0):
-            raise ValueError(f"input_scale is {self.input_scale}, not a finite number > 0")
-
-    @classmethod
-    def from_sae(cls, sae) -> "Decoder":
-        """The SAE's decoder; ModelError if its weights cannot decode (NaN, Inf, input_scale <= 0)."""
-        try:
-            return cls(sae.W_dec.detach().cpu().numpy().astype(np.float32),
-                       sae.b_dec.detach().cpu().numpy().astype(np.float32), float(np.float32(sae.cfg.input_scale)))
-        except ValueError as e:
-            raise ModelError(f"the SAE cannot be a codec's decoder: {e}") from None
-
-    @classmethod
-    def from_arrays(cls, a: dict[str, np.ndarray]) -> "Decoder":
-        """The decoder in a model section's arrays; ValueError naming the array if one is missing, not
-        float32, of another shape than W_dec [d_sae, d_in], b_dec [d_in], input_scale [1], or unfit (above)."""
-        W = take(a, "W_dec", np.float32, (None, None))
-        return cls(W, take(a, "b_dec", np.float32, (W.shape[1],)), float(take(a, "input_scale", np.float32, (1,))[0]))
-
-    @cached_property
-    def _row_bound(self) -> np.ndarray:
-        """[d_sae] float64: the largest |weight| of each decoder row."""
-        return np.abs(self.W_dec).max(axis=1).astype(np.float64)
-
-    def check_values(self, codes: SparseCodes, step: np.ndarray) -> int | None:
-        """The first row of codes (CSR) whose latent values bin * step or reconstruction could leave
-        float32's finite range, or None. A bound, in float64: (max|b_dec| + sum |value| * max|W_dec row|)
-        / input_scale, and the sum before the division, kept below float32's max / 4, so that no
-        float32 sum of these terms in any order overflows; each |value| below it as well."""
-        if not codes.nnz:
-            return None
-        big = np.float64(np.finfo(np.float32).max) / 4
-        v = np.abs(codes.bins.astype(np.float64)) * step.astype(np.float64)[codes.indices]
-        rows = codes.rows()
-        sums = np.bincount(rows, weights=v * self._row_bound[codes.indices], minlength=codes.n)
-        pre = float(np.abs(self.b_dec).max()) + sums
-        bad = np.flatnonzero(~((pre <= big) & (pre / self.input_scale <= big)))[:1].tolist()
-        bad += rows[~(v <= big)][:1].tolist()
-        return min(bad) if bad else None
-
-    @property
-    def d_sae(self) -> int:
-        return self.W_dec.shape[0]
-
-    @property
-    def d_in(self) -> int:
-        return self.W_dec.shape[1]
-
-    def reconstruct_sparse(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Sparse latents (CSR: indptr [n+1], indices [nnz] ascending per row, values [nnz]) ->
-        activations [n, d_in] float32.
-
-        Each row starts at b_dec and adds value * W_dec[f] for its active features in ascending
-        order, in float32 elementwise arithmetic, then divides by input_scale: no BLAS reduction,
-        so the result is bit-identical whatever the chunking, thread count or machine.
-        """
-        n = len(indptr) - 1
-        out = np.repeat(self.b_dec[None, :], n, axis=0)
-        counts = np.diff(indptr)
-        if len(indices):
-            rows = np.repeat(np.arange(n), counts)
-            rank = np.arange(len(indices)) - np.repeat(indptr[:-1], counts)
-            order = np.argsort(rank, kind="stable")
-            bounds = np.searchsorted(rank[order], np.arange(int(counts.max()) + 1))
-            vals = np.asarray(values, dtype=np.float32)
-            for j in range(int(counts.max())):
-                sel = order[bounds[j]:bounds[j + 1]]  # the j-th active feature of each row that has one
-                if len(sel) == n:  # every row has one, in row order
-                    out += vals[sel, None] * self.W_dec[indices[sel]]
-                else:
-                    out[rows[sel]] += vals[sel, None] * self.W_dec[indices[sel]]
-        out /= np.float32(self.input_scale)
-        return out
-
-    def reconstruct(self, z: np.ndarray) -> np.ndarray:
-        """Dense latents [n, d_sae] -> activations [n, d_in] float32 (zeros are inactive), by reconstruct_sparse."""
-        rows, cols = np.nonzero(z)
-        indptr = np.zeros(len(z) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=len(z)), out=indptr[1:])
-        return self.reconstruct_sparse(indptr, cols, z[rows, cols])
-
-    def fingerprint(self) -> str:
-        h = hashlib.sha256(b"mdlcodec-decoder-v1")
-        for a in (np.array(self.W_dec.shape, "<i8"), self.W_dec.astype("<f4"), self.b_dec.astype("<f4"),
-                  np.array([self.input_scale], "<f4")):
-            h.update(np.ascontiguousarray(a).tobytes())
-        return h.hexdigest()[:32]
-
-    def bits(self) -> int:
-        """Bits of the decoder as stored in a self-contained file (float32 weights and bias)."""
-        return 32 * (self.W_dec.size + self.b_dec.size + 1)
-
-
-def check_shape(x, d_in: int, what: str) -> None:
-    """CodecError naming ``what`` unless x (an array, or a lazy matrix such as a ShardedRows: not read)
-    has shape [n, d_in]."""
-    shape = tuple(np.shape(x))
-    if len(shape) != 2 or shape[1] != d_in:
-        raise CodecError(f"{what} has shape {shape}, the model expects [n, {d_in}]")
-
-
-def check_activations(x: np.ndarray, d_in: int, what: str) -> np.ndarray:
-    """x as a C-contiguous float32 [n, d_in] array; CodecError naming ``what`` if it has another
-    shape, is not numeric, or holds NaN or Inf."""
-    x = np.asarray(x)
-    if x.ndim != 2 or x.shape[1] != d_in:
-        raise CodecError(f"{what} has shape {tuple(x.shape)}, the model expects [n, {d_in}]")
-    if not np.issubdtype(x.dtype, np.number):
-        raise CodecError(f"{what} is not numeric (dtype {x.dtype})")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if not np.isfinite(x).all():
-        raise CodecError(f"{what} contains NaN or Inf values")
-    return x
-
-
-def _batches(sae, device: str, x: np.ndarray):
-    """(first row, batch tensor [rows, d_in] float32 on device) of x in batches of
-    ``models.base.encode_batch_rows(d_sae)`` rows (at most 64 MiB of pre-activations), each checked
-    first (``_pre_activation_check``). The dense pre-activations of one batch are the only
-    [rows, d_sae] matrix an encoding builds (a matmul's output is dense; the active latents are taken
-    from it as values and indices). Every encoding path (``sae_sparse_encoder`` and ``sae_encoder``:
-    fit, encode, measure, select) batches here, so their latents agree bit for bit (a matmul's
-    rounding may depend on its batch)."""
-    check, rows = _pre_activation_check(sae), encode_batch_rows(sae.cfg.d_sae)
-    for s in range(0, len(x), rows):
-        check(x[s:s + rows], s)
-        yield s, torch.tensor(x[s:s + rows], dtype=torch.float32, device=device)
-
-
-def _on_device(sae, device: str):
-    """The SAE in eval mode on ``device``: ModelError (one line) for a device this machine lacks or
-    that is not cpu or cuda[:N] (models.train.check_device)."""
-    from mdlcodec.models.train import check_device
-
-    check_device(device)
-    return sae.to(device).eval()
-
-
-def _pre_activation_check(sae) -> Callable[[np.ndarray, int], None]:
-    """check(x, first_row): RowError for the first row of x whose pre-activations in ``sae`` could
-    overflow float32 (an SAE thresholds NaN or Inf pre-activations to nothing, so such a row would be
-    coded as if it were empty). A bound in float64: (max|x_r| * input_scale + max|b_dec|) * (the
-    largest L1 norm of a column of W_enc) + max|b_enc|, kept below float32's max / 4."""
-    with torch.no_grad():
-        l1 = float(sae.W_enc.detach().abs().sum(0).max()) if sae.W_enc.numel() else 0.0
-        b_dec, b_enc = (float(t.detach().abs().max()) if t.numel() else 0.0 for t in (sae.b_dec, sae.b_enc))
-    scale, big = float(sae.cfg.input_scale), float(np.finfo(np.float32).max) / 4
-
-    def check(x: np.ndarray, first_row: int) -> None:
-        if not len(x):
-            return
-        bound = (np.abs(np.asarray(x, np.float64)).max(axis=1) * scale + b_dec) * l1 + b_enc
-        bad = np.flatnonzero(~(bound <= big))
-        if len(bad):
-            raise RowError(first_row + int(bad[0]),
-                           "is too large for the SAE: its pre-activations could overflow float32")
-    return check
 
 
 class Codec:
@@ -253,12 +69,12 @@ class Codec:
         (``encode_batch_rows``: the same matmuls, so bit for bit its nonzeros), padded to the widest batch:
         the codec's encoder. The matmul runs on ``device`` (cpu, cuda); only the active latents (values,
         indices) come back. The function carries ``data_stats``, the SAE's training data's (``Codec.data_stats``)."""
-        sae = _on_device(sae, device)
+        sae = on_device(sae, device)
 
         def encode(x: np.ndarray) -> SparseLatents:
             out = []
             with torch.no_grad():
-                for _, batch in _batches(sae, device, x):
+                for _, batch in sae_batches(sae, device, x):
                     out.append(tuple(t.cpu().numpy() for t in sae.encode_sparse(batch)))
             return SparseLatents.concat(out)
         encode.data_stats = DataStats.from_config(sae.cfg)
@@ -268,12 +84,12 @@ class Codec:
     def sae_encoder(sae, device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
         """x [n, d_in] float32 -> dense latents [n, d_sae] float32, in batches. For callers that need the
         dense matrix (tests comparing the two forms); the codec itself encodes with ``sae_sparse_encoder``."""
-        sae = _on_device(sae, device)
+        sae = on_device(sae, device)
 
         def encode(x: np.ndarray) -> np.ndarray:
             out = []
             with torch.no_grad():
-                for _, batch in _batches(sae, device, x):
+                for _, batch in sae_batches(sae, device, x):
                     out.append(sae.encode(batch).cpu().numpy())
             return np.concatenate(out) if out else np.zeros((0, sae.cfg.d_sae), np.float32)
         return encode

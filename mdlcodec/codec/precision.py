@@ -101,7 +101,8 @@ def fit_codec(sae, train_x: np.ndarray, test_x: np.ndarray, step: float | None =
     cross-entropy under the tables (``cross_entropy_bits_per_sample``) and the tables' own model
     entropy (``model_entropy_bits_per_sample``), each {activity, values, total}.
     """
-    from mdlcodec.codec.codec import Codec, Decoder, check_activations
+    from mdlcodec.codec.codec import Codec
+    from mdlcodec.codec.decoder import Decoder, check_activations
 
     sae = as_sae(sae)
     decoder = Decoder.from_sae(sae)

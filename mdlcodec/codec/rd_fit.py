@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mdlcodec.codec.codec import Codec, Decoder, check_activations
+from mdlcodec.codec.codec import Codec
+from mdlcodec.codec.decoder import Decoder, check_activations
 from mdlcodec.codec.entropy_model import EntropyModel
 from mdlcodec.codec.hierarchy import chow_liu
 from mdlcodec.codec.precision import coarsest_step

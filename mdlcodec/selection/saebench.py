@@ -49,7 +49,8 @@ import numpy as np
 
 from mdlcodec import __version__
 from mdlcodec.codec import Codec, Decoder, EntropyModel, Quantiser
-from mdlcodec.codec.codec import DEFAULT_CHUNK, check_activations
+from mdlcodec.codec.codec import DEFAULT_CHUNK
+from mdlcodec.codec.decoder import check_activations
 from mdlcodec.codec.sparse import SparseCodes, SparseLatents
 from mdlcodec.core.atomic import write_text
 from mdlcodec.core.errors import MdlcodecError

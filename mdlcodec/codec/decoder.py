@@ -1,0 +1,154 @@
+"""The SAE's decoder as the codec holds it (W_dec, b_dec, input_scale as float32 arrays, from an SAE
+or a self-contained file's model section), and the checks every array of activations goes through
+before it is encoded."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from mdlcodec.codec.arrays import take
+from mdlcodec.codec.sparse import SparseCodes
+from mdlcodec.core.errors import CodecError, ModelError
+
+
+@dataclass
+class Decoder:
+    """The SAE's decoder: x_hat = (z @ W_dec + b_dec) / input_scale.
+
+    W_dec [d_sae, d_in] float32, b_dec [d_in] float32, input_scale a float32 scalar.
+    """
+
+    W_dec: np.ndarray
+    b_dec: np.ndarray
+    input_scale: float
+
+    ARRAYS = frozenset({"W_dec", "b_dec", "input_scale"})
+    """The decoder's arrays in a self-contained file's model section."""
+
+    def __post_init__(self) -> None:
+        """ValueError unless W_dec is [d_sae >= 1, d_in >= 1], b_dec [d_in], every weight finite and
+        input_scale a finite number > 0: a decoder whose output could be NaN for finite latents is
+        refused wherever it comes from (an SAE, a model folder, a file)."""
+        W, b = np.asarray(self.W_dec), np.asarray(self.b_dec)
+        if W.ndim != 2 or W.shape[0] < 1 or W.shape[1] < 1 or b.shape != (W.shape[1],):
+            raise ValueError(f"decoder weights W_dec {list(W.shape)} and b_dec {list(b.shape)} do not "
+                             "form a decoder [d_sae, d_in] and [d_in]")
+        if not (np.isfinite(W).all() and np.isfinite(b).all()):
+            raise ValueError("decoder weights hold NaN or Inf")
+        if not (np.isfinite(self.input_scale) and self.input_scale > 0):
+            raise ValueError(f"input_scale is {self.input_scale}, not a finite number > 0")
+
+    @classmethod
+    def from_sae(cls, sae) -> "Decoder":
+        """The SAE's decoder; ModelError if its weights cannot decode (NaN, Inf, input_scale <= 0)."""
+        try:
+            return cls(sae.W_dec.detach().cpu().numpy().astype(np.float32),
+                       sae.b_dec.detach().cpu().numpy().astype(np.float32), float(np.float32(sae.cfg.input_scale)))
+        except ValueError as e:
+            raise ModelError(f"the SAE cannot be a codec's decoder: {e}") from None
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> "Decoder":
+        """The decoder in a model section's arrays; ValueError naming the array if one is missing, not
+        float32, of another shape than W_dec [d_sae, d_in], b_dec [d_in], input_scale [1], or unfit (above)."""
+        W = take(a, "W_dec", np.float32, (None, None))
+        return cls(W, take(a, "b_dec", np.float32, (W.shape[1],)), float(take(a, "input_scale", np.float32, (1,))[0]))
+
+    @cached_property
+    def _row_bound(self) -> np.ndarray:
+        """[d_sae] float64: the largest |weight| of each decoder row."""
+        return np.abs(self.W_dec).max(axis=1).astype(np.float64)
+
+    def check_values(self, codes: SparseCodes, step: np.ndarray) -> int | None:
+        """The first row of codes (CSR) whose latent values bin * step or reconstruction could leave
+        float32's finite range, or None. A bound, in float64: (max|b_dec| + sum |value| * max|W_dec row|)
+        / input_scale, and the sum before the division, kept below float32's max / 4, so that no
+        float32 sum of these terms in any order overflows; each |value| below it as well."""
+        if not codes.nnz:
+            return None
+        big = np.float64(np.finfo(np.float32).max) / 4
+        v = np.abs(codes.bins.astype(np.float64)) * step.astype(np.float64)[codes.indices]
+        rows = codes.rows()
+        sums = np.bincount(rows, weights=v * self._row_bound[codes.indices], minlength=codes.n)
+        pre = float(np.abs(self.b_dec).max()) + sums
+        bad = np.flatnonzero(~((pre <= big) & (pre / self.input_scale <= big)))[:1].tolist()
+        bad += rows[~(v <= big)][:1].tolist()
+        return min(bad) if bad else None
+
+    @property
+    def d_sae(self) -> int:
+        return self.W_dec.shape[0]
+
+    @property
+    def d_in(self) -> int:
+        return self.W_dec.shape[1]
+
+    def reconstruct_sparse(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Sparse latents (CSR: indptr [n+1], indices [nnz] ascending per row, values [nnz]) ->
+        activations [n, d_in] float32.
+
+        Each row starts at b_dec and adds value * W_dec[f] for its active features in ascending
+        order, in float32 elementwise arithmetic, then divides by input_scale: no BLAS reduction,
+        so the result is bit-identical whatever the chunking, thread count or machine.
+        """
+        n = len(indptr) - 1
+        out = np.repeat(self.b_dec[None, :], n, axis=0)
+        counts = np.diff(indptr)
+        if len(indices):
+            rows = np.repeat(np.arange(n), counts)
+            rank = np.arange(len(indices)) - np.repeat(indptr[:-1], counts)
+            order = np.argsort(rank, kind="stable")
+            bounds = np.searchsorted(rank[order], np.arange(int(counts.max()) + 1))
+            vals = np.asarray(values, dtype=np.float32)
+            for j in range(int(counts.max())):
+                sel = order[bounds[j]:bounds[j + 1]]  # the j-th active feature of each row that has one
+                if len(sel) == n:  # every row has one, in row order
+                    out += vals[sel, None] * self.W_dec[indices[sel]]
+                else:
+                    out[rows[sel]] += vals[sel, None] * self.W_dec[indices[sel]]
+        out /= np.float32(self.input_scale)
+        return out
+
+    def reconstruct(self, z: np.ndarray) -> np.ndarray:
+        """Dense latents [n, d_sae] -> activations [n, d_in] float32 (zeros are inactive), by reconstruct_sparse."""
+        rows, cols = np.nonzero(z)
+        indptr = np.zeros(len(z) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=len(z)), out=indptr[1:])
+        return self.reconstruct_sparse(indptr, cols, z[rows, cols])
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(b"mdlcodec-decoder-v1")
+        for a in (np.array(self.W_dec.shape, "<i8"), self.W_dec.astype("<f4"), self.b_dec.astype("<f4"),
+                  np.array([self.input_scale], "<f4")):
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()[:32]
+
+    def bits(self) -> int:
+        """Bits of the decoder as stored in a self-contained file (float32 weights and bias)."""
+        return 32 * (self.W_dec.size + self.b_dec.size + 1)
+
+
+def check_shape(x, d_in: int, what: str) -> None:
+    """CodecError naming ``what`` unless x (an array, or a lazy matrix such as a ShardedRows: not read)
+    has shape [n, d_in]."""
+    shape = tuple(np.shape(x))
+    if len(shape) != 2 or shape[1] != d_in:
+        raise CodecError(f"{what} has shape {shape}, the model expects [n, {d_in}]")
+
+
+def check_activations(x: np.ndarray, d_in: int, what: str) -> np.ndarray:
+    """x as a C-contiguous float32 [n, d_in] array; CodecError naming ``what`` if it has another
+    shape, is not numeric, or holds NaN or Inf."""
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != d_in:
+        raise CodecError(f"{what} has shape {tuple(x.shape)}, the model expects [n, {d_in}]")
+    if not np.issubdtype(x.dtype, np.number):
+        raise CodecError(f"{what} is not numeric (dtype {x.dtype})")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise CodecError(f"{what} contains NaN or Inf values")
+    return x
