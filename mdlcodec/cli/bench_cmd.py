@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mdlcodec.cli.options import threads_option
+from mdlcodec.cli.options import max_fvu_option, resolve_max_mse, threads_option
 from mdlcodec.core.errors import MdlcodecError
 
 _out_dir = click.Path(file_okay=False, path_type=Path)
@@ -37,6 +37,7 @@ def _check_sae_dir(sae_dir: Path, force: bool) -> None:
 @click.option("-o", "--out-dir", type=_out_dir, required=True, help="Folder for results.json, results.md, rd.png.")
 @click.option("--max-mse", type=click.FloatRange(min=0, min_open=True),
               help="Test MSE at which lossy methods are compared (default: 0.015 on MNIST, else 1% above the SAEs' own).")
+@max_fvu_option
 @click.option("--no-train", is_flag=True, help="Do not train an SAE when none is given (baselines only; needs --max-mse).")
 @click.option("--width", type=click.IntRange(min=1), help="Width of the SAE the bench trains (default: true features on toy data, else 256).")
 @click.option("--k", type=click.IntRange(min=1), help="k of the SAE the bench trains (default: true L0 on toy data, else 24).")
@@ -53,7 +54,8 @@ def _check_sae_dir(sae_dir: Path, force: bool) -> None:
 @click.option("--seed", default=0, show_default=True, help="Seed of the SAE the bench trains.")
 @click.option("--force", is_flag=True, help="Replace results (and a trained SAE) already in OUT_DIR.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
-def bench_cmd(data: str, models: tuple[Path, ...], out_dir: Path, max_mse: float | None, no_train: bool,
+def bench_cmd(data: str, models: tuple[Path, ...], out_dir: Path, max_mse: float | None, max_fvu: float | None,
+              no_train: bool,
               width: int | None, k: int | None, epochs: int, save_sae_dir: Path | None, no_rd: bool, rdo: bool, device: str,
               seed: int, force: bool, as_json: bool) -> None:
     """Bits per sample of DATA's test split for every method (float32/16, int8 + gzip/xz/zstd, PCA
@@ -91,6 +93,7 @@ def bench_cmd(data: str, models: tuple[Path, ...], out_dir: Path, max_mse: float
     say = (lambda m: None) if as_json else (lambda m: click.echo(m, err=True))
     saes = [SAEEntry(p.name or str(p), load_sae(p, "cpu"), str(p)) for p in models]
     ds = load_dataset(data)
+    max_mse = resolve_max_mse(ds.test, max_mse, max_fvu)
     for e in saes:
         if e.sae.cfg.d_in != ds.d:
             raise MdlcodecError(f"SAE {e.source} takes d_in={e.sae.cfg.d_in}, the data {data} has d={ds.d}")

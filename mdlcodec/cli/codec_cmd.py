@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mdlcodec.cli.options import parallel_options, threads_option
+from mdlcodec.cli.options import max_fvu_option, parallel_options, resolve_max_mse, threads_option
 from mdlcodec.codec.container import MAX_CHUNK_ROWS
 
 _model_dir = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -49,6 +49,7 @@ def _fmt_bits(info: dict) -> list[str]:
 @click.option("--step", type=click.FloatRange(min=0, min_open=True), help="Quantiser step in latent units.")
 @click.option("--max-mse", type=click.FloatRange(min=0, min_open=True),
               help="Use the coarsest step whose quantised test MSE is at most this (default: at most 1% above the SAE's own).")
+@max_fvu_option
 @click.option("--hierarchy", type=click.Choice(["auto", "flat", "chowliu"]), default="auto", show_default=True,
               help="Activity code: auto (a tree SAE's forest, else flat), flat, or a Chow-Liu forest learned "
                    "from the training codes (stored with the tables).")
@@ -58,20 +59,21 @@ def _fmt_bits(info: dict) -> list[str]:
                    "whichever codes the test split shortest within it (encode then uses it; files and decoder unchanged).")
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def fit_codec_cmd(model: Path, data: str, step: float | None, max_mse: float | None, hierarchy: str, device: str,
-                  rdo: bool, as_json: bool) -> None:
+def fit_codec_cmd(model: Path, data: str, step: float | None, max_mse: float | None, max_fvu: float | None,
+                  hierarchy: str, device: str, rdo: bool, as_json: bool) -> None:
     """Fit MODEL's quantiser and entropy tables on DATA's training split (writes MODEL/codec.safetensors)."""
     from mdlcodec.codec.precision import fit_codec
     from mdlcodec.data import load_dataset
     from mdlcodec.models import load_sae
 
-    if step is not None and max_mse is not None:
-        raise click.UsageError("give --step or --max-mse, not both")
-    if rdo and max_mse is None:
+    if step is not None and (max_mse is not None or max_fvu is not None):
+        raise click.UsageError("give --step or a tolerance (--max-mse, --max-fvu), not both")
+    if rdo and max_mse is None and max_fvu is None:
         from mdlcodec.core.errors import MdlcodecError
 
-        raise MdlcodecError("--rdo needs --max-mse (the tolerance that sets its lambda and steps)")
+        raise MdlcodecError("--rdo needs --max-mse or --max-fvu (the tolerance that sets its lambda and steps)")
     ds = load_dataset(data)
+    max_mse = resolve_max_mse(ds.test, max_mse, max_fvu)
     if rdo:
         from mdlcodec.codec.rd_fit import fit_rd_codec
 

@@ -64,3 +64,23 @@ def shuffle_buffer_option(command):
         "--shuffle-buffer", type=click.IntRange(min=1), default=DEFAULT_BUFFER_ROWS, show_default=True,
         help="Rows of the shuffle buffer when DATA is a shard folder: training streams it shard by shard "
              "(memory: this many rows plus two shards) instead of loading it whole; ignored for data in memory.")(command)
+
+
+def max_fvu_option(command):
+    """Decorator for a command that takes --max-mse: adds --max-fvu (passed as ``max_fvu``), the same
+    tolerance as a fraction of the test split's variance; ``resolve_max_mse`` turns it into an MSE."""
+    return click.option(
+        "--max-fvu", type=click.FloatRange(min=0, min_open=True),
+        help="Tolerance as the largest fraction of the test split's variance left unexplained (instead of "
+             "--max-mse; max_mse = max_fvu x the test variance, mean over dimensions).")(command)
+
+
+def resolve_max_mse(test, max_mse: float | None, max_fvu: float | None) -> float | None:
+    """The test-MSE tolerance from --max-mse or --max-fvu (None if neither; UsageError if both)."""
+    if max_fvu is None:
+        return max_mse
+    if max_mse is not None:
+        raise click.UsageError("give --max-mse or --max-fvu, not both")
+    from mdlcodec.selection.compare import tolerance
+
+    return tolerance(test, max_fvu=max_fvu)["max_mse"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from mdlcodec.cli.options import shuffle_buffer_option, threads_option
+from mdlcodec.cli.options import max_fvu_option, resolve_max_mse, shuffle_buffer_option, threads_option
 from mdlcodec.core.errors import MdlcodecError
 
 
@@ -31,9 +31,9 @@ def parse_tol(text: str) -> float:
     try:
         tol = float(text)
     except ValueError:
-        raise MdlcodecError(f"--tol {text!r} is not a number (a test MSE such as 0.015)") from None
+        raise MdlcodecError(f"--max-mse {text!r} is not a number (a test MSE such as 0.015)") from None
     if not (math.isfinite(tol) and tol > 0):
-        raise MdlcodecError(f"--tol {text!r}: the tolerance must be a positive, finite test MSE")
+        raise MdlcodecError(f"--max-mse {text!r}: the tolerance must be a positive, finite test MSE")
     return tol
 
 
@@ -51,8 +51,10 @@ def _command_line(ctx: click.Context) -> str:
 
 @click.command("select")
 @click.argument("data")
-@click.option("--tol", default="0.015", show_default=True,
-              help="Tolerance on test MSE (mean over samples and dimensions; 0.015 is the paper's for MNIST).")
+@click.option("--max-mse", "--tol", "tol",
+              help="Tolerance on test MSE (mean over samples and dimensions; default 0.015, the paper's for MNIST). "
+                   "--tol is the same option's older name.")
+@max_fvu_option
 @click.option("--widths", help="Comma-separated dictionary sizes (default: 32..4096 doubling; --quick: 32..1024).")
 @click.option("-o", "--out-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Run folder: results.json/csv/md, figures, and cache/ of trained SAEs (reused on a re-run).")
@@ -72,7 +74,7 @@ def _command_line(ctx: click.Context) -> str:
                    "encoding (same decoder and format; minutes per width on 2 CPU cores): plain and optimised files "
                    "side by side, the shorter within the tolerance selects.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
-def select_cmd(data: str, tol: str, widths: str | None, out_dir: Path, quick: bool, epochs: int | None,
+def select_cmd(data: str, tol: str | None, max_fvu: float | None, widths: str | None, out_dir: Path, quick: bool, epochs: int | None,
                batch_size: int | None, device: str, shuffle_buffer: int,
                seed: int, no_pca: bool, objectives: str, rdo: bool, as_json: bool) -> None:
     """Find the eps-MDL-optimal BatchTopK SAE on DATA: per width the smallest k meeting the test MSE
@@ -83,7 +85,11 @@ def select_cmd(data: str, tol: str, widths: str | None, out_dir: Path, quick: bo
     from mdlcodec.selection import SelectionConfig, run_selection, write_results
     from mdlcodec.selection.results import markdown_table
 
-    overrides = {"tol": parse_tol(tol), "seed": seed, "device": device, "pca": not no_pca,
+    if tol is not None and max_fvu is not None:
+        raise click.UsageError("give --max-mse or --max-fvu, not both")
+    ds = load_dataset(data) if max_fvu is not None else None  # the test variance turns FVU into MSE
+    max_mse = resolve_max_mse(ds.test, None, max_fvu) if ds is not None else parse_tol(tol or "0.015")
+    overrides = {"tol": max_mse, "seed": seed, "device": device, "pca": not no_pca,
                  "shuffle_buffer": shuffle_buffer, "rdo": rdo,
                  "objectives": tuple(o.strip() for o in objectives.split(",") if o.strip())}
     if widths is not None:
@@ -98,7 +104,7 @@ def select_cmd(data: str, tol: str, widths: str | None, out_dir: Path, quick: bo
     if out_dir.exists() and not out_dir.is_dir():
         raise MdlcodecError(f"{out_dir} exists and is not a folder")
     say = (lambda m: None) if as_json else (lambda m: click.echo(m, err=True))
-    ds = load_dataset(data)
+    ds = ds if ds is not None else load_dataset(data)
     command = _command_line(click.get_current_context())
     results, extra = run_selection(ds, cfg, out_dir, say, command)
     paths = write_results(results, extra, out_dir, ds.image_shape)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mdlcodec.cli.options import shuffle_buffer_option, threads_option
+from mdlcodec.cli.options import max_fvu_option, resolve_max_mse, shuffle_buffer_option, threads_option
 from mdlcodec.models.train import TrainConfig
 
 MDL_ARCHS = ("jumprelu", "batchtopk", "topk")  # architectures with a threshold or k
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
               help="Quantiser step of the codec tables fitted after training (default: at most 1% added MSE).")
 @click.option("--max-mse", type=click.FloatRange(min=0, min_open=True),
               help="Fit the codec with the coarsest step whose quantised test MSE is at most this.")
+@max_fvu_option
 @click.option("--parents", "parents_file", type=click.Path(path_type=Path),
               help="Tree: the forest, a JSON list of d_sae parent indices (-1 for roots) or {\"parents\": [...]}.")
 @click.option("--grow-from", type=click.Path(path_type=Path),
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
 @click.option("--force", is_flag=True, help="Replace the SAE already in OUTPUT.")
 def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None, epochs: int | None,
               lr: float | None, batch_size: int | None, seed: int, device: str, shuffle_buffer: int, normalize: bool,
-              codec_step: float | None, max_mse: float | None, parents_file: Path | None, grow_from: Path | None,
+              codec_step: float | None, max_mse: float | None, max_fvu: float | None, parents_file: Path | None, grow_from: Path | None,
               min_implication: float, objective: str, beta: float | None, rate_step: float | None,
               start_from: Path | None, as_json: bool, output: Path, force: bool) -> None:
     """Train an SAE on DATA's training split (10% held out for early stopping), save it to OUTPUT and
@@ -83,12 +84,14 @@ def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None,
     from mdlcodec.workflow import check_model_output, train_codec
 
     cfg = SAEConfig(arch=arch, d_in=1, d_sae=width, k=k, l1_coeff=l1, objective="mdl" if objective == "mdl" else None)
-    if codec_step is not None and max_mse is not None:
-        raise click.UsageError("give --codec-step or --max-mse, not both")
+    if max_mse is not None and max_fvu is not None:
+        raise click.UsageError("give --max-mse or --max-fvu, not both")
+    if codec_step is not None and (max_mse is not None or max_fvu is not None):
+        raise click.UsageError("give --codec-step or a tolerance (--max-mse, --max-fvu), not both")
     if objective != "mdl" and (beta is not None or rate_step is not None):
         raise click.UsageError("--beta and --rate-step are for --objective mdl")
-    if beta is not None and max_mse is not None:
-        raise click.UsageError("give --beta or --max-mse (which sets beta), not both")
+    if beta is not None and (max_mse is not None or max_fvu is not None):
+        raise click.UsageError("give --beta or a tolerance (--max-mse, --max-fvu: it sets beta), not both")
     if objective == "mdl" and arch not in MDL_ARCHS:
         raise ModelError(f"--objective mdl needs an architecture with a threshold or k ({', '.join(MDL_ARCHS)}), "
                          f"not {arch}", param="objective")
@@ -121,12 +124,13 @@ def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None,
     check_model_output(output, force)  # before loading data or training
     if parents_file is not None:
         structure["parents"] = _read_parents(parents_file, width)
-    if objective == "mdl" and beta is None and max_mse is None:
-        raise ModelError("--objective mdl needs --max-mse (beta is then steered to meet it) or --beta: with neither, "
+    if objective == "mdl" and beta is None and max_mse is None and max_fvu is None:
+        raise ModelError("--objective mdl needs --max-mse or --max-fvu (beta is then steered to meet it) or --beta: with neither, "
                          "its code came out longer than plain training's (MNIST 128 x 16: 96.5 against 83.8 bits/image)",
                          param="beta")
     check_device(device)
     ds = load_dataset(data)
+    max_mse = resolve_max_mse(ds.test, max_mse, max_fvu)
     cfg.d_in = ds.d
     given = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "beta": beta, "rate_step": rate_step,
              "target_mse": max_mse if objective == "mdl" else None}

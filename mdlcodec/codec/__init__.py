@@ -1,7 +1,8 @@
 """SAE latents as bits: quantiser, entropy tables, activity and value coding (ANS bitstream), the
 .mdlc container (its format docstring is the specification), and encoding/decoding files from
-arrays. Knows no terminal and opens no dataset: callers pass arrays. May import core, theory and
-models (an SAE's encoder and decoder)."""
+arrays. Knows no terminal and opens no dataset: callers pass arrays (or tensors and batches, turned
+into arrays by data.inmemory.as_rows). May import core, data.inmemory, theory and models (an SAE's
+encoder and decoder, and SAE objects of the peer libraries converted by models.peers)."""
 
 from mdlcodec.codec.codec import Codec
 from mdlcodec.codec.decoder import Decoder

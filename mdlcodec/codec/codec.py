@@ -35,7 +35,7 @@ from mdlcodec.codec.scale import DataStats
 from mdlcodec.codec.sparse import SparseCodes, SparseLatents
 from mdlcodec.core.atomic import atomic_output
 from mdlcodec.core.errors import CodecError, MdlcodecError, ModelError
-from mdlcodec.data.inmemory import as_matrix
+from mdlcodec.data.inmemory import as_rows
 from mdlcodec.models.peers import as_sae
 
 TABLES_FILE = "codec.safetensors"
@@ -99,11 +99,14 @@ class Codec:
             hierarchy: str = "auto") -> "Codec":
         """Quantise the training split's latents with ``step`` and count them into an entropy model.
 
-        hierarchy: "auto" (a tree SAE's own forest, coded as a tree; flat for other SAEs), "flat",
+        sae: an mdlcodec SAE or any SAE object models.peers.as_sae converts (SAELens, SAEBench,
+        sparsify, dictionary_learning, a dict of tensors). train_x [n, d_in]: an array (a np.memmap is
+        read chunk by chunk), a tensor on any device and in any float dtype, or an iterable of batches
+        (data.inmemory.as_rows). hierarchy: "auto" (a tree SAE's own forest, coded as a tree; flat for other SAEs), "flat",
         or "chowliu" (a Chow-Liu forest learned from the training codes, see ``hierarchy.py``)."""
         if hierarchy not in HIERARCHIES:
             raise ModelError(f"unknown hierarchy {hierarchy!r}; choose from {', '.join(HIERARCHIES)}")
-        sae, train_x = as_sae(sae), as_matrix(train_x, "training data")
+        sae, train_x = as_sae(sae), as_rows(train_x, "training data")
         decoder = Decoder.from_sae(sae)
         step_arr = np.broadcast_to(np.asarray(step, np.float32), (decoder.d_sae,))
         quantiser = Quantiser(step_arr)

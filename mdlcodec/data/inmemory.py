@@ -7,7 +7,7 @@
 - a Dataset (its own split).
 
 ``as_dataset`` splits in-memory rows by the project's fixed rule (split_index: the last n // 5 rows
-test); ``as_matrix`` gives the rows to fit on (a spec's or Dataset's training split)."""
+test); ``as_rows`` gives the rows to fit on and opens nothing (the codec's Codec.fit takes them)."""
 
 from __future__ import annotations
 
@@ -73,14 +73,15 @@ def as_dataset(activations: Any, what: str = "activations") -> Dataset:
                    train=x[:n_train], test=x[n_train:])
 
 
-def as_matrix(activations: Any, what: str = "activations"):
-    """``activations`` as the rows to fit on: in-memory rows all of them (float32 [n, d]), a spec's or
-    Dataset's training split (possibly a lazy view, such as a shard folder's); a lazy matrix with a
-    shape (np.memmap, ShardedRows) is returned as it is."""
+def as_rows(activations: Any, what: str = "activations"):
+    """``activations`` as rows to fit on, opening nothing: in-memory rows all of them (float32
+    [n, d]), a Dataset's training split; a matrix with a shape (np.ndarray, np.memmap, ShardedRows)
+    is returned as it is. A spec or path is refused (load it with load_dataset first)."""
     if isinstance(activations, Dataset):
         return activations.train
     if isinstance(activations, (str, Path)):
-        return as_dataset(activations, what).train
+        raise DataError(f"{what}: {str(activations)!r} is a name, not rows; load it first "
+                        "(data.load_dataset(spec).train)")
     if isinstance(activations, np.ndarray) and activations.ndim == 2:
         return activations  # as it is: a np.memmap stays on disk (the codec checks it chunk by chunk)
     if not _is_tensor(activations) and not isinstance(activations, np.ndarray) and hasattr(activations, "shape") \

@@ -59,3 +59,28 @@ def test_demo_names_no_deleted_path_and_labels_the_activity_entropy(tmp_path):
     assert "compare with the payload's activity" in line
     kept = run("demo", "-o", tmp_path / "d")
     assert kept.exit_code == 0 and str(tmp_path / "d") in kept.stdout
+
+
+@pytest.mark.parametrize("command", ["train", "fit-codec", "measure", "select", "bench"])
+def test_every_command_with_a_tolerance_takes_max_mse_and_max_fvu(command):
+    text = run(command, "--help").stdout
+    assert "--max-mse" in text and "--max-fvu" in text
+
+
+def test_fit_codec_max_fvu_is_max_mse_times_the_test_variance(toy_model_dir, tmp_path):
+    import json
+    import shutil
+
+    from mdlcodec.selection.compare import mean_variance
+
+    model, ds = toy_model_dir
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(model, a)
+    shutil.copytree(model, b)
+    spec = "toy:n=3000,n_features=24,d=12,l0=2"
+    by_fvu = run("fit-codec", a, spec, "--max-fvu", "0.8", "--json")
+    by_mse = run("fit-codec", b, spec, "--max-mse", str(0.8 * mean_variance(ds.test)), "--json")
+    assert by_fvu.exit_code == 0 and by_mse.exit_code == 0, by_fvu.output + by_mse.output
+    assert json.loads(by_fvu.stdout)["step"] == pytest.approx(json.loads(by_mse.stdout)["step"], rel=1e-6)
+    both = run("fit-codec", a, spec, "--max-fvu", "0.8", "--max-mse", "0.1")
+    assert both.exit_code == 2 and "not both" in both.output

@@ -192,7 +192,7 @@ def test_cli_start_from_fine_tunes_a_batchtopk_model_as_jumprelu(tmp_path):
     (["--arch", "relu", "--l1", "0.1", "--objective", "mdl"], "--objective mdl needs an architecture with a threshold or k"),
     (["--arch", "tree", "--k", "2", "--objective", "mdl"], "--objective mdl needs an architecture with a threshold or k"),
     (["--arch", "jumprelu"], "only with objective mdl"),
-    (["--arch", "jumprelu", "--objective", "mdl"], "--objective mdl needs --max-mse (beta is then steered"),
+    (["--arch", "jumprelu", "--objective", "mdl"], "--objective mdl needs --max-mse or --max-fvu (beta is then steered"),
 ])
 def test_cli_objective_mdl_refusals_are_one_line(tmp_path, args, words):
     r = _run("toy:n=2000", "--width", "16", *args, "-o", str(tmp_path / "m"))
