@@ -56,12 +56,16 @@ def import_cmd(path: Path, output: Path, no_threshold: bool, force: bool, as_jso
 @click.option("--to", "fmt", type=click.Choice(["saelens"]), default="saelens", show_default=True,
               help="Format to write.")
 @click.option("-o", "--output", type=_folder, required=True, help="Folder to write.")
+@click.option("--activations", type=_folder,
+              help="The shard folder (`mdlcodec harvest`) the SAE was trained on: its model and layer become "
+                   "cfg.json's metadata.model_name and hook_name (else null).")
 @click.option("--force", is_flag=True, help="Replace the SAE already in OUTPUT.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def export_cmd(model: Path, fmt: str, output: Path, force: bool, as_json: bool) -> None:
+def export_cmd(model: Path, fmt: str, output: Path, activations: Path | None, force: bool, as_json: bool) -> None:
     """Write the mdlcodec SAE in MODEL in a peer's format: SAELens 6 (cfg.json + sae_weights.safetensors;
     topk, batchtopk as jumprelu with its threshold on every latent, relu as standard, jumprelu), with
-    the input scale folded into the weights so that it computes the same on raw inputs."""
+    the input scale folded in so that it computes the same on raw inputs with unit-norm decoder rows
+    (the latents are divided by the scale, recorded as metadata.mdlcodec_input_scale)."""
     from mdlcodec.core.errors import ModelError
     from mdlcodec.models import load_sae
     from mdlcodec.models.peers import export_saelens
@@ -69,8 +73,14 @@ def export_cmd(model: Path, fmt: str, output: Path, force: bool, as_json: bool) 
 
     if _same_folder(model, output):
         raise ModelError(f"refusing to export into the model's own folder {model}: choose another output")
+    provenance = None
+    if activations is not None:
+        from mdlcodec.data.harvest import saelens_provenance
+        from mdlcodec.data.shards import read_manifest
+
+        provenance = saelens_provenance(read_manifest(activations))
     sae = load_sae(model)
-    export_saelens(sae, output, overwrite=force)
+    export_saelens(sae, output, overwrite=force, provenance=provenance)
     arch = export_architecture(sae.cfg)
     if as_json:
         click.echo(json.dumps({"model": str(model), "format": fmt, "output": str(output), "architecture": arch,

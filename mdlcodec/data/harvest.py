@@ -427,3 +427,19 @@ def harvest(model_path: str | Path, layer: int, out_dir: str | Path, texts: list
             "tokens": manifest["total_tokens"], "shards": len(manifest["shards"]), "seconds": seconds,
             "tokens_per_s": manifest["total_tokens"] / seconds if seconds > 0 else None,
             "early_stop": bool(runner.early_stop), "text_ran_out": tokens is not None and manifest["total_tokens"] < tokens}
+
+
+def saelens_provenance(manifest: dict) -> dict:
+    """What a harvested shard folder's manifest says of where its activations come from, in the
+    names SAELens' metadata uses: model_name (the model folder's name) and hook_name, the
+    TransformerLens name of the harvested residual stream (hidden_states[L] enters block L:
+    blocks.L.hook_resid_pre; after the last block, blocks.(L-1).hook_resid_post). Missing fields
+    give None."""
+    model = manifest.get("model") if isinstance(manifest.get("model"), dict) else {}
+    layer, n_layers = manifest.get("layer"), model.get("num_layers")
+    hook = None
+    if isinstance(layer, int) and not isinstance(layer, bool) and layer >= 0:
+        hook = (f"blocks.{layer - 1}.hook_resid_post" if isinstance(n_layers, int) and layer == n_layers and layer > 0
+                else f"blocks.{layer}.hook_resid_pre")
+    name = model.get("name")
+    return {"model_name": name if isinstance(name, str) else None, "hook_name": hook}

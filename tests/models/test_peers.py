@@ -289,13 +289,20 @@ def test_export_round_trip(trained, toy, arch, saelens_arch, tmp_path, peers_fie
     assert set(cfg) == peers_fields[saelens_arch]  # the fields SAELens 6 writes
     assert int(cfg["metadata"]["sae_lens_version"].split(".")[0]) >= 6  # read as a v6 file
     tensors = safetensors.torch.load_file(str(out / "sae_weights.safetensors"))
+    s = sae.cfg.input_scale
+    assert cfg["metadata"]["mdlcodec_input_scale"] == pytest.approx(s)
+    assert cfg["metadata"]["model_name"] is None and cfg["metadata"]["hook_name"] is None  # none given
     if arch == "batchtopk":
-        assert torch.all(tensors["threshold"] == sae.cfg.threshold)
+        assert torch.allclose(tensors["threshold"], torch.tensor(sae.cfg.threshold / s))
+    # SAELens' and SAEBench's convention: unit-norm decoder rows (mdlcodec trains them so), the scale
+    # moved into the latents
+    torch.testing.assert_close(tensors["W_dec"].norm(dim=1), torch.ones(sae.cfg.d_sae), rtol=1e-4, atol=1e-4)
     back = import_sae(out)
     assert back.cfg.arch == {"batchtopk": "jumprelu"}.get(arch, arch) and back.cfg.input_scale == 1.0
     x = np.ascontiguousarray(toy.test, np.float32)
     z0, r0 = _encode_decode(sae, x)
     z1, r1 = _encode_decode(back, x)
+    z0 = z0 / np.float32(s)  # the exported latents are the SAE's divided by its input scale
     edge = selection_boundary(back)
     swapped = assert_latents_match_up_to_ties(z1, z0, edge)  # the folded scale sums in another order
     np.testing.assert_allclose(r1[~swapped], r0[~swapped], rtol=RTOL, atol=ATOL)
@@ -358,6 +365,7 @@ def test_saelens_itself_loads_the_export(trained, toy, tmp_path):
             z = theirs.encode(torch.from_numpy(x))
             r = theirs.decode(z)
         z0, r0 = _encode_decode(sae, x)
+        z0 = z0 / np.float32(sae.cfg.input_scale)  # exported latents: divided by the input scale
         swapped = assert_latents_match_up_to_ties(z.numpy(), z0, selection_boundary(import_sae(out)))
         np.testing.assert_allclose(r.numpy()[~swapped], r0[~swapped], rtol=RTOL, atol=ATOL)
 

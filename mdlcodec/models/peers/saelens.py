@@ -19,8 +19,12 @@ is imported as SAELens itself loads it from disk (no scaling, a warning says so)
 normalisations (constant_norm_rescale, layer_norm) are not an affine map and are refused.
 
 Export writes an mdlcodec SAE in the same format (cfg.json with the fields SAELens 6 writes), its
-input_scale folded into the weights so that the files compute the same function on raw inputs:
-W_enc * s, b_dec / s, W_dec / s (the latents and thresholds are unchanged).
+input_scale s folded in so that the files compute the same function on raw inputs and keep SAELens'
+and SAEBench's convention of unit-norm decoder rows (mdlcodec trains them unit-norm on x * s): the
+latents are divided by s instead of the decoder, W_enc and W_dec unchanged, b_enc / s, b_dec / s and
+thresholds / s (pre-activations scale by 1 / s, so the same latents are active and top-k ranks them
+the same). metadata names the model and hook when given (model_name, hook_name: see
+data.harvest.saelens_provenance) and the scale the latents were divided by (mdlcodec_input_scale).
 """
 
 from __future__ import annotations
@@ -179,7 +183,7 @@ def export_architecture(cfg: SAEConfig) -> str:
                      "(exportable: topk, batchtopk, relu, jumprelu)")
 
 
-def saelens_files(sae: SAE) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def saelens_files(sae: SAE, provenance: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """The cfg.json object and the tensors of sae in SAELens 6's format, input_scale folded in.
 
     topk -> topk; batchtopk -> jumprelu with its threshold copied to every latent (as SAELens saves
@@ -195,24 +199,28 @@ def saelens_files(sae: SAE) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         threshold = sae.threshold.detach().cpu().float()
     s = torch.tensor(c.input_scale, dtype=torch.float32)
     w = {n: getattr(sae, n).detach().to("cpu", torch.float32) for n in WEIGHT_NAMES}
-    if c.input_scale != 1.0:  # the SAE sees x * s: W_enc * s, b_dec / s and W_dec / s on raw x
-        w["W_enc"], w["b_dec"], w["W_dec"] = w["W_enc"] * s, w["b_dec"] / s, w["W_dec"] / s
+    if c.input_scale != 1.0:  # the SAE sees x * s: on raw x its pre-activations / s, decoder rows unchanged
+        w["b_enc"], w["b_dec"] = w["b_enc"] / s, w["b_dec"] / s
+        threshold = threshold / s if threshold is not None else None
     if threshold is not None:
         w["threshold"] = threshold
     tensors = {n: t.contiguous() for n, t in w.items()}
     metadata = {"sae_lens_version": FORMAT_VERSION, "sae_lens_training_version": None,
-                "training_architecture": c.arch, "exported_by": f"mdlcodec {__version__}"}
+                "training_architecture": c.arch, "exported_by": f"mdlcodec {__version__}",
+                "model_name": (provenance or {}).get("model_name"), "hook_name": (provenance or {}).get("hook_name"),
+                "mdlcodec_input_scale": float(c.input_scale)}
     cfg = {"d_in": c.d_in, "d_sae": c.d_sae, "dtype": "float32", "device": "cpu",
            "apply_b_dec_to_input": c.apply_b_dec_to_input, "normalize_activations": "none",
            "reshape_activations": "none", "metadata": metadata, **extra, "architecture": arch}
     return cfg, tensors
 
 
-def export_saelens(sae: SAE, out_dir: str | Path, overwrite: bool = False) -> Path:
+def export_saelens(sae: SAE, out_dir: str | Path, overwrite: bool = False,
+                   provenance: dict[str, Any] | None = None) -> Path:
     """Write sae to out_dir as SAELens 6 saves an SAE (cfg.json, sae_weights.safetensors). A new folder
     appears whole; a folder that already holds either file is replaced only with overwrite (each file
     atomically, other files left alone). ModelError before anything is written if sae has no SAELens form."""
-    cfg, tensors = saelens_files(sae)
+    cfg, tensors = saelens_files(sae, provenance)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ModelError(f"{out} exists and is not a directory")
