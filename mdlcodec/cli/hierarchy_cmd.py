@@ -17,7 +17,7 @@ from mdlcodec.cli.options import threads_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the whole hierarchy as JSON (parents, mutual information, P(child | parent)).")
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path),
-              help="For image data: save the strongest pairs' decoder rows side by side.")
+              help="For image data: save the --top strongest pairs' decoder rows side by side, on one colour scale.")
 @click.option("--device", default="cpu", show_default=True)
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the whole hierarchy and what was written).")
@@ -46,7 +46,7 @@ def hierarchy_cmd(model: Path, data: str, top: int, output: Path | None, png: Pa
         write_text(output, json.dumps(report) + "\n")
         written.append(str(output))
     if png is not None:
-        plot_pairs(codec.decoder.W_dec, report["edges"], shape, png, top=min(top, 8))
+        plot_pairs(codec.decoder.W_dec, report["edges"], shape, png, top=top)
         written.append(str(png))
     if as_json:
         click.echo(json.dumps({**report, "written": written}))
@@ -54,9 +54,9 @@ def hierarchy_cmd(model: Path, data: str, top: int, output: Path | None, png: Pa
     click.echo(f"{report['kind']} hierarchy ({report['source']}) over {report['d_sae']} features: "
                f"{report['edges_count']} edges, {report['table_bits']:.0f} bits of tables, "
                f"counted on {report['n_samples']} training samples")
-    click.echo(f"{'parent':>7} {'child':>7} {'MI bits':>9} {'P(c|p)':>8} {'P(c|~p)':>8}")
+    click.echo(f"{'parent':>7} {'child':>7} {'MI bits':>9} {'P(c|p)':>8} {'P(c|~p)':>8}  relation")
     for e in report["edges"][:top]:
         click.echo(f"{e['parent']:>7} {e['child']:>7} {e['mutual_information_bits']:>9.4f} "
-                   f"{e['p_child_given_parent']:>8.3f} {e['p_child_given_not_parent']:>8.4f}")
+                   f"{e['p_child_given_parent']:>8.3f} {e['p_child_given_not_parent']:>8.4f}  {e['relation']}")
     for path in written:
         click.echo(f"wrote {path}")

@@ -101,17 +101,22 @@ class Hierarchy:
 
     def edges(self, active_counts: np.ndarray, n_samples: int) -> list[dict]:
         """Every parent-child edge, strongest first: parent, child, mutual information (bits, on the
-        training counts), P(child | parent active) and P(child | parent inactive) (empirical)."""
+        training counts), P(child | parent active) and P(child | parent inactive) (empirical), and
+        relation: "co-occur" when the child fires more often with its parent than without, else
+        "exclude" (mutual information is as large for features that never fire together)."""
         child = np.flatnonzero(self.parents >= 0)
         par = self.parents[child]
         a = np.asarray(active_counts, np.int64)
         mi = mutual_information(self.joint_counts[child], a[child], a[par], n_samples)
         order = np.argsort(-mi, kind="stable")
         off = n_samples - a[par]
-        return [{"parent": int(par[j]), "child": int(child[j]), "mutual_information_bits": float(mi[j]),
-                 "p_child_given_parent": float(self.joint_counts[child[j]] / a[par[j]]) if a[par[j]] else 0.0,
-                 "p_child_given_not_parent": float((a[child[j]] - self.joint_counts[child[j]]) / off[j])
-                 if off[j] else 0.0} for j in order]
+        out = [{"parent": int(par[j]), "child": int(child[j]), "mutual_information_bits": float(mi[j]),
+                "p_child_given_parent": float(self.joint_counts[child[j]] / a[par[j]]) if a[par[j]] else 0.0,
+                "p_child_given_not_parent": float((a[child[j]] - self.joint_counts[child[j]]) / off[j])
+                if off[j] else 0.0} for j in order]
+        for e in out:
+            e["relation"] = "co-occur" if e["p_child_given_parent"] > e["p_child_given_not_parent"] else "exclude"
+        return out
 
 
 def joint_counts(codes: SparseCodes, parents: np.ndarray) -> np.ndarray:

@@ -35,20 +35,24 @@ def image_shape(d_in: int) -> tuple[int, int] | None:
     return (s, s) if s * s == d_in else None
 
 
-def plot_pairs(w_dec: np.ndarray, edges: list[dict], shape: tuple[int, int], path: str | Path, top: int = 8) -> Path:
+def plot_pairs(w_dec: np.ndarray, edges: list[dict], shape: tuple[int, int], path: str | Path, top: int = 20) -> Path:
     """Parent and child decoder rows (W_dec [d_sae, d_in]) of the ``top`` strongest edges as images,
-    one pair per row: parent left, child right (red positive, blue negative)."""
+    one pair per row: parent left, child right, on one colour scale shown by the colour bar (red
+    positive, blue negative); each child's title says whether it co-occurs with or excludes its parent."""
     pairs = edges[:top]
-    fig = Figure(figsize=(3.2, 1.5 * max(len(pairs), 1) + 0.3))
+    rows = [w_dec[f] for e in pairs for f in (e["parent"], e["child"])]
+    lim = float(max((np.abs(r).max() for r in rows), default=1.0)) or 1.0
+    fig = Figure(figsize=(3.6, 1.3 * max(len(pairs), 1) + 0.4))
     axes = fig.subplots(max(len(pairs), 1), 2, squeeze=False)
+    image = None
     for i, e in enumerate(pairs):
         for j, (f, label) in enumerate(((e["parent"], "parent"), (e["child"], "child"))):
-            img = w_dec[f].reshape(shape)
-            lim = float(np.abs(img).max()) or 1.0
             ax = axes[i, j]
-            ax.imshow(img, cmap="RdBu_r", vmin=-lim, vmax=lim)
+            image = ax.imshow(w_dec[f].reshape(shape), cmap="RdBu_r", vmin=-lim, vmax=lim)
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(f"{label} {f}" + (f"  MI {e['mutual_information_bits']:.3f}" if j else ""), fontsize=7)
-    fig.tight_layout(pad=0.3)
+            ax.set_title(f"{label} {f}" + (f"  MI {e['mutual_information_bits']:.3f}, {e['relation']}" if j else ""),
+                         fontsize=6)
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=min(1.0, 4.0 / max(len(pairs), 1)), label="decoder weight")
     return save_figure(fig, path, 90)

@@ -84,3 +84,33 @@ def test_fit_codec_max_fvu_is_max_mse_times_the_test_variance(toy_model_dir, tmp
     assert json.loads(by_fvu.stdout)["step"] == pytest.approx(json.loads(by_mse.stdout)["step"], rel=1e-6)
     both = run("fit-codec", a, spec, "--max-fvu", "0.8", "--max-mse", "0.1")
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_hierarchy_says_which_pairs_exclude_and_draws_every_pair_on_one_scale(tmp_path):
+    """The strongest pair by mutual information may never fire together: the table and JSON say
+    "exclude"; the PNG draws --top pairs (not 8 of them) with a colour bar."""
+    import json
+
+    import numpy as np
+    from matplotlib.image import imread
+
+    from mdlcodec.data import make_toy
+    from mdlcodec.data.toy import ToyConfig
+
+    ds = make_toy(ToyConfig(n_features=16, d=16, l0=3, n=2000, seed=1))  # d 16: a 4 x 4 "image"
+    x = tmp_path / "x.npy"
+    np.save(x, np.concatenate([ds.train, ds.test]))
+    assert run("train", x, "--width", "16", "--k", "3", "--epochs", "3", "-o", tmp_path / "m").exit_code == 0
+    r = run("hierarchy", tmp_path / "m", x, "--top", "12", "--json")
+    assert r.exit_code == 0, r.output
+    edges = json.loads(r.stdout)["edges"]
+    for e in edges:
+        assert e["relation"] == ("co-occur" if e["p_child_given_parent"] > e["p_child_given_not_parent"] else "exclude")
+    text = run("hierarchy", tmp_path / "m", x, "--top", "12").stdout
+    assert "relation" in text and ("exclude" in text or "co-occur" in text)
+    heights = {}
+    for top in (3, 12):
+        png = tmp_path / f"h{top}.png"
+        assert run("hierarchy", tmp_path / "m", x, "--top", str(top), "--png", png).exit_code == 0
+        heights[top] = imread(png).shape[0]
+    assert heights[12] > 3 * heights[3]  # every pair drawn, not 8 at most
