@@ -226,7 +226,7 @@ def info_cmd(src: Path, model: Path | None, against: str | None, split: str, as_
     if "model_entropy_bits_per_sample" in info:
         e = info["model_entropy_bits_per_sample"]
         click.echo(f"  {'model entropy':<15}{e['total']:12.2f}   (activity {e['activity']:.2f}, values {e['values']:.2f})")
-        click.echo(f"decoder bits: {info['decoder_bits']:,} (the two-part term, sent once)")
+        click.echo(f"decoder bits: {info['decoder_bits']:,} (the two-part term, sent once; rows {info['decoder_rows']})")
     if "hierarchy" in info:
         h = info["hierarchy"]
         click.echo(f"activity coded under a {h['kind']} forest: {h['edges']} edges, {h['table_bits']:.0f} bits of tables once")

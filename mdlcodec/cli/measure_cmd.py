@@ -23,11 +23,14 @@ from mdlcodec.cli.options import threads_option
 @click.option("--force", is_flag=True, help="Replace results already in OUT_DIR.")
 @click.option("--rdo", is_flag=True, help="Also code each SAE with per-feature steps and rate-distortion optimised "
               "encoding (same decoder and format) and show it beside the plain code; rows ordered by the shorter.")
+@click.option("--two-part", is_flag=True, help="Also the honest two-part code: decoder rows coded at the precision the "
+              "tolerance allows (with the latents' step), the self-contained file read back, and each SAE's "
+              "break-even number of samples against PCA coded the same way.")
 @click.option("--device", default="cpu", show_default=True)
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema mdlcodec.measure/1).")
 def measure_cmd(paths: tuple[str, ...], max_fvu: float | None, max_mse: float | None, no_pca: bool,
-                out_dir: Path | None, force: bool, rdo: bool, device: str, as_json: bool) -> None:
+                out_dir: Path | None, force: bool, rdo: bool, two_part: bool, device: str, as_json: bool) -> None:
     """Measure SAE... on DATA (the last argument): for each SAE folder (trained by mdlcodec or
     imported with `mdlcodec import`), the coarsest quantisation whose test reconstruction meets the
     tolerance, the test split coded into a real .mdlc file and read back: file, payload (activity,
@@ -63,12 +66,12 @@ def measure_cmd(paths: tuple[str, ...], max_fvu: float | None, max_mse: float | 
         out_dir.mkdir(parents=True, exist_ok=True)
     say = (lambda m: None) if as_json else (lambda m: click.echo(f"  {m}", err=True))
     result = measure_saes(saes, ds, max_mse, max_fvu, pca=not no_pca, out_dir=out_dir, device=device, progress=say,
-                          keep_tables=out_dir is not None, rdo=rdo)
+                          keep_tables=out_dir is not None, rdo=rdo, two_part=two_part)
     if not result["rows"]:
         raise MdlcodecError(f"nothing meets test MSE <= {result['tolerance']['max_mse']:.6g} "
                             f"(FVU <= {result['tolerance']['max_fvu']:.4g})", param="tolerance_unmet")
     result["command"] = {"models": list(models), "data": data, "max_fvu": max_fvu, "max_mse": max_mse,
-                         "pca": not no_pca, "rdo": rdo}
+                         "pca": not no_pca, "rdo": rdo, "two_part": two_part}
     table = markdown_table(result)
     if out_dir is not None:
         write_text(out_dir / "results.json", json.dumps(result, indent=1) + "\n")

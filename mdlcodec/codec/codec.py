@@ -261,9 +261,7 @@ class Codec:
 
     def model_section(self) -> bytes:
         """The decoder and tables as the safetensors bytes of a self-contained file."""
-        return safetensors.numpy.save({"W_dec": self.decoder.W_dec, "b_dec": self.decoder.b_dec,
-                                       "input_scale": np.array([self.decoder.input_scale], np.float32),
-                                       **self.tables_arrays()})
+        return safetensors.numpy.save({**self.decoder.to_arrays(), **self.tables_arrays()})
 
     @classmethod
     def from_model_section(cls, data: bytes) -> "Codec":
@@ -275,7 +273,8 @@ class Codec:
         except Exception as e:  # safetensors raises several types for damaged bytes
             raise CodecError(f"the file's model section is damaged ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
         try:
-            quantiser, model = cls._tables_from_arrays(a, Decoder.ARRAYS)
+            rows = Decoder.CODED_ARRAYS if "W_dec" not in a and "W_dec_words" in a else Decoder.ARRAYS
+            quantiser, model = cls._tables_from_arrays(a, rows)
             decoder = Decoder.from_arrays(a)
             if decoder.d_sae != model.d_sae:
                 raise ValueError(f"W_dec has {decoder.d_sae} rows, the tables {model.d_sae} features")

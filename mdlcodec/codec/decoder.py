@@ -11,6 +11,8 @@ from functools import cached_property
 import numpy as np
 
 from mdlcodec.codec.arrays import take
+from mdlcodec.codec.decoder_code import ARRAYS as CODED_ROW_ARRAYS
+from mdlcodec.codec.decoder_code import CodedRows
 from mdlcodec.codec.sparse import SparseCodes
 from mdlcodec.core.errors import CodecError, ModelError
 
@@ -19,15 +21,20 @@ from mdlcodec.core.errors import CodecError, ModelError
 class Decoder:
     """The SAE's decoder: x_hat = (z @ W_dec + b_dec) / input_scale.
 
-    W_dec [d_sae, d_in] float32, b_dec [d_in] float32, input_scale a float32 scalar.
+    W_dec [d_sae, d_in] float32, b_dec [d_in] float32, input_scale a float32 scalar; ``coded``, when
+    the rows are stored coded (decoder_code.CodedRows: the quantised W_dec is then this W_dec), else
+    None (float32 rows).
     """
 
     W_dec: np.ndarray
     b_dec: np.ndarray
     input_scale: float
+    coded: CodedRows | None = None
 
     ARRAYS = frozenset({"W_dec", "b_dec", "input_scale"})
-    """The decoder's arrays in a self-contained file's model section."""
+    """The decoder's arrays in a self-contained file's model section (float32 rows)."""
+    CODED_ARRAYS = frozenset({"b_dec", "input_scale"}) | CODED_ROW_ARRAYS
+    """The same with coded rows (decoder_code's arrays in place of W_dec)."""
 
     def __post_init__(self) -> None:
         """ValueError unless W_dec is [d_sae >= 1, d_in >= 1], b_dec [d_in], every weight finite and
@@ -53,10 +60,26 @@ class Decoder:
 
     @classmethod
     def from_arrays(cls, a: dict[str, np.ndarray]) -> "Decoder":
-        """The decoder in a model section's arrays; ValueError naming the array if one is missing, not
-        float32, of another shape than W_dec [d_sae, d_in], b_dec [d_in], input_scale [1], or unfit (above)."""
+        """The decoder in a model section's arrays, its rows float32 (W_dec) or coded (decoder_code);
+        ValueError naming the array if one is missing, not float32, of another shape than W_dec
+        [d_sae, d_in], b_dec [d_in], input_scale [1], or unfit (above)."""
+        scale = float(take(a, "input_scale", np.float32, (1,))[0])
+        if "W_dec" not in a and "W_dec_words" in a:
+            b = take(a, "b_dec", np.float32, (None,))
+            coded = CodedRows.from_arrays(a, len(b))
+            return cls(coded.decode(), b, scale, coded)
         W = take(a, "W_dec", np.float32, (None, None))
-        return cls(W, take(a, "b_dec", np.float32, (W.shape[1],)), float(take(a, "input_scale", np.float32, (1,))[0]))
+        return cls(W, take(a, "b_dec", np.float32, (W.shape[1],)), scale)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The model section's arrays of this decoder (``ARRAYS`` or ``CODED_ARRAYS``)."""
+        rows = self.coded.to_arrays() if self.coded is not None else {"W_dec": self.W_dec}
+        return {**rows, "b_dec": self.b_dec, "input_scale": np.array([self.input_scale], np.float32)}
+
+    def with_coded_rows(self, levels: int) -> "Decoder":
+        """This decoder with its rows quantised to ``levels`` levels a side and coded (decoder_code)."""
+        coded = CodedRows.encode(self.W_dec, levels)
+        return Decoder(coded.decode(), self.b_dec, self.input_scale, coded)
 
     @cached_property
     def _row_bound(self) -> np.ndarray:
@@ -128,8 +151,10 @@ class Decoder:
         return h.hexdigest()[:32]
 
     def bits(self) -> int:
-        """Bits of the decoder as stored in a self-contained file (float32 weights and bias)."""
-        return 32 * (self.W_dec.size + self.b_dec.size + 1)
+        """Bits of the decoder as stored in a self-contained file: its rows (float32, or coded), the
+        float32 bias and input scale."""
+        rows = self.coded.bits() if self.coded is not None else 32 * self.W_dec.size
+        return rows + 32 * (self.b_dec.size + 1)
 
 
 def check_shape(x, d_in: int, what: str) -> None:

@@ -259,7 +259,8 @@ def inspect_file(src: str | Path, codec: Codec | None = None, against: np.ndarra
     activity and values (the payload measured on the stream, by part) and cross_entropy (the ideal
     code length of the file's symbols under the tables), and beside them
     ``model_entropy_bits_per_sample`` (the tables' expected bits per sample: activity, values,
-    total) and ``decoder_bits`` (the two-part term, whole decoder). With ``against`` (the original
+    total), ``decoder_bits`` (the two-part term, whole decoder) and ``decoder_rows`` ("float32", or
+    "coded, L levels a side": decoder_code). With ``against`` (the original
     activations [n, d_in]): MSE and FVU of the reconstruction (CodecError if its shape differs).
     """
     size = Path(src).stat().st_size
@@ -301,6 +302,8 @@ def inspect_file(src: str | Path, codec: Codec | None = None, against: np.ndarra
                     "cross_entropy": ideal}
     info["model_entropy_bits_per_sample"] = codec.entropy_model.expected_bits_per_sample()
     info["decoder_bits"] = codec.decoder.bits()
+    info["decoder_rows"] = (f"coded, {codec.decoder.coded.levels} levels a side" if codec.decoder.coded is not None
+                            else "float32")
     forest = codec.entropy_model.hierarchy
     if forest is not None:
         info["hierarchy"] = {"kind": forest.kind, "edges": forest.n_edges, "table_bits": codec.hierarchy_bits()}

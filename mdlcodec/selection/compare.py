@@ -29,6 +29,14 @@ Schema of the result (``SCHEMA``; a stable, documented contract for ``mdlcodec m
   (``codec.rd_fit.fit_rd_codec``; same decoder and format), {file_bits, payload_bits,
   cross_entropy_bits, mse, fvu, l0, rdo_lambda, per_feature, file}, and ``best_file_bits``, the
   shorter of the two files, which then orders the rows (plain rows keep their own figures).
+- with ``two_part`` (``mdlcodec measure --two-part``), each SAE row and PCA's add ``two_part``: the
+  honest two-part code (``measure.measure_two_part``: decoder rows coded at the precision the
+  tolerance allows, chosen with the latents' step for the shortest total on this test split, written
+  as a self-contained file and read back) {levels, step, decoder_bits (the model section, once),
+  file_bits (the rest, per sample), cross_entropy_bits, decoder_bits_float32, mse, fvu, total_bits,
+  file (NAME.two_part.mdlc in the output folder when kept, else null)},
+  and an SAE's ``break_even_samples_vs_pca``: from how many samples its two parts are no longer
+  than PCA's (null: never). Optional fields: absent without it, so the schema stays version 1.
 """
 
 from __future__ import annotations
@@ -43,7 +51,8 @@ from mdlcodec.core.errors import MdlcodecError
 from mdlcodec.core.progress import Progress, quiet
 from mdlcodec.core.runinfo import machine, versions
 from mdlcodec.models.peers import as_sae
-from mdlcodec.selection.measure import measure_codec, measure_optimised, measure_pca
+from mdlcodec.codec.two_part import break_even
+from mdlcodec.selection.measure import measure_codec, measure_optimised, measure_pca, measure_two_part
 
 SCHEMA = "mdlcodec.measure/1"
 
@@ -81,6 +90,25 @@ def stored_rows(test: np.ndarray) -> list[dict]:
     return out
 
 
+def _two_part(codec, ds, max_mse: float, skipped: list, name: str, source: str, path: Path | None) -> dict | None:
+    try:
+        return measure_two_part(codec, ds.train, ds.test, max_mse, path)[1]
+    except MdlcodecError as e:
+        skipped.append({"name": f"{name} (two-part)", "source": source, "reason": str(e)})
+        return None
+
+
+def _break_even(rows: list[dict]) -> None:
+    """Each SAE row's two-part break-even against PCA's: the test samples from which the SAE's file
+    plus its coded decoder is no longer than PCA's (None: never; 0: always)."""
+    pca = next((r["two_part"] for r in rows if r["method"] == "pca" and r.get("two_part")), None)
+    for r in rows:
+        if r["method"] == "sae" and r.get("two_part") and pca is not None:
+            t = r["two_part"]
+            t["break_even_samples_vs_pca"] = break_even(t["file_bits"], t["decoder_bits"], pca["file_bits"],
+                                                        pca["decoder_bits"])
+
+
 def _row(method: str, name: str, source: str, m: dict, n_test: int, **extra) -> dict:
     ce = m["cross_entropy_bits"]
     return {"method": method, "name": name, "source": source, **extra, "step": m["step"], "l0": m["quantised_l0"],
@@ -96,7 +124,7 @@ def _row(method: str, name: str, source: str, m: dict, n_test: int, **extra) -> 
 def measure_saes(saes: list[tuple[str, str, object]], ds, max_mse: float | None = None,
                  max_fvu: float | None = None, pca: bool = True, out_dir: str | Path | None = None,
                  device: str = "cpu", progress: Progress = quiet, keep_tables: bool = False,
-                 stored: bool = True, rdo: bool = False) -> dict:
+                 stored: bool = True, rdo: bool = False, two_part: bool = False) -> dict:
     """Measure each (name, source, SAE) of ``saes`` and, with ``pca``, PCA transform coding on the
     Dataset ``ds`` at one tolerance (schema in this module's docstring). With ``out_dir`` (an
     existing folder) each SAE's test file is kept there as NAME.mdlc; with ``keep_tables`` the
@@ -136,6 +164,9 @@ def measure_saes(saes: list[tuple[str, str, object]], ds, max_mse: float | None 
             if keep_tables:
                 opt.save_tables(source, current=False)
             rows[-1]["best_file_bits"] = min(m["file_bits"], rows[-1]["optimised"]["file_bits"])
+        if two_part:
+            progress(f"{name}: decoder precision and step of the two-part code")
+            rows[-1]["two_part"] = _two_part(codec, ds, tol["max_mse"], skipped, name, source, path(f"{name}.two_part"))
     if pca:
         progress("PCA: components and step for the tolerance")
         try:
@@ -145,6 +176,12 @@ def measure_saes(saes: list[tuple[str, str, object]], ds, max_mse: float | None 
         else:
             rows.append(_row("pca", f"pca m={m['components']}", "baselines.match_pca", m, n_test, arch="pca",
                              width=m["components"], k=None, file=None))
+            if two_part:
+                progress("PCA: decoder precision and step of the two-part code")
+                rows[-1]["two_part"] = _two_part(codec, ds, tol["max_mse"], skipped, "pca", "baselines.match_pca",
+                                                 path("pca.two_part"))
+    if two_part:
+        _break_even(rows)
     rows.sort(key=lambda r: r.get("best_file_bits", r["file_bits"]))
     return {"schema": SCHEMA,
             "data": {"spec": ds.spec, "name": ds.name, "n_train": int(len(ds.train)), "n_test": n_test, "d": ds.d},
@@ -171,6 +208,18 @@ def markdown_table(result: dict) -> str:
                      f"| {r['values_bits']:.2f} | {r['header_bits']:.2f} | {r['cross_entropy_bits']:.2f} "
                      f"| {r['payload_over_cross_entropy']:.5f} | {r['decoder_bits']:,} "
                      f"| {r['file_with_decoder_bits']:,.1f} |")
+    two = [r for r in result["rows"] if r.get("two_part")]
+    if two:
+        lines += ["", "Two-part code (decoder rows coded at the precision the tolerance allows; self-contained file "
+                  "read back):", "",
+                  "| method | decoder levels | step | file bits/sample | decoder bits (once) | float32 decoder bits "
+                  "| FVU | total bits | break-even samples vs PCA |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in two:
+            t = r["two_part"]
+            be = t.get("break_even_samples_vs_pca", "-") if r["method"] == "sae" else "-"
+            be = "never" if be is None else (f"{be:,.0f}" if isinstance(be, float) else be)
+            lines.append(f"| {r['name']} | {t['levels']} | {t['step']:.4g} | {t['file_bits']:.2f} | {t['decoder_bits']:,} "
+                         f"| {t['decoder_bits_float32']:,} | {t['fvu']:.4f} | {t['total_bits']:,.0f} | {be} |")
     if result.get("stored"):
         lines.append("\nStored instead (near-lossless, not matched to the tolerance): " + "; ".join(
             f"{s['name']} {s['file_bits']:,.0f} bits (FVU {s['fvu']:.1e})" for s in result["stored"]) + ".")

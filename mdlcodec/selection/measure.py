@@ -111,3 +111,42 @@ def measure_pca(train: np.ndarray, test: np.ndarray, tol: float, path: str | Pat
     SAE codec is (its test file written to ``path`` when given). The returned figures add m."""
     match = match_pca(PCA.fit(train), train, test, tol)
     return match.codec, {"components": match.m, **measure_codec(match.codec, test, path)}
+
+
+def measure_two_part(codec: Codec, train: np.ndarray, test: np.ndarray, tol: float,
+                     path: str | Path | None = None) -> tuple[Codec, dict]:
+    """The honest two-part code of the test split at test MSE <= tol (``codec.two_part``: decoder rows
+    coded at the precision the tolerance allows, together with the latents' step), written as a real
+    self-contained file and read back (kept at ``path`` when given: it decodes with no model folder).
+
+    Returns (codec, figures): levels (decoder levels a side), step, decoder_bits (the file's model
+    section: coded rows, bias, tables; bits, once), file_bits (the rest of the file, bits per test
+    sample), cross_entropy_bits (bits per sample), decoder_bits_float32 (the plain codec's model
+    section: float32 rows and its tables), mse, fvu (of the decoded file), total_bits (file_bits * n_test + decoder_bits)."""
+    from mdlcodec.codec.container import Reader
+    from mdlcodec.codec.two_part import fit_two_part
+    import io
+
+    coded, report = fit_two_part(codec, train, test, tol)
+    data = coded.encode(test, DEFAULT_CHUNK, embed_model=True)
+    if path is not None:
+        from mdlcodec.core.atomic import atomic_output
+
+        with atomic_output(path) as tmp:
+            Path(tmp).write_bytes(data)
+    model_bits = 8 * len(Reader.open(io.BytesIO(data)).model_bytes)
+    own = Codec.from_model_section(Reader.open(io.BytesIO(data)).model_bytes)
+    codes = coded.latents(test, DEFAULT_CHUNK)
+    if own.decode_latents(data) != codes:
+        raise MdlcodecError("the two-part file does not decode to its quantised latents")
+    x_hat = own.decode(data)
+    mse = float(np.mean((x_hat.astype(np.float64) - np.asarray(test, np.float64)) ** 2))
+    from mdlcodec.selection.compare import mean_variance
+
+    n = len(test)
+    file_bits = (8 * len(data) - model_bits) / n
+    return coded, {"levels": report["chosen"]["levels"], "step": report["chosen"]["step"],
+                   "decoder_bits": model_bits, "file_bits": file_bits,
+                   "cross_entropy_bits": report["chosen"]["cross_entropy_bits"] / n,
+                   "decoder_bits_float32": 8 * len(codec.model_section()), "mse": mse, "fvu": mse / mean_variance(test),
+                   "total_bits": file_bits * n + model_bits, "file": str(path) if path is not None else None}

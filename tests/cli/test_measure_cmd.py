@@ -88,3 +88,30 @@ def test_measure_an_imported_peer_sae_on_mnist(peers_dir, mnist_dir, tmp_path):
     assert x_hat.shape == test.shape
     assert np.mean((x_hat.astype(np.float64) - test) ** 2) == pytest.approx(row["mse"], rel=1e-6)
     assert codec is None  # measure leaves the model's current tables alone (none were fitted before)
+
+
+def test_measure_two_part_codes_the_decoder_and_gives_the_break_even(toy_model_dir, tmp_path):
+    """--two-part (issue 20 §4): each row's decoder coded at the precision the tolerance allows, the
+    self-contained file read back within it, and the SAE's break-even against PCA coded alike."""
+    import json
+
+    from mdlcodec.codec.two_part import break_even
+
+    model, ds = toy_model_dir
+    np.save(tmp_path / "x.npy", np.concatenate([ds.train, ds.test]))
+    r = run("measure", model, tmp_path / "x.npy", "--max-fvu", "0.8", "--two-part", "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    rows = {row["method"]: row for row in res["rows"]}
+    sae, pca = rows["sae"]["two_part"], rows["pca"]["two_part"]
+    n = res["data"]["n_test"]
+    for t in (sae, pca):
+        assert t["decoder_bits"] > 0 and t["fvu"] <= 0.8 * (1 + 1e-6)  # a 24 x 12 decoder: its tables weigh most
+        assert t["total_bits"] == pytest.approx(t["file_bits"] * n + t["decoder_bits"])
+    assert sae["break_even_samples_vs_pca"] == break_even(sae["file_bits"], sae["decoder_bits"], pca["file_bits"],
+                                                          pca["decoder_bits"])
+    text = run("measure", model, tmp_path / "x.npy", "--max-fvu", "0.8", "--two-part", "-o", tmp_path / "out").stdout
+    assert "Two-part code" in text and "break-even samples vs PCA" in text
+    info = json.loads(run("info", tmp_path / "out" / "model.two_part.mdlc", "--json").stdout)  # no model needed
+    assert info["decoder_rows"].startswith("coded") and info["self_contained"]
+    assert info["decoder_bits"] < info["bits"]["model"]  # rows + bias; the section also holds the tables
