@@ -13,8 +13,10 @@ perfect=False, as the entropy model's value tables are), on one ANS stack stream
 
 The model section holds these instead of W_dec (``ARRAYS``): W_dec_levels int64 [1] (L),
 W_dec_row_scale float32 [d_sae], W_dec_counts int64 [2L + 1], W_dec_words uint32 [w]. Decoding
-checks every array (dtype, shape, L in [1, MAX_LEVELS], counts >= 0, d_sae * d_in <= MAX_WEIGHTS)
-before it allocates, and refuses a stream that ends early or has words left.
+checks every array (dtype, shape, L in [1, MAX_LEVELS], counts >= 0 summing to d_sae * d_in <=
+MAX_WEIGHTS, and beyond 2**20 weights at least MIN_BITS_PER_WEIGHT coded bits each, so that a few
+crafted bytes cannot claim a huge decoder) before it allocates, and refuses a stream that ends early
+or has words left.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from mdlcodec.codec.arrays import take
 
 MAX_LEVELS = 1 << 15
 MAX_WEIGHTS = 1 << 28  # decoder weights a model section may describe (1 GiB of float32)
+MIN_BITS_PER_WEIGHT = 1 / 256  # below 2**20 weights any stream; above, at least this many coded bits each
 ARRAYS = frozenset({"W_dec_levels", "W_dec_row_scale", "W_dec_counts", "W_dec_words"})
 
 
@@ -102,4 +105,8 @@ class CodedRows:
         if (counts < 0).any() or int(counts.sum()) != len(scale) * d_in:
             raise ValueError("W_dec_counts must be counts >= 0 of every coded weight")
         words = take(a, "W_dec_words", np.uint32, (None,))
+        n = len(scale) * d_in
+        if n > 1 << 20 and 32 * len(words) < n * MIN_BITS_PER_WEIGHT:
+            raise ValueError(f"the coded decoder claims {n} weights in {32 * len(words)} bits, fewer than "
+                             f"{MIN_BITS_PER_WEIGHT:g} a weight")
         return cls(levels, scale, counts, words, d_in)

@@ -94,3 +94,10 @@ def test_break_even():
     assert break_even(100.0, 5000.0, 110.0, 1000.0) == pytest.approx(400.0)
     assert break_even(120.0, 10.0, 110.0, 1000.0) is None
     assert break_even(100.0, 10.0, 110.0, 1000.0) == 0.0
+
+
+def test_a_huge_decoder_in_a_few_bytes_is_refused_before_decoding():
+    arrays = {"W_dec_levels": np.array([1], np.int64), "W_dec_row_scale": np.ones(1 << 12, np.float32),
+              "W_dec_counts": np.array([0, 1 << 24, 0], np.int64), "W_dec_words": np.zeros(4, np.uint32)}
+    with pytest.raises(ValueError, match="a weight"):
+        CodedRows.from_arrays(arrays, 1 << 12)
