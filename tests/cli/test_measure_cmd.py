@@ -97,7 +97,9 @@ def test_measure_two_part_codes_the_decoder_and_gives_the_break_even(toy_model_d
 
     from mdlcodec.codec.two_part import break_even
 
-    model, ds = toy_model_dir
+    src, ds = toy_model_dir
+    model = tmp_path / "model"  # measure -o adds its tables to the model folder: a private copy
+    shutil.copytree(src, model)
     np.save(tmp_path / "x.npy", np.concatenate([ds.train, ds.test]))
     r = run("measure", model, tmp_path / "x.npy", "--max-fvu", "0.8", "--two-part", "--json")
     assert r.exit_code == 0, r.output
