@@ -42,7 +42,7 @@ def demo_cmd(out_dir: Path | None, device: str, seed: int, as_json: bool) -> Non
     click.echo(f"  cross-entropy            {b['cross_entropy']:8.2f} bits/sample (ideal length under the tables)")
     click.echo(f"  model entropy            {b['model_entropy']:8.2f} bits/sample (the tables' expected bits)")
     click.echo(f"  true activity entropy    {r['true_activity_entropy_bits_per_sample']:8.2f} bits/sample "
-               f"(of the source's which-features-are-active only: compare with the payload's activity "
-               f"{b['activity']:.2f}, not with a total)")
+               f"(which of the true features fire, activity only; the payload's activity {b['activity']:.2f} "
+               f"codes the SAE's own latents)")
     click.echo(f"  decoded: MSE {r['quantised_mse']:.5f}, FVU {r['quantised_fvu']:.4f}; "
                f"latents {'exact' if r['decoded_exactly'] else 'NOT EXACT'}")

@@ -56,7 +56,7 @@ def test_demo_names_no_deleted_path_and_labels_the_activity_entropy(tmp_path):
     assert r.exit_code == 0, r.output
     assert "temporary file (removed on exit" in r.stdout and "/tmp" not in r.stdout
     line = next(ln for ln in r.stdout.splitlines() if "true activity entropy" in ln)
-    assert "compare with the payload's activity" in line
+    assert "activity only" in line and "the payload's activity" in line
     kept = run("demo", "-o", tmp_path / "d")
     assert kept.exit_code == 0 and str(tmp_path / "d") in kept.stdout
 
