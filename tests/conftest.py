@@ -54,8 +54,9 @@ def toy_model_dir(tmp_path_factory):
 
     ds = load_dataset("toy:n=3000,n_features=24,d=12,l0=2")
     model_dir = tmp_path_factory.mktemp("toy") / "model"
-    train_codec(SAEConfig(arch="batchtopk", d_in=12, d_sae=24, k=2), ds.train, ds.test,
-                TrainConfig(progress=False, epochs=4, seed=0), model_dir)
+    with torch_on_one_thread():  # the same weights whichever test asks first, on any machine
+        train_codec(SAEConfig(arch="batchtopk", d_in=12, d_sae=24, k=2), ds.train, ds.test,
+                    TrainConfig(progress=False, epochs=4, seed=0), model_dir)
     return model_dir, ds
 
 
@@ -68,6 +69,15 @@ def torch_on_one_thread():
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread_for_the_suite():
+    """Every test starts on one torch thread, as every command does (--threads 1): exact comparisons
+    between the library in this process and a command run through it then sum in the same order on a
+    machine with any number of cores, and no test's setting leaks into the next."""
+    with torch_on_one_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

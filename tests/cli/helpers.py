@@ -6,7 +6,15 @@ from mdlcodec.cli.main import cli
 
 
 def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
+    """Invoke the command in this process; torch's thread count (which --threads sets) is restored
+    after, so that it does not leak into the tests that run next."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        return CliRunner().invoke(cli, [str(a) for a in args])
+    finally:
+        torch.set_num_threads(before)
 
 
 def one_line_error(r, needle: str) -> str:

@@ -14,11 +14,12 @@ from mdlcodec.codec.rdo import CostTables, natural_lambda, optimise_codes
 from mdlcodec.models import SAEConfig, make_sae
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 @pytest.fixture(scope="module")
 def synthetic():
     """(sae, train, test, tol): d_in 24, d_sae 48, 3 active latents of value U(0.5, 2.5) per sample, noise
     sd 0.02; tol 1.2 times the SAE's own (unquantised) test MSE."""
-    torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     sae = make_sae(SAEConfig(arch="topk", d_in=24, d_sae=48, k=4), torch.Generator().manual_seed(0))
     W = sae.W_dec.detach().numpy()

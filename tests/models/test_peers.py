@@ -66,7 +66,13 @@ def test_imported_model_saves_loads_and_codes_exactly(peers_dir, name, tmp_path)
     np.testing.assert_array_equal(codec.decode(data), codec.reconstruct(codes))
     z, recon = _encode_decode(sae, x[150:])
     assert np.mean((codec.decode(data) - recon) ** 2) < 1e-3 * np.var(recon, axis=0).sum() / recon.shape[1]
-    assert codes.indices.size <= np.count_nonzero(z)
+    # the codec encodes in batches of 20 rows, z in one: a pre-activation within a tie of its threshold
+    # (saelens-jumprelu holds one 3.1e-6 from it) may turn on in one and not the other
+    edge = selection_boundary(sae)
+    with torch.no_grad():
+        pre = sae.pre_acts(torch.from_numpy(x[150:])).numpy()
+    near = 0 if edge is None else int((np.abs(pre - edge) <= 1e-5 * np.maximum(np.abs(edge), 1)).sum())
+    assert codes.indices.size <= np.count_nonzero(z) + near
 
 
 def test_dictionary_learning_topk_without_threshold_is_its_top_k(peers_dir):
