@@ -327,7 +327,7 @@ class Codec:
     def quantise(self, z: np.ndarray | SparseLatents) -> SparseCodes:
         """Latents, dense [n, d_sae] or SparseLatents (the same codes either way), -> quantised latents;
         under a "tree" hierarchy a child whose parent's bin is 0 is dropped with it (``hierarchy.prune_to_forest``)."""
-        codes = self.quantiser.quantise_sparse(*z) if isinstance(z, SparseLatents) else self.quantiser.quantise(z)
+        codes = self.quantiser.quantise_latents(z)
         h = self.entropy_model.hierarchy
         return prune_to_forest(codes, h.parents) if h is not None and h.kind == "tree" else codes
 

@@ -78,8 +78,8 @@ class Decoder:
 
     def with_coded_rows(self, levels: int) -> "Decoder":
         """This decoder with its rows quantised to ``levels`` levels a side and coded (decoder_code)."""
-        coded = CodedRows.encode(self.W_dec, levels)
-        return Decoder(coded.decode(), self.b_dec, self.input_scale, coded)
+        coded, W_hat = CodedRows.encode(self.W_dec, levels)
+        return Decoder(W_hat, self.b_dec, self.input_scale, coded)
 
     @cached_property
     def _row_bound(self) -> np.ndarray:

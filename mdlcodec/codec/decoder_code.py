@@ -38,6 +38,11 @@ def _steps(scale: np.ndarray, levels: int) -> np.ndarray:
     return (scale / np.float32(levels)).astype(np.float32)
 
 
+def _dequantise(q: np.ndarray, scale: np.ndarray, levels: int) -> np.ndarray:
+    """W_hat [d_sae, d_in] float32 from the integers q: float32(q) * h_f, one float32 product."""
+    return (q.astype(np.float32) * _steps(scale, levels)[:, None]).astype(np.float32)
+
+
 def _model(counts: np.ndarray):
     return constriction.stream.model.Categorical(counts.astype(np.float64) + 1.0, perfect=False)
 
@@ -54,7 +59,8 @@ class CodedRows:
     d_in: int
 
     @classmethod
-    def encode(cls, W_dec: np.ndarray, levels: int) -> "CodedRows":
+    def encode(cls, W_dec: np.ndarray, levels: int) -> tuple["CodedRows", np.ndarray]:
+        """W_dec [d_sae, d_in] coded at ``levels``, and W_hat, what ``decode`` gives back."""
         W = np.ascontiguousarray(W_dec, np.float32)
         if not 1 <= levels <= MAX_LEVELS:
             raise ValueError(f"levels must lie in [1, {MAX_LEVELS}], got {levels}")
@@ -67,7 +73,8 @@ class CodedRows:
         counts = np.bincount(sym, minlength=2 * levels + 1).astype(np.int64)
         coder = constriction.stream.stack.AnsCoder()
         coder.encode_reverse(sym, _model(counts))
-        return cls(levels, scale, counts, coder.get_compressed().astype(np.uint32), W.shape[1])
+        coded = cls(levels, scale, counts, coder.get_compressed().astype(np.uint32), W.shape[1])
+        return coded, _dequantise(q, scale, levels)
 
     def decode(self) -> np.ndarray:
         """W_hat [d_sae, d_in] float32; ValueError if the stream does not hold exactly its symbols."""
@@ -79,8 +86,8 @@ class CodedRows:
             raise ValueError(f"the coded decoder rows do not decode ({str(e).splitlines()[0][:100] if str(e) else type(e).__name__})") from None
         if not coder.is_empty():
             raise ValueError("the coded decoder rows leave words unread")
-        q = (sym.astype(np.int64) - self.levels).reshape(len(self.row_scale), self.d_in)
-        return (q.astype(np.float32) * _steps(self.row_scale, self.levels)[:, None]).astype(np.float32)
+        return _dequantise((sym.astype(np.int64) - self.levels).reshape(len(self.row_scale), self.d_in),
+                           self.row_scale, self.levels)
 
     def bits(self) -> int:
         """Bits of the arrays a model section stores for them."""

@@ -93,6 +93,10 @@ class Quantiser:
         bins = bins[keep].astype(np.int32)  # as in quantise
         return SparseCodes.from_rows(rows[keep], cols[keep], bins, len(indptr) - 1, self.d_sae)
 
+    def quantise_latents(self, z: np.ndarray | SparseLatents) -> SparseCodes:
+        """Latents dense [n, d_sae] (``quantise``) or SparseLatents (``quantise_sparse``): the same codes either way."""
+        return self.quantise_sparse(*z) if isinstance(z, SparseLatents) else self.quantise(z)
+
     def values(self, codes: SparseCodes) -> np.ndarray:
         """[nnz] float32 latent values of the codes' entries: bin * step (float32 arithmetic)."""
         return codes.bins.astype(np.float32) * self.step[codes.indices]

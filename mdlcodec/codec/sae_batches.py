@@ -55,3 +55,14 @@ def pre_activation_check(sae) -> Callable[[np.ndarray, int], None]:
             raise RowError(first_row + int(bad[0]),
                            "is too large for the SAE: its pre-activations could overflow float32")
     return check
+
+
+def latents_in_chunks(encoder: Callable, x, d_in: int, what: str, chunk: int):
+    """An encoder's unquantised latents of the rows of x [n, d_in] (any row-sliceable matrix: a shard
+    folder streams), ``chunk`` rows at a time, each checked (decoder.check_activations) first:
+    SparseLatents for a sparse encoder, else one dense array."""
+    from mdlcodec.codec.decoder import check_activations
+    from mdlcodec.codec.sparse import SparseLatents
+
+    parts = [encoder(check_activations(x[s:s + chunk], d_in, what)) for s in range(0, len(x), chunk)]
+    return SparseLatents.concat(parts) if isinstance(parts[0], SparseLatents) else np.concatenate(parts)

@@ -13,24 +13,14 @@ code (``break_even``) is where the two totals cross.
 
 from __future__ import annotations
 
-import numpy as np
-
 from mdlcodec.codec.codec import DEFAULT_CHUNK, Codec
-from mdlcodec.codec.decoder import check_activations
 from mdlcodec.codec.entropy_model import EntropyModel
 from mdlcodec.codec.precision import coarsest_step
 from mdlcodec.codec.quantiser import Quantiser
-from mdlcodec.codec.sparse import SparseLatents
+from mdlcodec.codec.sae_batches import latents_in_chunks
 from mdlcodec.core.errors import CodecError
 
 LEVELS = (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
-
-
-def _latents(codec: Codec, x, what: str):
-    """The codec's unquantised latents of x (SparseLatents, or dense for a dense encoder), chunk by chunk."""
-    parts = [codec.encoder(check_activations(x[s:s + DEFAULT_CHUNK], codec.decoder.d_in, what))
-             for s in range(0, len(x), DEFAULT_CHUNK)]
-    return SparseLatents.concat(parts) if isinstance(parts[0], SparseLatents) else np.concatenate(parts)
 
 
 def fit_two_part(codec: Codec, train_x, test_x, max_mse: float, levels: tuple[int, ...] = LEVELS) -> tuple[Codec, dict]:
@@ -39,7 +29,8 @@ def fit_two_part(codec: Codec, train_x, test_x, max_mse: float, levels: tuple[in
     report["levels"] lists each L tried {levels, step, decoder_bits, cross_entropy_bits (test split,
     all rows), total_bits} or {levels, reason}; report["chosen"] the kept one. CodecError if no level
     meets the tolerance."""
-    z_train, z_test = _latents(codec, train_x, "training data"), _latents(codec, test_x, "test data")
+    z_train, z_test = (latents_in_chunks(codec.encoder, x, codec.decoder.d_in, what, DEFAULT_CHUNK)
+                       for x, what in ((train_x, "training data"), (test_x, "test data")))
     tried, best = [], None
     for L in levels:
         decoder = codec.decoder.with_coded_rows(L)
@@ -49,9 +40,9 @@ def fit_two_part(codec: Codec, train_x, test_x, max_mse: float, levels: tuple[in
             tried.append({"levels": L, "reason": str(e)})
             continue
         q = Quantiser.uniform(step, decoder.d_sae)
-        candidate = Codec(decoder, q, EntropyModel.fit(q_codes(codec, q, z_train)), codec.encoder,
+        candidate = Codec(decoder, q, EntropyModel.fit(q.quantise_latents(z_train)), codec.encoder,
                           device=codec.device)
-        ce = candidate.chunk_coder.ideal_bits(q_codes(codec, q, z_test))["total"]
+        ce = candidate.chunk_coder.ideal_bits(q.quantise_latents(z_test))["total"]
         row = {"levels": L, "step": float(step), "decoder_bits": decoder.bits(), "cross_entropy_bits": ce,
                "total_bits": ce + decoder.bits()}
         tried.append(row)
@@ -60,11 +51,6 @@ def fit_two_part(codec: Codec, train_x, test_x, max_mse: float, levels: tuple[in
     if best is None:
         raise CodecError(f"no decoder precision meets test MSE <= {max_mse:.6g} (tried {len(levels)} levels)")
     return best[0], {"levels": tried, "chosen": best[1]}
-
-
-def q_codes(codec: Codec, quantiser: Quantiser, z):
-    """z's codes under quantiser (sparse or dense latents)."""
-    return (quantiser.quantise_sparse(*z) if isinstance(z, SparseLatents) else quantiser.quantise(z))
 
 
 def break_even(bits_a: float, decoder_a: float, bits_b: float, decoder_b: float) -> float | None:

@@ -21,8 +21,8 @@ from mdlcodec.selection.compare import measure_saes
 
 
 def _named(saes: Any) -> list[tuple[str, Any]]:
-    if isinstance(saes, dict) and not all(isinstance(v, (str, bytes)) for v in saes.values()) \
-            and all(isinstance(k, str) for k in saes) and not {"W_enc", "W_dec"} <= set(saes):
+    """(name, SAE object) pairs: a dict {name: SAE} (not itself an SAE's dict of tensors), a list, or one SAE."""
+    if isinstance(saes, dict) and "W_enc" not in saes:
         return list(saes.items())
     if isinstance(saes, (list, tuple)):
         return [(f"sae{i}", s) for i, s in enumerate(saes)]
@@ -38,11 +38,6 @@ def measure(saes: Any, activations: Any, max_fvu: float | None = None, max_mse: 
     dict {name: SAE}; each is converted once (models.peers.convert_object) and left as it was."""
     named = [(name, convert_object(obj).sae) for name, obj in _named(saes)]
     ds = as_dataset(activations)
-    for name, sae in named:
-        if sae.cfg.d_in != ds.d:
-            from mdlcodec.core.errors import MdlcodecError
-
-            raise MdlcodecError(f"SAE {name} takes inputs of width {sae.cfg.d_in}, the activations have width {ds.d}")
     result = measure_saes([(name, "in memory", sae) for name, sae in named], ds, max_mse, max_fvu, pca=pca,
                           device=device, progress=progress, stored=stored, rdo=rdo)
     result["command"] = {"models": [name for name, _ in named], "data": ds.spec, "max_fvu": max_fvu,

@@ -50,8 +50,8 @@ from mdlcodec.codec.precision import fit_codec
 from mdlcodec.core.errors import MdlcodecError
 from mdlcodec.core.progress import Progress, quiet
 from mdlcodec.core.runinfo import machine, versions
-from mdlcodec.models.peers import as_sae
 from mdlcodec.codec.two_part import break_even
+from mdlcodec.models.peers import as_sae
 from mdlcodec.selection.measure import measure_codec, measure_optimised, measure_pca, measure_two_part
 
 SCHEMA = "mdlcodec.measure/1"
@@ -139,8 +139,11 @@ def measure_saes(saes: list[tuple[str, str, object]], ds, max_mse: float | None 
     def path(name: str) -> Path | None:
         return Path(out_dir) / f"{name}.mdlc" if out_dir is not None else None
 
+    saes = [(name, source, as_sae(sae)) for name, source, sae in saes]  # objects in memory: models.peers.objects
+    for name, source, sae in saes:  # every SAE fits the data before any work
+        if sae.cfg.d_in != ds.d:
+            raise MdlcodecError(f"SAE {name} ({source}) takes inputs of width {sae.cfg.d_in}, {ds.spec} has width {ds.d}")
     for name, source, sae in saes:
-        sae = as_sae(sae)  # an SAE object of a peer library in memory converts here (models.peers.objects)
         progress(f"{name}: coarsest step for test MSE <= {tol['max_mse']:.6g}")
         try:
             codec, _ = fit_codec(sae, ds.train, ds.test, max_mse=tol["max_mse"], device=device, hierarchy="flat")

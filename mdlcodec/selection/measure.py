@@ -13,6 +13,7 @@ project's vocabulary (README, "What the figures mean"), bits per test sample:
 
 from __future__ import annotations
 
+import io
 import tempfile
 from pathlib import Path
 
@@ -21,34 +22,40 @@ import numpy as np
 from mdlcodec.baselines import PCA, match_pca
 from mdlcodec.codec import Codec, encode_file, inspect_file
 from mdlcodec.codec.codec import DEFAULT_CHUNK
+from mdlcodec.codec.container import Reader
 from mdlcodec.codec.precision import fit_codec
 from mdlcodec.codec.rd_fit import fit_rd_codec
+from mdlcodec.codec.two_part import fit_two_part
 from mdlcodec.core.errors import MdlcodecError
 from mdlcodec.theory import dl_bound_sparse
 
 
-def measure_codec(codec: Codec, test: np.ndarray, path: str | Path | None = None) -> dict:
+def measure_codec(codec: Codec, test: np.ndarray, path: str | Path | None = None, embed_model: bool = False) -> dict:
     """Bits per test sample of ``codec``: cross-entropy, and payload and file of the real .mdlc file
     of the test split (written to ``path``, or to a temporary file removed after), read back through
-    ``codec.files.inspect_file``; and the quantised MSE and FVU. Raises MdlcodecError if the file does not
-    decode to exactly the quantised latents.
+    ``codec.files.inspect_file``; and the quantised MSE and FVU. With ``embed_model`` the file is
+    self-contained and is read back, and checked, through its own model section alone. Raises
+    MdlcodecError if the file does not decode to exactly the quantised latents.
 
     Returns: step, quantised_test_mse, quantised_fvu, quantised_l0 (non-zero bins per sample),
     bits_per_value (value bits per non-zero bin), cross_entropy_bits {activity, values, total},
     payload_bits, payload_activity_bits, payload_values_bits, header_bits (file less payload and
     model section), file_bits, model_entropy_bits (the tables' expected bits), all bits/sample;
     payload_over_cross_entropy, file_over_cross_entropy, decoder_bits (whole decoder, bits),
+    model_bits (the file's model section with its framing, bits, once; 0 unless ``embed_model``),
     eq1_bound (bits/sample).
     """
     if path is None:
         with tempfile.TemporaryDirectory() as tmp:
-            return measure_codec(codec, test, Path(tmp) / "test.mdlc")
+            return measure_codec(codec, test, Path(tmp) / "test.mdlc", embed_model)
     n = len(test)
     codes = codec.latents(test, DEFAULT_CHUNK)
     ideal = codec.chunk_coder.ideal_bits(codes)
-    encode_file(codec, test, path, overwrite=True)
-    info = inspect_file(path, codec, test)
-    if codec.decode_latents(Path(path).read_bytes()) != codes:  # the latents, so no second reconstruction
+    encode_file(codec, test, path, overwrite=True, embed_model=embed_model)
+    info = inspect_file(path, None if embed_model else codec, test)
+    data = Path(path).read_bytes()
+    reader = Codec.from_model_section(Reader.open(io.BytesIO(data)).model_bytes) if embed_model else codec
+    if reader.decode_latents(data) != codes:  # the latents, so no second reconstruction
         raise MdlcodecError(f"{path} does not decode to its quantised latents")
     b = info["bits_per_sample"]
     l0q = codes.nnz / n
@@ -70,6 +77,7 @@ def measure_codec(codec: Codec, test: np.ndarray, path: str | Path | None = None
         "payload_over_cross_entropy": b["payload"] * n / ideal["total"] if ideal["total"] > 0 else float("nan"),
         "file_over_cross_entropy": b["file"] * n / ideal["total"] if ideal["total"] > 0 else float("nan"),
         "decoder_bits": codec.decoder.bits(),
+        "model_bits": info["bits"]["model"],
         "eq1_bound": dl_bound_sparse(l0q, codec.decoder.d_sae, bpv).total_bits,
     }
 
@@ -120,33 +128,17 @@ def measure_two_part(codec: Codec, train: np.ndarray, test: np.ndarray, tol: flo
     self-contained file and read back (kept at ``path`` when given: it decodes with no model folder).
 
     Returns (codec, figures): levels (decoder levels a side), step, decoder_bits (the file's model
-    section: coded rows, bias, tables; bits, once), file_bits (the rest of the file, bits per test
-    sample), cross_entropy_bits (bits per sample), decoder_bits_float32 (the plain codec's model
-    section: float32 rows and its tables), mse, fvu (of the decoded file), total_bits (file_bits * n_test + decoder_bits)."""
-    from mdlcodec.codec.container import Reader
-    from mdlcodec.codec.two_part import fit_two_part
-    import io
-
+    section with its framing: coded rows, bias, tables; bits, once), file_bits (the rest of the file,
+    bits per test sample), cross_entropy_bits (bits per sample), decoder_bits_float32 (the plain
+    codec's model section, float32 rows and its tables, without the 12 framing bytes), mse, fvu (of
+    the file read back through its own model section), total_bits (file_bits * n_test + decoder_bits)."""
     coded, report = fit_two_part(codec, train, test, tol)
-    data = coded.encode(test, DEFAULT_CHUNK, embed_model=True)
-    if path is not None:
-        from mdlcodec.core.atomic import atomic_output
-
-        with atomic_output(path) as tmp:
-            Path(tmp).write_bytes(data)
-    model_bits = 8 * len(Reader.open(io.BytesIO(data)).model_bytes)
-    own = Codec.from_model_section(Reader.open(io.BytesIO(data)).model_bytes)
-    codes = coded.latents(test, DEFAULT_CHUNK)
-    if own.decode_latents(data) != codes:
-        raise MdlcodecError("the two-part file does not decode to its quantised latents")
-    x_hat = own.decode(data)
-    mse = float(np.mean((x_hat.astype(np.float64) - np.asarray(test, np.float64)) ** 2))
-    from mdlcodec.selection.compare import mean_variance
-
-    n = len(test)
-    file_bits = (8 * len(data) - model_bits) / n
+    m = measure_codec(coded, test, path, embed_model=True)
+    n, model_bits = len(test), m["model_bits"]
+    file_bits = m["file_bits"] - model_bits / n
     return coded, {"levels": report["chosen"]["levels"], "step": report["chosen"]["step"],
                    "decoder_bits": model_bits, "file_bits": file_bits,
-                   "cross_entropy_bits": report["chosen"]["cross_entropy_bits"] / n,
-                   "decoder_bits_float32": 8 * len(codec.model_section()), "mse": mse, "fvu": mse / mean_variance(test),
-                   "total_bits": file_bits * n + model_bits, "file": str(path) if path is not None else None}
+                   "cross_entropy_bits": m["cross_entropy_bits"]["total"],
+                   "decoder_bits_float32": 8 * len(codec.model_section()), "mse": m["quantised_test_mse"],
+                   "fvu": m["quantised_fvu"], "total_bits": file_bits * n + model_bits,
+                   "file": str(path) if path is not None else None}

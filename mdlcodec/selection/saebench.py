@@ -50,7 +50,7 @@ import numpy as np
 from mdlcodec import __version__
 from mdlcodec.codec import Codec, Decoder, EntropyModel, Quantiser
 from mdlcodec.codec.codec import DEFAULT_CHUNK
-from mdlcodec.codec.decoder import check_activations
+from mdlcodec.codec.sae_batches import latents_in_chunks
 from mdlcodec.codec.sparse import SparseCodes, SparseLatents
 from mdlcodec.core.atomic import write_text
 from mdlcodec.core.errors import MdlcodecError
@@ -96,16 +96,10 @@ def _top_k(encoder, k: int | None):
     return encode
 
 
-def _codes(encoder, quantiser: Quantiser, x, d_in: int, what: str) -> SparseCodes:
-    return SparseCodes.concat([quantiser.quantise_sparse(*encoder(check_activations(x[s:s + DEFAULT_CHUNK], d_in, what)))
-                               for s in range(0, len(x), DEFAULT_CHUNK)])
-
-
-def _max_latents(encoder, x, d_sae: int) -> np.ndarray:
+def _max_latents(z: SparseLatents, d_sae: int) -> np.ndarray:
+    """[d_sae] the largest latent of each feature in z (0 where it never fires)."""
     top = np.zeros(d_sae, np.float32)
-    for s in range(0, len(x), DEFAULT_CHUNK):
-        values, indices = encoder(np.ascontiguousarray(x[s:s + DEFAULT_CHUNK], np.float32))
-        np.maximum.at(top, indices.ravel(), values.ravel())
+    np.maximum.at(top, z.indices.ravel(), z.values.ravel())
     return top
 
 
@@ -127,8 +121,8 @@ def saebench_estimate(codes: SparseCodes, num_bins: int) -> float:
     return total
 
 
-def _entry(codec: Codec, test, d_in: int, eps: float, num_bins, k, codes_test: SparseCodes) -> dict:
-    m = measure_codec(codec, test)
+def _entry(m: dict, d_in: int, eps: float, num_bins, k, codes_test: SparseCodes) -> dict:
+    """One eval_results entry from measure_codec's figures ``m`` of the test split and its codes."""
     mse_loss = math.sqrt(m["quantised_test_mse"]) / d_in
     return {"num_bins": num_bins, "k": k, "description_length": m["file_bits"],
             "within_threshold": bool(mse_loss < eps), "mse_loss": mse_loss,
@@ -147,23 +141,23 @@ def run_eval_single_sae(config: MDLEvalConfig, sae, ds, device: str = "cpu") -> 
     out = []
     for k in config.k_values:
         encoder = _top_k(base, k)
-        top = _max_latents(encoder, ds.train, d_sae)
+        z_train, z_test = (latents_in_chunks(encoder, x, d_in, what, DEFAULT_CHUNK)
+                           for x, what in ((ds.train, "training data"), (ds.test, "test data")))
+        top = _max_latents(z_train, d_sae)
         for num_bins in config.num_bins_values:
-            step = np.where(top > 0, top / num_bins, 1.0).astype(np.float32)
-            q = Quantiser(step)
-            train_codes = _codes(encoder, q, ds.train, d_in, "training data")
-            codec = Codec(decoder, q, EntropyModel.fit(train_codes), encoder, device=device)
-            out.append(_entry(codec, ds.test, d_in, eps, num_bins, k, codec.latents(ds.test, DEFAULT_CHUNK)))
+            q = Quantiser(np.where(top > 0, top / num_bins, 1.0).astype(np.float32))
+            codec = Codec(decoder, q, EntropyModel.fit(q.quantise_sparse(*z_train)), encoder, device=device)
+            out.append(_entry(measure_codec(codec, ds.test), d_in, eps, num_bins, k, q.quantise_sparse(*z_test)))
         if k is None:
             try:
-                codec, _ = measure_sae(sae, ds.train, ds.test, (eps * d_in) ** 2, device)
+                codec, m = measure_sae(sae, ds.train, ds.test, (eps * d_in) ** 2, device)
             except MdlcodecError as e:
                 if getattr(e, "param", None) != "max_mse":
                     raise
                 out.append({"num_bins": None, "k": k, "description_length": None, "within_threshold": False,
                             "mse_loss": None, "reason": str(e)})
                 continue
-            e = _entry(codec, ds.test, d_in, eps, None, k, codec.latents(ds.test, DEFAULT_CHUNK))
+            e = _entry(m, d_in, eps, None, k, codec.quantise(z_test))
             e["num_bins_equivalent"] = float(top.max() / codec.quantiser.step[0]) if top.max() > 0 else 0.0
             out.append(e)
     return out

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mdlcodec.core.errors import ModelError
 from mdlcodec.models.base import SAE
-from mdlcodec.models.peers.common import Imported
+from mdlcodec.models.peers.common import Imported, refuse_without_threshold
 from mdlcodec.models.peers.dictionary_learning import import_dictionary_learning
 from mdlcodec.models.peers.objects import as_sae, convert_object
 from mdlcodec.models.peers.saelens import export_saelens, import_saelens
@@ -77,8 +77,7 @@ def import_peer(path: str | Path, use_threshold: bool = True) -> Imported:
     fmt = detect(path)
     if fmt == "dictionary_learning":
         return import_dictionary_learning(path, use_threshold)
-    if not use_threshold:
-        raise ModelError(f"use_threshold=False is for dictionary_learning's AutoEncoderTopK, not a {fmt} SAE")
+    refuse_without_threshold(use_threshold, fmt)
     return import_saelens(path) if fmt == "saelens" else import_sparsify(path)
 
 

@@ -98,3 +98,9 @@ def build(cfg: SAEConfig, W_enc: Tensor, b_enc: Tensor, W_dec: Tensor, b_dec: Te
             if w is not None:
                 getattr(sae, name).copy_(w)
     return sae.eval()
+
+
+def refuse_without_threshold(use_threshold: bool, fmt: str) -> None:
+    """ModelError unless use_threshold: turning the threshold off is for dictionary_learning's AutoEncoderTopK only."""
+    if not use_threshold:
+        raise ModelError(f"use_threshold=False is for dictionary_learning's AutoEncoderTopK, not a {fmt} SAE")

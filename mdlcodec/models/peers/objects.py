@@ -27,7 +27,7 @@ import torch
 
 from mdlcodec.core.errors import ModelError
 from mdlcodec.models.base import SAE
-from mdlcodec.models.peers.common import Imported
+from mdlcodec.models.peers.common import Imported, refuse_without_threshold
 from mdlcodec.models.peers.dictionary_learning import CLASSES as DL_CLASSES
 from mdlcodec.models.peers.dictionary_learning import convert_dictionary_learning
 from mdlcodec.models.peers.saelens import convert_saelens
@@ -45,40 +45,38 @@ def as_sae(obj: Any, use_threshold: bool = True) -> SAE:
 
 def convert_object(obj: Any, use_threshold: bool = True) -> Imported:
     """``obj`` as an mdlcodec SAE with what the conversion found (format "mdlcodec", "saelens",
-    "saebench", "sparsify", "dictionary_learning" or "dict")."""
+    "saebench", "sparsify", "dictionary_learning" or "dict"). use_threshold False: only for
+    dictionary_learning's AutoEncoderTopK (as import_peer)."""
     if isinstance(obj, SAE):
         return Imported(obj, "mdlcodec", type(obj).__name__, [])
     name = type(obj).__name__
     where = f"the {name} object"
-    if isinstance(obj, dict):
-        return _from_dict(obj)
     cfg = getattr(obj, "cfg", None)
-    if type(obj).__name__ in DL_CLASSES and hasattr(obj, "activation_dim") and hasattr(obj, "dict_size"):
+    if name in DL_CLASSES and hasattr(obj, "activation_dim") and hasattr(obj, "dict_size"):
         config = {"trainer": {"dict_class": name, "activation_dim": obj.activation_dim, "dict_size": obj.dict_size}}
         return convert_dictionary_learning(config, lambda: _state(obj), where, where, use_threshold)
+    if isinstance(obj, dict):
+        refuse_without_threshold(use_threshold, "dict")
+        return _from_dict(obj)
     if isinstance(getattr(obj, "encoder", None), torch.nn.Linear) and hasattr(obj, "W_dec") and hasattr(cfg, "k"):
+        refuse_without_threshold(use_threshold, "sparsify")
         fields = _fields(cfg)
         fields.setdefault("d_in", getattr(obj, "d_in", None))
         fields["num_latents"] = getattr(obj, "num_latents", fields.get("num_latents", 0))
-        return _refuse_threshold(convert_sparsify(fields, lambda: _state(obj), where, where), use_threshold)
+        return convert_sparsify(fields, lambda: _state(obj), where, where)
     if all(hasattr(obj, t) for t in TENSORS) and cfg is not None:
         arch = getattr(cfg, "architecture", None)
         if callable(arch):  # SAELens: SAEConfig.architecture() names the class
+            refuse_without_threshold(use_threshold, "saelens")
             fields = _fields(cfg)
             fields["architecture"] = arch()
-            return _refuse_threshold(convert_saelens(fields, lambda: _state(obj), where, where), use_threshold)
+            return convert_saelens(fields, lambda: _state(obj), where, where)
         if isinstance(arch, str):
+            refuse_without_threshold(use_threshold, "saebench")
             return _from_saebench(obj, arch, where)
     raise ModelError(f"{where} is not an SAE this version knows: an mdlcodec SAE, a SAELens SAE, a SAEBench "
                      "custom SAE, a sparsify SparseCoder, a dictionary_learning dictionary, or a dict of tensors "
                      f"{', '.join(TENSORS)} (optionally threshold or k)")
-
-
-def _refuse_threshold(imported: Imported, use_threshold: bool) -> Imported:
-    if not use_threshold:
-        raise ModelError(f"use_threshold=False is for dictionary_learning's AutoEncoderTopK, not a "
-                         f"{imported.format} SAE")
-    return imported
 
 
 def _state(obj: Any) -> dict[str, torch.Tensor]:
@@ -119,53 +117,53 @@ def _k(value: Any, where: str) -> int:
     return value
 
 
+def _saelens_layout(obj: Any, where: str, fmt: str, peer_class: str, threshold: Any = None, **fields) -> Imported:
+    """An object holding SAELens-layout tensors (W_enc [d_in, d_sae], b_enc, W_dec [d_sae, d_in], b_dec,
+    and ``threshold`` [d_sae] when given) with cfg.json ``fields``, through import_saelens' conversion."""
+    d_in, d_sae = _shape(obj, where)
+    tensors = {t: _tensor(obj, t) for t in TENSORS}
+    if threshold is not None:
+        tensors["threshold"] = threshold
+    cfg = {"d_in": d_in, "d_sae": d_sae, "metadata": {"sae_lens_version": "6"}, **fields}
+    return Imported(convert_saelens(cfg, lambda: tensors, where, where).sae, fmt, peer_class, [])
+
+
 def _from_dict(obj: dict) -> Imported:
     where = "the dict of tensors"
     missing = [t for t in TENSORS if t not in obj]
     if missing:
         raise ModelError(f"{where} lacks {', '.join(missing)} (SAELens' layout: W_enc [d_in, d_sae], b_enc, "
                          "W_dec [d_sae, d_in], b_dec; threshold [d_sae] or k optional)")
-    d_in, d_sae = _shape(obj, where)
-    cfg: dict[str, Any] = {"d_in": d_in, "d_sae": d_sae, "metadata": {"sae_lens_version": "6"}}
-    tensors = {t: _tensor(obj, t) for t in TENSORS}
+    unknown = sorted(map(str, set(obj) - set(TENSORS) - {"threshold", "k"}))
+    if unknown:
+        raise ModelError(f"{where} holds entries this conversion does not know: {', '.join(unknown)}")
     if "threshold" in obj and "k" in obj:
         raise ModelError(f"{where} holds both threshold and k; give one (JumpReLU or TopK)")
     if "threshold" in obj:
-        cfg["architecture"], tensors["threshold"] = "jumprelu", _tensor(obj, "threshold")
-    elif "k" in obj:
-        cfg["architecture"], cfg["k"] = "topk", _k(_tensor(obj, "k"), where)
-    else:
-        cfg["architecture"] = "standard"
-    unknown = sorted(set(obj) - set(TENSORS) - {"threshold", "k"})
-    if unknown:
-        raise ModelError(f"{where} holds entries this conversion does not know: {', '.join(map(str, unknown))}")
-    imported = convert_saelens(cfg, lambda: tensors, where, where)
-    return Imported(imported.sae, "dict", cfg["architecture"], [])
+        return _saelens_layout(obj, where, "dict", "jumprelu", _tensor(obj, "threshold"), architecture="jumprelu")
+    if "k" in obj:
+        return _saelens_layout(obj, where, "dict", "topk", architecture="topk", k=_k(_tensor(obj, "k"), where))
+    return _saelens_layout(obj, where, "dict", "standard", architecture="standard")
 
 
 def _from_saebench(obj: Any, arch: str, where: str) -> Imported:
     """SAEBench's custom SAEs, through the SAELens conversion (their tensors share its layout)."""
-    d_in, d_sae = _shape(obj, where)
-    cfg: dict[str, Any] = {"d_in": d_in, "d_sae": d_sae, "metadata": {"sae_lens_version": "6"}}
-    tensors = {t: _tensor(obj, t) for t in TENSORS}
     threshold = _tensor(obj, "threshold") if hasattr(obj, "threshold") else None
-    thresholded = arch in SAEBENCH_THRESHOLD or (arch == "topk" and bool(getattr(obj, "use_threshold", False)))
     if arch in SAEBENCH_RELU:
-        cfg["architecture"] = "standard"
-    elif thresholded:  # relu(pre) * (relu(pre) > t), one t: JumpReLU with t for every latent
+        return _saelens_layout(obj, where, "saebench", arch, architecture="standard")
+    if arch in SAEBENCH_THRESHOLD or (arch == "topk" and bool(getattr(obj, "use_threshold", False))):
+        # relu(pre) * (relu(pre) > t), one t: JumpReLU with t for every latent
         if not isinstance(threshold, torch.Tensor) or threshold.numel() != 1:
             raise ModelError(f"{where}: a {arch} SAE keeps one threshold; it has none")
         if float(threshold) < 0:
             raise ModelError(f"{where}: its threshold was never set ({float(threshold):g}); SAEBench's own "
                              "encode refuses it too")
-        cfg["architecture"], tensors["threshold"] = "jumprelu", threshold.reshape(1).expand(d_sae).clone()
-    elif arch == "topk":
-        cfg["architecture"], cfg["k"] = "topk", _k(_tensor(obj, "k"), where)
-    elif arch == "jumprelu":
-        cfg["architecture"], cfg["apply_b_dec_to_input"] = "jumprelu", False
-        tensors["threshold"] = threshold
-    else:
-        raise ModelError(f"{where}: SAEBench architecture {arch!r} is not supported (supported: "
-                         f"{', '.join(SAEBENCH_RELU + SAEBENCH_THRESHOLD + ('topk', 'jumprelu'))})")
-    imported = convert_saelens(cfg, lambda: tensors, where, where)
-    return Imported(imported.sae, "saebench", arch, [])
+        every = threshold.reshape(1).expand(_shape(obj, where)[1]).clone()
+        return _saelens_layout(obj, where, "saebench", arch, every, architecture="jumprelu")
+    if arch == "topk":
+        return _saelens_layout(obj, where, "saebench", arch, architecture="topk", k=_k(_tensor(obj, "k"), where))
+    if arch == "jumprelu":
+        return _saelens_layout(obj, where, "saebench", arch, threshold, architecture="jumprelu",
+                               apply_b_dec_to_input=False)
+    raise ModelError(f"{where}: SAEBench architecture {arch!r} is not supported (supported: "
+                     f"{', '.join(SAEBENCH_RELU + SAEBENCH_THRESHOLD + ('topk', 'jumprelu'))})")
