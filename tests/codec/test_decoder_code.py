@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 
-from mdlcodec.codec import Codec, Decoder
+from mdlcodec.codec import Codec
 from mdlcodec.codec.container import Reader
 from mdlcodec.codec.decoder_code import CodedRows
 from mdlcodec.codec.two_part import break_even, fit_two_part
