@@ -284,11 +284,13 @@ def _read(f: BinaryIO, size: int, what: str) -> bytes:
 
 
 class ChunkEntry(NamedTuple):
-    """Where chunk ``i`` of a file is: the offset of its n_rows field, its rows, and its first row in the file."""
+    """Where chunk ``i`` of a file is: the offset of its n_rows field, its rows, its first row in the
+    file, and the offset of the byte after it (the next chunk's offset, or the footer's)."""
 
     offset: int
     n_rows: int
     first_row: int
+    stop: int
 
 
 @dataclass
@@ -363,8 +365,10 @@ class Reader:
         """The 16 bytes every chunk's CRC covers (version 2); None for version 1."""
         return bytes.fromhex(self.header.file_id) if self.version >= 2 else None
 
-    def _chunk(self, i: int, left: int | None) -> tuple[bytes, bytes, bytes]:
-        """Reads chunk i (0-based) at the file's position: head, words and CRC bytes, checked."""
+    def _chunk(self, i: int, left: int | None, span: int | None = None) -> tuple[bytes, bytes, bytes]:
+        """Reads chunk i (0-based) at the file's position: head, words and CRC bytes, checked; ``left``:
+        bytes the file has for it, ``span``: bytes the footer's index gives it, which its own framing
+        must fill exactly (random access)."""
         h = self.header
         what = f"chunk {i + 1} of {h.n_chunks}"
         head = _read(self.f, 8, what)
@@ -372,6 +376,9 @@ class Reader:
         if n_rows != h.chunk_rows(i):
             raise CodecError(f"corrupted {what} (it holds {n_rows} rows; the header's n and chunk_size "
                              f"give it {h.chunk_rows(i)})")
+        if span is not None and 4 * n_words + 12 != span:
+            raise CodecError(f"corrupted footer (its entry for {what} spans {span} bytes; the chunk there "
+                             f"frames {4 * n_words + 12})")
         if left is not None and 4 * n_words + 12 > left:
             raise CodecError(f"file is truncated: it ends inside the {what}")
         payload = _read(self.f, 4 * n_words, what)
@@ -436,7 +443,7 @@ class Reader:
                 for i, ((offset, n_rows), end) in enumerate(zip(entries, ends)):
                     if offset != pos or end - offset < 12 or (end - offset) % 4 or n_rows != h.chunk_rows(i):
                         raise CodecError(f"corrupted footer (entry {i + 1} of {h.n_chunks} does not frame a chunk)")
-                    out.append(ChunkEntry(offset, n_rows, rows))
+                    out.append(ChunkEntry(offset, n_rows, rows, end))
                     rows, pos = rows + n_rows, end
                 if pos != self.size - footer:
                     raise CodecError("corrupted footer (its chunks do not fill the file)")
@@ -447,7 +454,7 @@ class Reader:
                     n_rows, n_words = struct.unpack("<II", _read(f, 8, f"chunk {i + 1} of {h.n_chunks}"))
                     if n_rows != h.chunk_rows(i) or pos + 12 + 4 * n_words > self.size:
                         raise CodecError(f"corrupted chunk {i + 1} of {h.n_chunks} (impossible length fields)")
-                    out.append(ChunkEntry(pos, n_rows, rows))
+                    out.append(ChunkEntry(pos, n_rows, rows, pos + 12 + 4 * n_words))
                     rows, pos = rows + n_rows, pos + 12 + 4 * n_words
                 if pos != self.size:
                     raise CodecError("corrupted file: bytes after the last chunk")
@@ -457,14 +464,16 @@ class Reader:
 
     def read_chunk(self, i: int, entry: ChunkEntry) -> tuple[int, np.ndarray]:
         """(n_rows, words) of chunk i (0-based) at ``entry`` of ``chunk_index``, CRC checked (in version
-        2 against this file and position i); leaves the file's position where it was."""
+        2 against this file and position i) and its framing filling the entry's span exactly, so that
+        the chunks random access reads are the chunks a sequential read meets at the same places;
+        leaves the file's position where it was."""
         if not 0 <= i < self.header.n_chunks:
             raise CodecError(f"there is no chunk {i + 1}: the file has {self.header.n_chunks}")
         back = self.f.tell()
         try:
             self.f.seek(self._start + entry.offset)
-            footer = _footer_length(self.header.n_chunks) if self.version >= 2 else 0
-            _, payload, _ = self._chunk(i, self.size - entry.offset - footer)
+            span = entry.stop - entry.offset
+            _, payload, _ = self._chunk(i, span, span)
             return entry.n_rows, np.frombuffer(payload, dtype="<u4").astype(np.uint32)
         finally:
             self.f.seek(back)
