@@ -60,7 +60,11 @@ it (one function, ``Header.validate``, checks both):
 A reader also refuses another magic or version, unknown flags, a bad CRC, a footer that does not
 match the chunks read (offsets, rows, file_crc), and bytes after the end. Every single-byte change and
 every truncation is caught; in version 2 so is a chunk swapped, repeated, dropped or taken from
-another file, each with its CRCs recomputed. Reading allocates only as bytes arrive (in pieces of
+another file, each with its CRCs recomputed. Random access (``chunk_index``, ``read_chunk``) reads
+chunk i only where the footer's entries i and i + 1 (or the footer) bound a span that the chunk's own
+framing fills exactly, so it meets each chunk at the place a sequential read does: it returns only
+rows a full decode returns, and refuses a file whose footer, header, model section or read chunks a
+full decode refuses (the chunks it does not read, it does not check). Reading allocates only as bytes arrive (in pieces of
 at most 16 MiB), so a length field never allocates more than the file holds.
 """
 
