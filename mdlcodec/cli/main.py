@@ -11,7 +11,7 @@ import threading
 
 import click
 
-from mdlcodec.core.errors import MdlcodecError
+from mdlcodec.core.errors import MdlcodecError, os_error_line
 
 FIXES = {
     "k": "give --k",
@@ -52,7 +52,7 @@ _SIGNALS = {getattr(signal, name): word for name, word in (("SIGTERM", "terminat
 
 
 class _Group(click.Group):
-    """A click group that turns library errors into one line on stderr and exit status 1, and SIGINT,
+    """A click group that turns library errors and OSErrors into one line on stderr and exit status 1, and SIGINT,
     SIGTERM or SIGHUP into one line and 130, 143 or 129 after the outputs' temporary files are removed."""
 
     def invoke(self, ctx: click.Context):
@@ -63,6 +63,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except MdlcodecError as e:
             click.echo(error_line(e), err=True)
+            sys.exit(1)
+        except OSError as e:  # a full disk, EACCES, EROFS, EIO: one line naming the path
+            click.echo(f"error: {os_error_line(e)}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

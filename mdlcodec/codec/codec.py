@@ -35,6 +35,7 @@ from mdlcodec.codec.scale import DataStats
 from mdlcodec.codec.sparse import SparseCodes, SparseLatents
 from mdlcodec.core.atomic import atomic_output
 from mdlcodec.core.errors import CodecError, MdlcodecError, ModelError
+from mdlcodec.core.paths import regular_file
 from mdlcodec.data.inmemory import as_rows
 from mdlcodec.models.peers import as_sae
 
@@ -197,7 +198,7 @@ class Codec:
             meta = {"sae_fingerprint": self.decoder.fingerprint()}
             if self.rdo_lambda is not None:
                 meta["rdo_lambda"] = repr(float(self.rdo_lambda))
-            safetensors.numpy.save_file(self.tables_arrays(), str(tmp), metadata=meta)
+            tmp.write_bytes(safetensors.numpy.save(self.tables_arrays(), metadata=meta))  # OSErrors as OSErrors
 
     @staticmethod
     def _read_rdo(path: Path) -> float | None:
@@ -212,7 +213,9 @@ class Codec:
 
     @classmethod
     def _read_tables(cls, path: Path, decoder: Decoder) -> tuple[Quantiser, EntropyModel]:
-        """The tables in ``path``; ModelError if unreadable or fitted for other SAE weights."""
+        """The tables in ``path``; ModelError if not a regular file (a FIFO would block the read),
+        unreadable or fitted for other SAE weights."""
+        regular_file(path, error=ModelError)
         try:
             arrays = safetensors.numpy.load_file(str(path))
             with safetensors.safe_open(str(path), "np") as f:
@@ -232,7 +235,7 @@ class Codec:
         if self.model_dir is None or not re.fullmatch(r"[0-9a-f]{32}", entropy_fingerprint or ""):
             return None
         path = self.model_dir / TABLES_DIR / f"{entropy_fingerprint}.safetensors"
-        if not path.is_file():
+        if not path.exists():  # one that is there but not a regular file is refused by _read_tables
             return None
         other = Codec(self.decoder, *self._read_tables(path, self.decoder), self.encoder, self._read_rdo(path),
                       self.device)
@@ -250,7 +253,7 @@ class Codec:
         path = Path(model_dir) / TABLES_FILE
         if tables is not None and re.fullmatch(r"[0-9a-f]{32}", tables):
             archived = Path(model_dir) / TABLES_DIR / f"{tables}.safetensors"
-            path = archived if archived.is_file() else path
+            path = archived if archived.exists() else path
         if not path.exists():
             raise ModelError(f"{model_dir} has no codec tables ({TABLES_FILE})", param="tables")
         decoder = Decoder.from_sae(sae)

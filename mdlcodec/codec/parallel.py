@@ -30,6 +30,7 @@ import collections
 import concurrent.futures
 import multiprocessing
 import os
+import threading
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,6 +172,23 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
+def _start_worker(lifeline) -> None:
+    """A local worker's start: torch on one thread, and a thread that ends the worker as soon as
+    ``lifeline`` (the read end of a pipe whose write end only the parent holds) reaches EOF, that is
+    when the parent ends, however it ends (``kill -9`` included): the pipes a pool's workers share keep
+    one another open, so without it they outlive a killed parent, holding its caller's pipes."""
+    _one_thread()
+
+    def watch() -> None:
+        try:
+            lifeline.recv_bytes()
+        except (EOFError, OSError):
+            pass
+        os._exit(1)
+
+    threading.Thread(target=watch, name="mdlcodec-lifeline", daemon=True).start()
+
+
 # -- the chunk tasks: the same functions whatever runs them ----------------------------------------
 def finite_rows(x, start: int, stop: int, what: str, offset: int = 0) -> np.ndarray:
     """Rows start:stop of x as float32; CodecError naming the row of the file (x's first row being
@@ -278,11 +296,15 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 class ProcessEngine(_Windowed):
-    """``workers`` local processes (``_context``), at most 2 tasks per worker in flight."""
+    """``workers`` local processes (``_context``), at most 2 tasks per worker in flight; each ends
+within a moment of this process, however it ends (``_start_worker``)."""
 
     def __init__(self, workers: int):
         self.workers, self.in_flight = workers, 2 * workers
-        self.pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=_context(), initializer=_one_thread)
+        self._lifeline, keep = multiprocessing.Pipe(duplex=False)  # workers end when ``keep`` closes
+        self._keep = keep
+        self.pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=_context(), initializer=_start_worker,
+                                                           initargs=(self._lifeline,))
 
     def _submit(self, fn, task):
         try:
@@ -310,6 +332,8 @@ class ProcessEngine(_Windowed):
                     if p.is_alive():
                         p.terminate()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self._keep.close()
+        self._lifeline.close()
 
 
 class DaskEngine(_Windowed):

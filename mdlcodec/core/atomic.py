@@ -1,20 +1,38 @@
-"""Writing outputs safely: a temporary file beside the destination, renamed into place on success.
+"""Writing outputs safely: a temporary file beside the destination, committed into place on success.
 
 An error never leaves a half-written file, and an input is never overwritten. ``atomic_output`` is
 the one mechanism (``atomic_folder`` for a folder of files, built beside its destination);
 ``write_text`` and ``save_figure`` are the one way to write text and figures.
+
+Temporary names say whose they are: ``.NAME.PID.RANDOM.tmp[SUFFIX]`` beside ``NAME`` (and
+``.NAME.PID.RANDOM.old`` for a folder being replaced), PID being the writing process. A process
+killed outright (``kill -9``) cannot remove its own; the next write of the same output removes
+every one whose process is gone (``remove_stale``), and leaves those of running processes alone.
+
+Without ``overwrite`` the commit cannot replace a file that appeared meanwhile: a hard link made
+under the destination's name fails if the name exists, so of two runs writing one output exactly
+one succeeds and the other says the output exists (where the filesystem has no hard links, an
+existence check and a rename, which two simultaneous runs can race). A folder is committed by a
+rename, which fails onto a folder that holds anything.
+
+OSErrors without a path of their own (a write that finds the disk full, EIO) are raised as
+MdlcodecError naming the destination; the temporary file is removed whatever happened.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from mdlcodec.core.errors import MdlcodecError
+from mdlcodec.core.errors import MdlcodecError, first_line
+
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS, errno.EACCES}
 
 
 def _umask() -> int:
@@ -23,12 +41,76 @@ def _umask() -> int:
     return mask
 
 
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # another user's process, or a pid we cannot ask about: keep its files
+    return True
+
+
+def remove_stale(dst: str | Path) -> list[Path]:
+    """Remove the temporary files and folders beside ``dst`` that a write of ``dst`` by a process no
+    longer running left behind (their names hold its pid); returns what was removed. POSIX only."""
+    dst = Path(dst)
+    if os.name != "posix" or not dst.parent.is_dir():
+        return []
+    pattern = re.compile(rf"\.{re.escape(dst.name)}\.(\d+)\.[A-Za-z0-9_]+\.(?:tmp.*|old)")
+    removed = []
+    try:
+        entries = list(dst.parent.iterdir())
+    except OSError:
+        return []
+    for p in entries:
+        m = pattern.fullmatch(p.name)
+        if m is None or _alive(int(m.group(1))):
+            continue
+        try:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
+def _prefix(dst: Path) -> str:
+    return f".{dst.name}.{os.getpid()}."
+
+
+def _write_error(dst: Path, e: OSError) -> MdlcodecError:
+    return MdlcodecError(f"cannot write {dst}: {e.strerror or first_line(e)}")
+
+
+def _commit_file(tmp: str, dst: Path, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(tmp, dst)
+        return
+    try:
+        os.link(tmp, dst)
+    except FileExistsError:
+        raise MdlcodecError(f"{dst} exists", param="overwrite") from None
+    except OSError as e:
+        if e.errno not in _NO_LINKS:
+            raise
+        if dst.exists():  # no hard links on this filesystem: check, then rename
+            raise MdlcodecError(f"{dst} exists", param="overwrite") from None
+        os.replace(tmp, dst)
+
+
 @contextlib.contextmanager
 def atomic_output(dst: str | Path, inputs: tuple[str | Path, ...] = (), overwrite: bool = True) -> Iterator[Path]:
-    """Yields a temporary path beside ``dst``; renames it to ``dst`` if the block succeeds.
+    """Yields a temporary path beside ``dst``; commits it as ``dst`` if the block succeeds.
 
-    Refuses (MdlcodecError) to replace any of ``inputs``, or an existing ``dst`` unless ``overwrite``.
-    The file gets the usual permissions (0666 less the umask), not mkstemp's 0600.
+    Refuses (MdlcodecError) to replace any of ``inputs`` (the same file by any name: a symlink, a hard
+    link), or an existing ``dst`` unless ``overwrite`` (checked again at the commit, see the module
+    docstring). The file gets the usual permissions (0666 less the umask), not mkstemp's 0600.
     """
     dst = Path(dst)
     for src in inputs:
@@ -38,14 +120,25 @@ def atomic_output(dst: str | Path, inputs: tuple[str | Path, ...] = (), overwrit
         raise MdlcodecError(f"{dst} exists", param="overwrite")
     if not dst.parent.is_dir():
         raise MdlcodecError(f"output folder {dst.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp" + dst.suffix)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())
+    if dst.is_dir():
+        raise MdlcodecError(f"{dst} is a folder, not a file")
+    remove_stale(dst)
     try:
-        yield Path(tmp)
-        os.replace(tmp, dst)
+        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=_prefix(dst), suffix=".tmp" + dst.suffix)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())
+    except OSError as e:
+        raise _write_error(dst, e) from None
+    try:
+        try:
+            yield Path(tmp)
+            _commit_file(tmp, dst, overwrite)
+        except OSError as e:
+            if e.filename is None or str(e.filename) == tmp:
+                raise _write_error(dst, e) from None
+            raise
     finally:
-        if os.path.exists(tmp):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
 
 
@@ -56,7 +149,7 @@ def atomic_folder(dst: str | Path, overwrite: bool = False, inputs: tuple[str | 
 
     Refuses (MdlcodecError) an existing ``dst`` unless ``overwrite`` (then the old one is removed only
     after the new one is complete), a ``dst`` that is a file, and a ``dst`` that is or holds any of
-    ``inputs`` (checked before and after the block)."""
+    ``inputs`` (checked before and after the block). The folder gets 0777 less the umask."""
     dst = Path(dst)
 
     def check_inputs() -> None:
@@ -73,22 +166,33 @@ def atomic_folder(dst: str | Path, overwrite: bool = False, inputs: tuple[str | 
     check_inputs()
     if not dst.parent.is_dir():
         raise MdlcodecError(f"output folder {dst.parent} does not exist")
-    tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp"))
-    os.chmod(tmp, 0o777 & ~_umask())
+    remove_stale(dst)
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=_prefix(dst), suffix=".tmp"))
+        os.chmod(tmp, 0o777 & ~_umask())
+    except OSError as e:
+        raise _write_error(dst, e) from None
     old = None
     try:
-        yield tmp
-        check_inputs()
-        if dst.exists():
-            if not overwrite:
-                raise MdlcodecError(f"{dst} exists", param="overwrite")
-            old = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".old"))
-            os.replace(dst, old / dst.name)
         try:
-            os.replace(tmp, dst)
-        except BaseException:
-            if old is not None:  # put the old folder back
-                os.replace(old / dst.name, dst)
+            yield tmp
+            check_inputs()
+            if dst.exists():
+                if not overwrite:
+                    raise MdlcodecError(f"{dst} exists", param="overwrite")
+                old = Path(tempfile.mkdtemp(dir=dst.parent, prefix=_prefix(dst), suffix=".old"))
+                os.replace(dst, old / dst.name)
+            try:
+                os.rename(tmp, dst)  # onto a folder that holds anything (another run's): ENOTEMPTY
+            except OSError as e:
+                if old is not None:  # put the old folder back
+                    os.replace(old / dst.name, dst)
+                if e.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                    raise MdlcodecError(f"{dst} exists (written meanwhile by another run)", param="overwrite") from None
+                raise
+        except OSError as e:
+            if e.filename is None:
+                raise _write_error(dst, e) from None
             raise
     finally:
         if tmp.exists():

@@ -34,3 +34,11 @@ def first_line(e: BaseException, limit: int = 300) -> str:
     characters (a crafted file cannot flood the user's line), or its type's name if it has none."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
     return lines[0][:limit] if lines else type(e).__name__
+
+
+def os_error_line(e: OSError, limit: int = 300) -> str:
+    """An OSError (a full disk, a folder one may not write, a read-only filesystem, EIO) as one line
+    naming its path(s): "PATH: No space left on device"."""
+    what = e.strerror or first_line(e, limit)
+    paths = [str(p) for p in (e.filename, getattr(e, "filename2", None)) if p is not None]
+    return (" -> ".join(paths) + ": " + what)[:limit] if paths else what[:limit]
