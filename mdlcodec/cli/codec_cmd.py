@@ -139,7 +139,7 @@ def encode_cmd(data: str, model: Path, output: Path, split: str, embed_model: bo
 
     from mdlcodec.codec import Codec, RowSource, encode_file
     from mdlcodec.core.errors import ModelError
-    from mdlcodec.data import load_rows
+    from mdlcodec.data import load_rows, spec_paths
 
     codec = Codec.load(model, device)
     stored = codec.entropy_model.hierarchy
@@ -150,7 +150,7 @@ def encode_cmd(data: str, model: Path, output: Path, split: str, embed_model: bo
                else "train a tree SAE (--arch tree)")
         raise ModelError(f"the codec tables in {model} hold no {hierarchy} hierarchy: {fix}")
     x = load_rows(data, split)
-    inputs = (data.rsplit(":", 1)[0], data) if split == "all" else ()
+    inputs = spec_paths(data)  # whatever split is read: the file is the input
     # workers open an input that reads lazily (a .npy, a shard folder) themselves; the rows of one
     # held in memory (.npz, .pt, mnist, toy) are sent by this process rather than loaded by each
     lazy = isinstance(x, np.memmap) or not isinstance(x, np.ndarray)

@@ -26,9 +26,9 @@ def hierarchy_cmd(model: Path, data: str, top: int, output: Path | None, png: Pa
     """Print MODEL's strongest parent-child pairs on DATA's training split: its stored forest (a tree
     SAE's, or one fitted by `fit-codec --hierarchy chowliu`), else a Chow-Liu forest learned now."""
     from mdlcodec.codec import Codec
-    from mdlcodec.core.atomic import write_text
+    from mdlcodec.core.atomic import refuse_inputs, write_text
     from mdlcodec.core.errors import DataError
-    from mdlcodec.data import load_dataset
+    from mdlcodec.data import load_dataset, spec_paths
     from mdlcodec.experiments.hierarchy_report import (
         image_shape,
         model_hierarchy,
@@ -37,13 +37,17 @@ def hierarchy_cmd(model: Path, data: str, top: int, output: Path | None, png: Pa
 
     codec = Codec.load(model, device)
     ds = load_dataset(data)
+    inputs = (model, *spec_paths(data))
+    for path in (output, png):
+        if path is not None:
+            refuse_inputs(path, inputs)
     _, report = model_hierarchy(codec, ds.train)
     shape = image_shape(codec.decoder.d_in) if png is not None else None
     if png is not None and shape is None:
         raise DataError(f"--png needs image data (a square d_in), this model has d_in {codec.decoder.d_in}")
     written = []
     if output is not None:
-        write_text(output, json.dumps(report) + "\n")
+        write_text(output, json.dumps(report) + "\n", inputs)
         written.append(str(output))
     if png is not None:
         plot_pairs(codec.decoder.W_dec, report["edges"], shape, png, top=top)

@@ -53,13 +53,19 @@ def _check_rows(x: np.ndarray, d_in: int, what: str) -> np.ndarray:
     return x
 
 
+def _read_by(codec: Codec, *paths: str | Path) -> tuple[str | Path, ...]:
+    """What a run reads and its output may not replace: ``paths`` and the codec's model folder."""
+    return (*paths, *((codec.model_dir,) if codec.model_dir is not None else ()))
+
+
 def encode_file(codec: Codec, x: np.ndarray, dst: str | Path, chunk_size: int = DEFAULT_CHUNK,
                 embed_model: bool = False, overwrite: bool = False, inputs: tuple[str | Path, ...] = (),
                 what: str = "activations", *, file_id: str | None = None, source: RowSource | None = None,
                 workers: int = 1, scheduler: str | None = None,
                 scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT, device: str = "cpu") -> dict:
     """Encode activations x [n, d_in] (any array; a np.memmap is read one chunk at a time) into an
-    .mdlc file at dst, atomically; ``inputs``: paths dst must not replace; ``what`` names x in errors;
+    .mdlc file at dst, atomically; ``inputs``: files and folders dst must not replace (nor, with or
+    without ``overwrite``, a file of the codec's model folder); ``what`` names x in errors;
     ``file_id`` (32 hex digits): the file's identifier instead of a new random one (two encodings of
     the same rows with the same file_id are the same bytes, however they were run).
 
@@ -90,7 +96,7 @@ def encode_file(codec: Codec, x: np.ndarray, dst: str | Path, chunk_size: int = 
                 else:
                     yield EncodeTask(token, ref, np.asarray(x[s:e]), 0, e - s, i, e - s, what, offset=s)
 
-        with atomic_output(dst, inputs, overwrite) as tmp:
+        with atomic_output(dst, _read_by(codec, *inputs), overwrite) as tmp:
             with open(tmp, "wb") as f:
                 writer = Writer(f, header, model)
                 for i, words in enumerate(run.map(encode_chunk, tasks())):
@@ -233,7 +239,8 @@ def decode_file(src: str | Path, dst: str | Path, codec: Codec | None = None, la
         h = reader.header
         start, stop = check_row_range(*rows, h.n) if rows is not None else (0, h.n)
         embedded = reader.model_bytes is not None and codec.model_dir is None
-        with engine(workers, scheduler, scheduler_timeout) as run, atomic_output(dst, (src,), overwrite) as tmp:
+        with engine(workers, scheduler, scheduler_timeout) as run, \
+                atomic_output(dst, _read_by(codec, src), overwrite) as tmp:
             parts = _decoded(reader, codec, start, stop, run, not latents, Path(src), embedded)
             if latents:
                 parts = list(parts)

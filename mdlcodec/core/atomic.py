@@ -104,18 +104,34 @@ def _commit_file(tmp: str, dst: Path, overwrite: bool) -> None:
         os.replace(tmp, dst)
 
 
+def refuse_inputs(dst: Path, inputs: tuple[str | Path, ...]) -> None:
+    """MdlcodecError if the existing file ``dst`` is one of ``inputs`` or lies in a folder among them."""
+    if not dst.exists():
+        return
+    here = dst.resolve()
+    for src in inputs:
+        s = Path(src)
+        if not s.exists():
+            continue
+        if s.is_dir():
+            if s.resolve() in here.parents:
+                raise MdlcodecError(f"refusing to replace {dst}: the command reads the folder {src} it lies in")
+        elif os.path.samefile(s, dst):
+            raise MdlcodecError(f"refusing to overwrite the input {src} with the output")
+
+
 @contextlib.contextmanager
 def atomic_output(dst: str | Path, inputs: tuple[str | Path, ...] = (), overwrite: bool = True) -> Iterator[Path]:
     """Yields a temporary path beside ``dst``; commits it as ``dst`` if the block succeeds.
 
-    Refuses (MdlcodecError) to replace any of ``inputs`` (the same file by any name: a symlink, a hard
-    link), or an existing ``dst`` unless ``overwrite`` (checked again at the commit, see the module
-    docstring). The file gets the usual permissions (0666 less the umask), not mkstemp's 0600.
+    Refuses (MdlcodecError), with or without ``overwrite``, to replace any of ``inputs``: a file (the
+    same file by any name: a symlink, a hard link) or a folder (a model, a shard folder: no file in it
+    is replaced; a new file may be written there). Refuses an existing ``dst`` unless ``overwrite``
+    (checked again at the commit, see the module docstring). The file gets the usual permissions
+    (0666 less the umask), not mkstemp's 0600.
     """
     dst = Path(dst)
-    for src in inputs:
-        if dst.exists() and Path(src).exists() and os.path.samefile(src, dst):
-            raise MdlcodecError(f"refusing to overwrite the input {src} with the output")
+    refuse_inputs(dst, inputs)
     if dst.exists() and not overwrite:
         raise MdlcodecError(f"{dst} exists", param="overwrite")
     if not dst.parent.is_dir():
@@ -201,9 +217,9 @@ def atomic_folder(dst: str | Path, overwrite: bool = False, inputs: tuple[str | 
             shutil.rmtree(old, ignore_errors=True)
 
 
-def write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
-    with atomic_output(path) as tmp:
+def write_text(path: str | Path, text: str, inputs: tuple[str | Path, ...] = ()) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (never replacing ``inputs``); returns the path."""
+    with atomic_output(path, inputs) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
 

@@ -57,6 +57,22 @@ def load_dataset(spec: str) -> Dataset:
     return load_activation_dataset(spec)
 
 
+def spec_paths(spec: str) -> tuple[Path, ...]:
+    """The files and folders a dataset spec reads, which no output may replace whatever split is
+    read: the file of PATH[:KEY], a shard folder, the MNIST folder; none for toy."""
+    spec = str(spec).strip()
+    if spec == "toy" or spec.startswith("toy:"):
+        return ()
+    if spec == "mnist" or spec.startswith("mnist:"):
+        from mdlcodec.data.mnist import mnist_dir_default
+
+        path = spec[len("mnist:"):].split(",")[0] if spec != "mnist" else ""
+        return (Path(path) if path and "=" not in path else mnist_dir_default(),)
+    if Path(spec).is_dir():
+        return (Path(spec),)
+    return (parse_file_spec(spec)[0],)
+
+
 SPLITS = ("all", "train", "test")
 
 
