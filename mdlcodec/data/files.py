@@ -6,6 +6,8 @@ array. Only .npy is memory-mapped; the other formats are read whole into memory.
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -81,10 +83,30 @@ def _read_safetensors(path: Path, key: str | None) -> np.ndarray:
         return _torch_to_numpy(f.get_tensor(name), f"{path}:{name}")
 
 
+def load_torch_file(path: Path) -> object:
+    """What the torch file ``path`` holds, read as untrusted input: torch.load(weights_only=True) on
+    the CPU (tensors and plain containers only; no code runs), with the warnings torch prints while
+    reading silenced (a pickle of another protocol gets two lines about weights_only before the
+    error). Any failure is a ValueError of one line: the object torch refused, or why it could not read."""
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types (UnpicklingError, RuntimeError, EOFError, OSError)
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        what = (f"it holds a {found.group(1)} object" if found
+                else "not a torch file, or one holding objects other than tensors")
+        if "Weights only load failed" not in str(e) and not found:
+            what = first_line(e)
+        raise ValueError(f"torch.load with weights_only=True refused it: {what}") from None
+
+
 def _read_pt(path: Path, key: str | None) -> np.ndarray:
     import torch
 
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = load_torch_file(path)
     if isinstance(obj, dict):
         tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
         if not tensors:

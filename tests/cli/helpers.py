@@ -1,4 +1,10 @@
-"""Helpers of the CLI tests: run a command line, and check a one-line error."""
+"""Helpers of the CLI tests: run a command line (in this process, or in a fresh one), and check a
+one-line error."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -15,6 +21,14 @@ def run(*args):
         return CliRunner().invoke(cli, [str(a) for a in args])
     finally:
         torch.set_num_threads(before)
+
+
+def run_process(*args, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m mdlcodec ARGS` in a fresh process from the repository root: stdout and stderr as a
+    terminal gets them, Python's warnings shown (PYTHONWARNINGS=default), one torch thread."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "default"}
+    return subprocess.run([sys.executable, "-m", "mdlcodec", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=timeout, cwd=Path(__file__).resolve().parents[2])
 
 
 def one_line_error(r, needle: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 from safetensors.numpy import save_file
 
 from mdlcodec.cli.main import cli
+from tests.cli.helpers import run_process
 from tests.data.helpers import _matrix
 
 
@@ -74,3 +76,15 @@ def test_cli_bad_input_is_one_error_line(tmp_path):
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (case, r.stderr)
         assert "Traceback" not in r.output
+
+
+def test_a_pt_file_torch_refuses_is_one_line_on_stderr(tmp_path):
+    """Issue 19 §9: a .pt that is a plain pickle makes torch warn in two lines before it refuses it;
+    the user sees the error line alone."""
+    with open(tmp_path / "x.pt", "wb") as f:
+        pickle.dump({"x": np.zeros((4, 3), np.float32)}, f, protocol=4)
+    r = run_process("data", tmp_path / "x.pt")
+    assert r.returncode == 1 and r.stdout == ""
+    assert len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stderr.startswith(f"error: cannot read {tmp_path / 'x.pt'}: torch.load with weights_only=True "
+                               "refused it"), r.stderr

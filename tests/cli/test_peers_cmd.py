@@ -3,7 +3,9 @@ and decode; an mdlcodec SAE out to SAELens and back; bad input as one line, exit
 
 from __future__ import annotations
 
+import fractions
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ import torch
 
 from mdlcodec.codec import Codec
 from mdlcodec.models import SAEConfig, load_sae, make_sae, save_sae
-from tests.cli.helpers import one_line_error, run
+from tests.cli.helpers import one_line_error, run, run_process
 from tests.conftest import peer_folders
 from tests.models import peer_helpers as ph
 from tests.models.helpers import assert_latents_match_up_to_ties, selection_boundary
@@ -93,6 +95,20 @@ def test_bad_input_is_one_line_and_writes_nothing(what, tmp_path):
     one_line_error(r, words)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["peer"]  # no output, no temporary folder
     assert _files(tmp_path / "peer") == before
+
+
+def test_a_pickle_torch_refuses_is_one_line_on_stderr(tmp_path):
+    """Issue 19 §9: torch.load(weights_only=True) warns in two lines (a pickle protocol it may not read)
+    before it refuses a plain pickle; the user sees the error line alone."""
+    d = ph.write_dictionary_learning(tmp_path / "peer", "AutoEncoder")
+    with open(d / "ae.pt", "wb") as f:
+        pickle.dump({"encoder.weight": fractions.Fraction(1, 2)}, f, protocol=4)  # not torch.save's format
+    r = run_process("import", d, "-o", tmp_path / "out")
+    assert r.returncode == 1 and r.stdout == ""
+    assert len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stderr.startswith(f"error: cannot read {d / 'ae.pt'} as a state dict of tensors (torch.load with "
+                               "weights_only=True refused it"), r.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_import_refusals(tmp_path):

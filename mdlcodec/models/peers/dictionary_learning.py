@@ -25,7 +25,6 @@ rescaled to raw inputs, so no scaling is applied here. GatedAutoEncoder and othe
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,13 +32,13 @@ import torch
 from torch import Tensor
 
 from mdlcodec.core.errors import ModelError
+from mdlcodec.data.files import load_torch_file
 from mdlcodec.models.base import SAEConfig
 from mdlcodec.models.io import read_json_object
 from mdlcodec.models.peers.common import (
     Imported,
     build,
     check_names,
-    first_line,
     positive_int,
     scalar,
     weight,
@@ -65,15 +64,9 @@ def load_state_dict(path: Path) -> dict[str, Tensor]:
     if not path.is_file():
         raise ModelError(f"{path} is missing")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
-        what = (f"it holds a {found.group(1)} object" if found
-                else "not a torch file, or one holding objects other than tensors")
-        if "Weights only load failed" not in str(e) and not found:
-            what = first_line(e)
-        raise ModelError(f"cannot read {path} as a state dict of tensors (torch.load with weights_only=True "
-                         f"refused it: {what})") from None
+        obj = load_torch_file(path)  # torch's warnings silenced: the error is the only line
+    except ValueError as e:
+        raise ModelError(f"cannot read {path} as a state dict of tensors ({e})") from None
     if not isinstance(obj, dict):
         raise ModelError(f"{path} holds a {type(obj).__name__}, not a state dict of tensors")
     bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, Tensor)]
