@@ -202,18 +202,22 @@ def decode_cmd(src: Path, model: Path | None, output: Path, latents: bool, rows_
 @click.command("info")
 @click.argument("src", type=_in_file)
 @click.option("-m", "--model", type=_model_dir, help="SAE directory (for files that do not embed their model).")
-@click.option("--against", help="The original activations (a dataset spec, rows as --split picks): report MSE and FVU.")
+@click.option("--against", help="The original activations (a dataset spec, rows as --split picks): report MSE and "
+                                 "FVU (decodes every chunk).")
 @_split
+@click.option("--decode", is_flag=True, help="Decode every chunk (needs the model): the payload split into activity "
+                                             "and values, and the cross-entropy. Takes time with the rows the file holds.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def info_cmd(src: Path, model: Path | None, against: str | None, split: str, as_json: bool) -> None:
-    """What SRC holds: samples, and bits per sample by part (payload, file), beside the cross-entropy
-    and the model entropy (the README's "What the figures mean")."""
+def info_cmd(src: Path, model: Path | None, against: str | None, split: str, decode: bool, as_json: bool) -> None:
+    """What SRC holds: samples, and bits per sample by part (payload, file) beside the model entropy,
+    read from the file's framing and tables; with --decode or --against also activity, values and the
+    cross-entropy (the README's "What the figures mean")."""
     from mdlcodec.codec import inspect_file
     from mdlcodec.codec.files import codec_for_file
     from mdlcodec.data import load_rows
 
     x = load_rows(against, split) if against is not None else None
-    info = inspect_file(src, codec_for_file(src, model) if model else None, x)
+    info = inspect_file(src, codec_for_file(src, model) if model else None, x, decode)
     if as_json:
         click.echo(json.dumps(info))
         return

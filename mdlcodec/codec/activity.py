@@ -334,12 +334,15 @@ def activity_decisions(codes: SparseCodes, tables: ActivityTables) -> ActivityDe
     return ActivityDecisions(steps)
 
 
-def decode_activity(decode_bits, n: int, tables: ActivityTables, d_sae: int) -> tuple[np.ndarray, np.ndarray]:
+def decode_activity(decode_bits, n: int, tables: ActivityTables, d_sae: int,
+                    max_active: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of activity_decisions. decode_bits(probs) -> [len(probs)] int32 reads bits in order.
 
-    Returns rows [nnz] int64 and features [nnz] int32, sorted by (row, feature).
+    Returns rows [nnz] int64 and features [nnz] int32, sorted by (row, feature). ValueError as soon
+    as the nodes on at a level (never fewer than the active latents below them) pass ``max_active``.
     """
     all_rows, all_feats = [], []
+    total = 0
     prev_rows = prev_feats = np.zeros(0, dtype=np.int64)
     for layer in tables.layers:
         L = layer.levels
@@ -370,6 +373,9 @@ def decode_activity(decode_bits, n: int, tables: ActivityTables, d_sae: int) -> 
                 u_par = np.stack([u_left, u_right], axis=1)[on]
                 c_par = np.stack([c_left, c_right], axis=1)[on]
             keys = children
+            if max_active is not None and total + len(keys) > max_active:
+                raise ValueError(f"more than {max_active:,} active latents in one chunk, beyond the format's limit")
+        total += len(keys)
         pos = keys & ((1 << L) - 1)
         if len(pos) and pos.max() >= len(layer.features):
             raise ValueError("decoded a padding feature: the stream does not match the model")

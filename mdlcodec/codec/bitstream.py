@@ -27,6 +27,7 @@ import constriction
 import numpy as np
 
 from mdlcodec.codec.activity import ActivityTables, activity_decisions, decode_activity
+from mdlcodec.codec.container import MAX_CHUNK_LATENTS
 from mdlcodec.codec.entropy_model import EntropyModel
 from mdlcodec.codec.sparse import SparseCodes
 
@@ -156,7 +157,7 @@ class ChunkCoder:
 
         try:  # constriction refuses some words at once (a stream never ends in a zero word)
             coder = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words, dtype=np.uint32))
-            rows, feats = decode_activity(bits, n, self.tables, self.model.d_sae)
+            rows, feats = decode_activity(bits, n, self.tables, self.model.d_sae, MAX_CHUNK_LATENTS)
             value_bits = coder.num_bits()
             order = self._by_feature(feats)
             f_sorted = feats[order]

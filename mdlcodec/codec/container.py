@@ -42,6 +42,9 @@ it (one function, ``Header.validate``, checks both):
   n             an integer (not 1.0, "1" or true), 0 <= n <= 2**48
   d_in, d_sae   integers, 1 <= d <= 2**31 - 1
   chunk_size    an integer, 1 <= chunk_size <= 2**20 (MAX_CHUNK_ROWS); decoding holds one chunk
+  chunk latents at most 2**21 active latents in a chunk (MAX_CHUNK_LATENTS), so that decoding one
+                holds a bounded number whatever a model makes them cost: the decoder stops as soon as
+                a chunk's activity passes it, the encoder refuses such a chunk (a smaller chunk_size fits)
   n_chunks      ceil(n / chunk_size); every chunk holds chunk_size rows but the last, which holds
                 n - (n_chunks - 1) * chunk_size
   dtype, quantiser  "float32", "uniform"
@@ -93,6 +96,7 @@ MAX_HEADER_BYTES = 1 << 16
 MAX_ROWS = 1 << 48
 MAX_DIM = 2**31 - 1
 MAX_CHUNK_ROWS = 1 << 20
+MAX_CHUNK_LATENTS = 1 << 21
 MAX_MODEL_BYTES = 1 << 40
 _READ_PIECE = 1 << 24
 

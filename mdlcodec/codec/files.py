@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import io
+import shutil
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -23,6 +24,7 @@ from mdlcodec.codec.container import Reader, Writer
 from mdlcodec.codec.parallel import (
     DEFAULT_SCHEDULER_TIMEOUT,
     CodecRef,
+    SLICE_BYTES,
     DecodeTask,
     EncodeTask,
     Engine,
@@ -31,6 +33,7 @@ from mdlcodec.codec.parallel import (
     encode_chunk,
     engine,
     new_run,
+    slice_codes,
 )
 from mdlcodec.codec.scale import scale_warning
 from mdlcodec.codec.sparse import SparseCodes
@@ -181,9 +184,59 @@ def _decoded(reader: Reader, codec: Codec, start: int, stop: int, run: Engine, r
     else:
         ref = CodecRef.of(codec, h)
     token = new_run()
-    tasks = (DecodeTask(token, ref, i, h.n_chunks, n_rows, words, a, b, reconstruct)
+    rows_fit = max(1, SLICE_BYTES // (4 * h.d_in))  # a task reconstructs a chunk only if it fits a slice
+    tasks = (DecodeTask(token, ref, i, h.n_chunks, n_rows, words, a, b, reconstruct and b - a <= rows_fit)
              for i, n_rows, words, a, b in _chunks_for(reader, start, stop))
-    yield from run.map(decode_rows, tasks)
+    for part in run.map(decode_rows, tasks):
+        if reconstruct and isinstance(part, SparseCodes):
+            for a in range(0, part.n, rows_fit):
+                yield codec.reconstruct(slice_codes(part, a, min(a + rows_fit, part.n)))
+        else:
+            yield part
+
+
+def _check_room(dst: Path, nbytes: int, what: str) -> None:
+    """CodecError, before anything is written, if ``nbytes`` will not fit the free space where dst goes."""
+    try:
+        free = shutil.disk_usage(dst.parent).free
+    except OSError:
+        return
+    if nbytes > free:
+        raise CodecError(f"{what} would take {nbytes:,} bytes and {dst.parent} has {free:,} free")
+
+
+def _write_csr_npz(out: BinaryIO, parts: Iterator[SparseCodes], spill: Path, n: int, d_sae: int, codec: Codec) -> None:
+    """The .npz of ``decode_file``'s ``latents``, written as the chunks' codes arrive: each array
+    grows in a file beside the output (``spill`` + its name), then the zip takes them in pieces, so
+    that memory holds one chunk whatever the file holds."""
+    import zipfile
+
+    names = {"indptr": "<i8", "indices": "<i4", "data": "<f4", "bins": "<i4"}
+    files = {k: open(f"{spill}.{k}", "w+b") for k in names}
+    try:
+        files["indptr"].write(np.zeros(1, "<i8").tobytes())
+        nnz = 0
+        for codes in parts:
+            files["indptr"].write((codes.indptr[1:] + nnz).astype("<i8").tobytes())
+            files["indices"].write(codes.indices.astype("<i4").tobytes())
+            files["bins"].write(codes.bins.astype("<i4").tobytes())
+            files["data"].write(codec.quantiser.values(codes).astype("<f4").tobytes())
+            nnz += codes.nnz
+        small = {"format": np.array(b"csr"), "shape": np.array([n, d_sae], np.int64), "step": codec.quantiser.step}
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+            for key, value in small.items():
+                with z.open(f"{key}.npy", "w") as m:
+                    np.lib.format.write_array(m, value, allow_pickle=False)
+            for key, dtype in names.items():
+                f, length = files[key], (n + 1 if key == "indptr" else nnz)
+                with z.open(f"{key}.npy", "w", force_zip64=True) as m:
+                    np.lib.format.write_array_header_2_0(m, {"descr": dtype, "fortran_order": False, "shape": (length,)})
+                    f.seek(0)
+                    shutil.copyfileobj(f, m, 1 << 20)
+    finally:
+        for key, f in files.items():
+            f.close()
+            Path(f"{spill}.{key}").unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -230,8 +283,11 @@ def decode_file(src: str | Path, dst: str | Path, codec: Codec | None = None, la
     processes, or with ``scheduler`` on a Dask cluster (each with the checks of ``Codec.read_codes``);
     this process writes them in order.
 
-    The .npy grows as chunks are decoded and checked; memory holds the model, the file's bytes being
-    read and a few decoded chunks (latents too with ``latents``). Returns {"samples": rows written,
+    The output grows as chunks are decoded and checked, activations in slices of at most
+    ``parallel.SLICE_BYTES``, latents through files beside the output (``_write_csr_npz``): memory
+    holds the model, the chunks in flight (each at most ``container.MAX_CHUNK_LATENTS`` latents) and one
+    slice, whatever the file claims. An output larger than the free space where it goes is refused
+    before anything is decoded. Returns {"samples": rows written,
     "output": str(dst)}."""
     with open(src, "rb") as f:
         reader = Reader.open(f)
@@ -239,16 +295,17 @@ def decode_file(src: str | Path, dst: str | Path, codec: Codec | None = None, la
         h = reader.header
         start, stop = check_row_range(*rows, h.n) if rows is not None else (0, h.n)
         embedded = reader.model_bytes is not None and codec.model_dir is None
+        dst = Path(dst)
+        if latents:  # at least the row pointers, twice (beside the output, then in it)
+            _check_room(dst, 16 * (stop - start + 1), "the latents of these rows")
+        else:
+            _check_room(dst, 4 * (stop - start) * h.d_in + 128, "the activations of these rows")
         with engine(workers, scheduler, scheduler_timeout) as run, \
                 atomic_output(dst, _read_by(codec, src), overwrite) as tmp:
             parts = _decoded(reader, codec, start, stop, run, not latents, Path(src), embedded)
             if latents:
-                parts = list(parts)
-                codes = SparseCodes.concat(parts) if parts else SparseCodes.empty(h.d_sae)
                 with open(tmp, "wb") as out:
-                    np.savez(out, format=np.array(b"csr"), shape=np.array([codes.n, h.d_sae], np.int64),
-                             indptr=codes.indptr, indices=codes.indices, data=codec.quantiser.values(codes),
-                             bins=codes.bins, step=codec.quantiser.step)
+                    _write_csr_npz(out, parts, tmp, stop - start, h.d_sae, codec)
             else:  # the .npy grows as chunks are decoded and checked, never to the header's n unverified
                 with open(tmp, "wb") as out:
                     np.lib.format.write_array_header_1_0(out, {"descr": "<f4", "fortran_order": False,
@@ -258,17 +315,20 @@ def decode_file(src: str | Path, dst: str | Path, codec: Codec | None = None, la
     return {"samples": stop - start, "output": str(dst)}
 
 
-def inspect_file(src: str | Path, codec: Codec | None = None, against: np.ndarray | None = None) -> dict:
+def inspect_file(src: str | Path, codec: Codec | None = None, against: np.ndarray | None = None,
+                 decode: bool = False) -> dict:
     """What an .mdlc file holds and what its bits are spent on, in the README's vocabulary.
 
     ``bits`` (whole file) and ``bits_per_sample``: header, model (the embedded model section, 0 if
-    none), payload (the coded chunks) and file (every byte); with a model (given or embedded) also
-    activity and values (the payload measured on the stream, by part) and cross_entropy (the ideal
-    code length of the file's symbols under the tables), and beside them
+    none), payload (the coded chunks, from their framing: read and CRC-checked, not decoded) and file
+    (every byte). With a model (given or embedded), from its tables alone:
     ``model_entropy_bits_per_sample`` (the tables' expected bits per sample: activity, values,
-    total), ``decoder_bits`` (the two-part term, whole decoder) and ``decoder_rows`` ("float32", or
-    "coded, L levels a side": decoder_code). With ``against`` (the original
-    activations [n, d_in]): MSE and FVU of the reconstruction (CodecError if its shape differs).
+    total), ``decoder_bits`` (the two-part term, whole decoder), ``decoder_rows`` ("float32", or
+    "coded, L levels a side": decoder_code) and ``hierarchy``. With ``decode`` (and a model), every
+    chunk is decoded too (one at a time; the time grows with the rows the file holds): activity and
+    values (the payload measured on the stream, by part) and cross_entropy (the ideal code length of
+    the file's symbols under the tables). With ``against`` (the original activations [n, d_in];
+    implies ``decode``): MSE and FVU of the reconstruction (CodecError if its shape differs).
     """
     size = Path(src).stat().st_size
     with open(src, "rb") as f:
@@ -278,12 +338,21 @@ def inspect_file(src: str | Path, codec: Codec | None = None, against: np.ndarra
         info: dict = {"file": str(src), "samples": h.n, "d_in": h.d_in, "d_sae": h.d_sae, "chunks": h.n_chunks,
                       "bytes": size, "self_contained": reader.model_bytes is not None,
                       "sae_fingerprint": h.sae_fingerprint}
-        if codec is None and reader.model_bytes is None:
-            f.seek(0)
-            payload = payload_bits(f)
+        if codec is not None or reader.model_bytes is not None:
+            codec = open_codec(reader, codec)
+            info["model_entropy_bits_per_sample"] = codec.entropy_model.expected_bits_per_sample()
+            info["decoder_bits"] = codec.decoder.bits()
+            info["decoder_rows"] = (f"coded, {codec.decoder.coded.levels} levels a side"
+                                    if codec.decoder.coded is not None else "float32")
+            forest = codec.entropy_model.hierarchy
+            if forest is not None:
+                info["hierarchy"] = {"kind": forest.kind, "edges": forest.n_edges, "table_bits": codec.hierarchy_bits()}
+        elif decode or against is not None:
+            open_codec(reader, None)  # the one line saying that a model is needed
+        if not decode and against is None:
+            payload = sum(32 * len(words) for _, words in reader.chunks())
             info["bits"] = {"header": 8 * size - model_bits - payload, "model": model_bits, "payload": payload}
             return _per_sample(info, h.n)
-        codec = open_codec(reader, codec)
         x = None
         if against is not None:
             x = _check_rows(against, h.d_in, "the original activations")
@@ -295,25 +364,21 @@ def inspect_file(src: str | Path, codec: Codec | None = None, against: np.ndarra
         row = 0
         s1 = np.zeros(h.d_in)
         s2 = 0.0
+        rows_fit = max(1, SLICE_BYTES // (8 * h.d_in))
         for codes in codec.read_codes(reader, stats):
             ideal += codec.chunk_coder.ideal_bits(codes)["total"]
             if x is not None:
-                orig = np.asarray(x[row:row + codes.n], dtype=np.float64)
-                sq_err += float(((codec.reconstruct(codes) - orig) ** 2).sum())
-                s1 += orig.sum(0)
-                s2 += float((orig ** 2).sum())
+                for a in range(0, codes.n, rows_fit):
+                    b = min(a + rows_fit, codes.n)
+                    orig = np.asarray(x[row + a:row + b], dtype=np.float64)
+                    sq_err += float(((codec.reconstruct(slice_codes(codes, a, b)) - orig) ** 2).sum())
+                    s1 += orig.sum(0)
+                    s2 += float((orig ** 2).sum())
             row += codes.n
     payload = stats["activity_bits"] + stats["value_bits"]
     info["bits"] = {"header": 8 * size - model_bits - payload, "model": model_bits,
                     "activity": stats["activity_bits"], "values": stats["value_bits"], "payload": payload,
                     "cross_entropy": ideal}
-    info["model_entropy_bits_per_sample"] = codec.entropy_model.expected_bits_per_sample()
-    info["decoder_bits"] = codec.decoder.bits()
-    info["decoder_rows"] = (f"coded, {codec.decoder.coded.levels} levels a side" if codec.decoder.coded is not None
-                            else "float32")
-    forest = codec.entropy_model.hierarchy
-    if forest is not None:
-        info["hierarchy"] = {"kind": forest.kind, "edges": forest.n_edges, "table_bits": codec.hierarchy_bits()}
     if x is not None and h.n:
         info["mse"] = sq_err / (h.n * h.d_in)
         total_var = s2 - float((s1 ** 2).sum()) / h.n

@@ -48,6 +48,10 @@ DEFAULT_SCHEDULER_TIMEOUT = 10.0
 
 DASK_EXTRA = "pip install 'mdlcodec[dask]'"
 
+SLICE_BYTES = 32 << 20
+"""At most this many bytes of activations are rebuilt at once: a chunk whose rows take more is sent
+back as latents and rebuilt by its reader in slices (``files._decoded``)."""
+
 
 # -- what a worker needs ----------------------------------------------------------------------------
 @dataclass(frozen=True)

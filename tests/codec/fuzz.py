@@ -649,7 +649,7 @@ def run_case(data: bytes, base: Base, tmp: Path, time_limit: float = 10.0,
                 decode_file(src, dst, given)
                 result = np.load(dst)
             else:
-                result = inspect_file(src, given)
+                result = inspect_file(src, given, decode=True)
             outcome = "ok"
         except Hang:
             outcome = "hang"
@@ -693,5 +693,5 @@ def base_info(base: Base, tmp: Path) -> dict:
     if base.name not in _INFOS:
         p = tmp / f"base-{base.name}.mdlc"
         p.write_bytes(base.data)
-        _INFOS[base.name] = inspect_file(p, None if base.embedded else base.codec)
+        _INFOS[base.name] = inspect_file(p, None if base.embedded else base.codec, decode=True)
     return _INFOS[base.name]

@@ -37,7 +37,7 @@ def refused(data: bytes, base: fuzz.Base, tmp_path, needle: str | None = None, s
     given = None if base.embedded else base.codec
     calls = {"Codec.decode": lambda: base.codec.decode(data),
              "decode_file": lambda: decode_file(src, tmp_path / "out.npy", given, overwrite=True),
-             "inspect_file": lambda: inspect_file(src, given)}
+             "inspect_file": lambda: inspect_file(src, given, decode=True)}
     if base.embedded:
         calls["own model"] = lambda: Codec.from_model_section(Reader.open(io.BytesIO(data)).model_bytes).decode(data)
     if model_attack:
@@ -165,7 +165,7 @@ def test_model_section_array_of_wrong_rank_length_or_dtype(by_name, key, change,
         Codec.from_model_section(fuzz.parse(data).model)
     src = tmp_path / "m.mdlc"
     src.write_bytes(data)
-    for call in (lambda: decode_file(src, tmp_path / "o.npy"), lambda: inspect_file(src)):
+    for call in (lambda: decode_file(src, tmp_path / "o.npy"), lambda: inspect_file(src, decode=True)):
         with pytest.raises(CodecError, match=key):
             call()
 
