@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
+import stat
 from pathlib import Path
 
 import safetensors.torch
 import torch
 
+from mdlcodec.core.atomic import atomic_folder, atomic_output
 from mdlcodec.core.errors import ModelError, first_line
 from mdlcodec.models.base import SAE, SAEConfig, architecture, make_sae
 
@@ -29,38 +29,36 @@ def _weights(sae: SAE) -> dict[str, torch.Tensor]:
     return out
 
 
-def _write_files(sae: SAE, folder: Path) -> None:
-    """Write both files into folder, each through a temporary file and os.replace (weights first)."""
-    for name, write in ((WEIGHTS_FILE, lambda p: safetensors.torch.save_file(_weights(sae), p)),
-                        (CFG_FILE, lambda p: Path(p).write_text(json.dumps(sae.cfg.to_dict(), indent=2) + "\n"))):
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            write(tmp)
-            os.replace(tmp, folder / name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+def write_folder(out: Path, writers) -> Path:
+    """Write the files ``writers`` names ((file name, write(path)), in order) into folder ``out`` by
+    core.atomic's mechanism, so that folders get 0777 and files 0666 less the umask: a new folder
+    appears whole (atomic_folder: built beside it, then renamed; its parents are made); in an existing
+    one each file is replaced atomically (atomic_output) and other files are left alone. A writer
+    that makes a file of its own (safetensors' save_file writes 0600) gets the mode back."""
+    if out.is_dir():
+        for name, write in writers:
+            with atomic_output(out / name) as tmp:
+                mode = stat.S_IMODE(tmp.stat().st_mode)  # atomic_output's 0666 less the umask
+                write(tmp)
+                os.chmod(tmp, mode)
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_folder(out) as tmp:
+        mode = stat.S_IMODE(tmp.stat().st_mode) & 0o666  # atomic_folder's 0777 less the umask, no x
+        for name, write in writers:
+            write(tmp / name)
+            os.chmod(tmp / name, mode)
+    return out
 
 
 def save_sae(sae: SAE, model_dir: str | Path) -> Path:
-    """Write sae to model_dir. A new directory appears whole (built beside it, then renamed); in an
-    existing one each file is replaced atomically and other files are left alone."""
+    """Write sae to model_dir (write_folder: a new directory appears whole; in an existing one each
+    file is replaced atomically, weights first, and other files are left alone)."""
     out = Path(model_dir)
     if out.exists() and not out.is_dir():
         raise ModelError(f"{out} exists and is not a directory")
-    if out.is_dir():
-        _write_files(sae, out)
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
-        _write_files(sae, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return write_folder(out, ((WEIGHTS_FILE, lambda p: safetensors.torch.save_file(_weights(sae), str(p))),
+                              (CFG_FILE, lambda p: Path(p).write_text(json.dumps(sae.cfg.to_dict(), indent=2) + "\n"))))
 
 
 def read_json_object(path: Path) -> dict:

@@ -30,9 +30,6 @@ data.harvest.saelens_provenance) and the scale the latents were divided by (mdlc
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,7 +39,7 @@ import torch
 from mdlcodec import __version__
 from mdlcodec.core.errors import ModelError
 from mdlcodec.models.base import SAE, SAEConfig
-from mdlcodec.models.io import read_json_object
+from mdlcodec.models.io import read_json_object, write_folder
 from mdlcodec.models.peers.common import (
     Imported,
     build,
@@ -226,39 +223,5 @@ def export_saelens(sae: SAE, out_dir: str | Path, overwrite: bool = False,
         raise ModelError(f"{out} exists and is not a directory")
     if out.is_dir() and not overwrite and any((out / n).exists() for n in (CFG_FILE, WEIGHTS_FILE)):
         raise ModelError(f"{out} already holds a SAELens SAE", param="overwrite")
-    writers = ((WEIGHTS_FILE, lambda p: safetensors.torch.save_file(tensors, str(p))),
-               (CFG_FILE, lambda p: Path(p).write_text(json.dumps(cfg) + "\n")))
-    if out.is_dir():
-        for name, write in writers:
-            _replace(out / name, write)
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
-        os.chmod(tmp, 0o777 & ~_umask())
-        for name, write in writers:
-            write(tmp / name)
-            os.chmod(tmp / name, 0o666 & ~_umask())
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _replace(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return write_folder(out, ((WEIGHTS_FILE, lambda p: safetensors.torch.save_file(tensors, str(p))),
+                              (CFG_FILE, lambda p: Path(p).write_text(json.dumps(cfg) + "\n"))))
