@@ -32,7 +32,7 @@ import torch  # noqa: E402
 
 from tests.codec import fuzz  # noqa: E402
 
-PATHS = ("codec", "decode", "info")
+PATHS = ("codec", "decode", "rows", "info")
 
 
 def main() -> int:

@@ -1,5 +1,6 @@
 """The one check of arrays read from untrusted bytes (a file's model section, a tables file): present,
-of the stated dtype and shape, before any arithmetic touches them."""
+of the stated dtype and shape, before any arithmetic touches them; and the one check that a result
+held in memory fits it (``check_memory``)."""
 
 from __future__ import annotations
 
@@ -27,3 +28,19 @@ def check_keys(arrays: dict[str, np.ndarray], required: set[str], optional: set[
         raise ValueError(f"{', '.join(missing)} missing")
     if unknown:
         raise ValueError(f"unknown array(s) {', '.join(unknown[:5])}")
+
+
+def check_memory(nbytes: int, what: str) -> None:
+    """CodecError if a result held in memory, ``nbytes`` as a file claims it, exceeds the memory this
+    machine has free (Linux, macOS; elsewhere unchecked): refused before anything is decoded."""
+    import os
+
+    from mdlcodec.core.errors import CodecError
+
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return
+    if nbytes > free:
+        raise CodecError(f"{what} would take {nbytes:,} bytes of memory and {free:,} are free: decode to a "
+                         "file (decode_file), or fewer rows")

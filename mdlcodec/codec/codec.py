@@ -23,9 +23,9 @@ import safetensors.numpy
 import torch
 
 from mdlcodec import __version__
-from mdlcodec.codec.arrays import check_keys, take
+from mdlcodec.codec.arrays import check_keys, check_memory, take
 from mdlcodec.codec.bitstream import ChunkCoder, StreamError
-from mdlcodec.codec.container import Header, Reader, Writer, new_file_id
+from mdlcodec.codec.container import MAX_CHUNK_LATENTS, Header, Reader, Writer, new_file_id
 from mdlcodec.codec.decoder import Decoder, check_activations, check_shape
 from mdlcodec.codec.sae_batches import on_device, sae_batches
 from mdlcodec.codec.entropy_model import EntropyModel
@@ -372,6 +372,12 @@ class Codec:
         if bad is not None:
             raise CodecError(f"{what}: row {first_row + bad} is too large to code: its reconstruction from "
                              "the quantised latents would overflow float32")
+        if codes.nnz > MAX_CHUNK_LATENTS:
+            per_row = codes.nnz / max(codes.n, 1)
+            raise CodecError(f"{what}: rows {first_row} to {first_row + codes.n - 1} hold {codes.nnz:,} active latents, "
+                             f"beyond the format's {MAX_CHUNK_LATENTS:,} per chunk (decoding holds one chunk): a chunk "
+                             f"size of at most {max(1, int(MAX_CHUNK_LATENTS // max(per_row, 1) // 2))} rows fits",
+                             param="chunk_size")
         return self.chunk_coder.encode(codes)
 
     def encode(self, x: np.ndarray, chunk_size: int = DEFAULT_CHUNK, embed_model: bool = False,
@@ -437,10 +443,17 @@ class Codec:
 
     def decode_latents(self, data: bytes) -> SparseCodes:
         """Bytes of an .mdlc file -> its quantised latents, exactly as encoded."""
-        reader = Reader.open(io.BytesIO(data))
-        parts = list(self.for_header(reader.header).read_codes(reader))
-        return SparseCodes.concat(parts) if parts else SparseCodes.empty(self.decoder.d_sae)
+        return self._decode(data, False)
 
     def decode(self, data: bytes) -> np.ndarray:
-        """Bytes of an .mdlc file -> reconstructed activations [n, d_in] float32."""
-        return self.reconstruct(self.decode_latents(data))
+        """Bytes of an .mdlc file -> reconstructed activations [n, d_in] float32; CodecError, before
+        decoding, if they would not fit the memory free (``arrays.check_memory``)."""
+        return self._decode(data, True)
+
+    def _decode(self, data: bytes, reconstruct: bool) -> SparseCodes | np.ndarray:
+        reader = Reader.open(io.BytesIO(data))
+        h = reader.header
+        check_memory(8 * (h.n + 1) + (4 * h.n * h.d_in if reconstruct else 0), "the decoded rows")
+        parts = list(self.for_header(h).read_codes(reader))
+        codes = SparseCodes.concat(parts) if parts else SparseCodes.empty(self.decoder.d_sae)
+        return self.reconstruct(codes) if reconstruct else codes

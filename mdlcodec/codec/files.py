@@ -19,6 +19,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
+from mdlcodec.codec.arrays import check_memory
 from mdlcodec.codec.codec import DEFAULT_CHUNK, Codec
 from mdlcodec.codec.container import Reader, Writer
 from mdlcodec.codec.parallel import (
@@ -260,6 +261,8 @@ def decode_range(src: str | Path | BinaryIO, start: int = 0, stop: int | None = 
         reader = Reader.open(f)
         codec = open_codec(reader, codec)
         start, stop = check_row_range(start, stop, reader.header.n)
+        check_memory(8 * (stop - start + 1) + (0 if latents else 4 * (stop - start) * reader.header.d_in),
+                     f"rows {start}:{stop}")
         with engine(workers, scheduler, scheduler_timeout) as run:
             parts = list(_decoded(reader, codec, start, stop, run, not latents, path, reader.model_bytes is not None
                                   and codec.model_dir is None))

@@ -36,7 +36,9 @@ import numpy as np
 import safetensors.numpy
 
 from mdlcodec.codec import Codec, decode_file, inspect_file
-from mdlcodec.codec.container import FOOTER_TAG, MAGIC, Reader
+from mdlcodec.codec.container import FOOTER_TAG, MAGIC, MAX_CHUNK_LATENTS, Reader
+from mdlcodec.codec.files import decode_range
+from mdlcodec.codec.parallel import SLICE_BYTES
 from mdlcodec.codec.hierarchy import Hierarchy
 from mdlcodec.core.errors import MdlcodecError
 
@@ -393,6 +395,20 @@ def attacks() -> list[tuple[str, str, bytes]]:
             layout("footer entries reversed", src.chunks, index=true_index[::-1])
             layout("footer rows changed", src.chunks, index=[(o, r + 1) for o, r in true_index])
             layout("footer of one chunk less", src.chunks, index=true_index[:-1])
+            if k >= 2:  # issue 19: a footer entry at a hidden CRC-valid chunk; a span wider than its chunk
+                hidden = replace(src.chunks[0], bind=(fid, 1)) if src.chunks[0].n_rows == src.chunks[1].n_rows else None
+                if hidden is not None:
+                    chunks = [bound(0), hidden] + [bound(i) for i in range(1, k)]
+                    p = parse(by_name[base].data)
+                    p.chunks = chunks
+                    pos = len(build(replace(p, chunks=[], footer=False)))
+                    index = []
+                    for c in chunks:
+                        index.append((pos, c.n_rows))
+                        pos += 12 + len(c.words)
+                    layout("footer entry at a hidden chunk", chunks, index=index[:2] + index[3:])
+                layout("footer spans 4 bytes wider than chunk 1", [bound(0)] + [bound(i) for i in range(1, k)],
+                       index=[true_index[0]] + [(o + 4, r) for o, r in true_index[1:]])
             layout("read as version 1", src.chunks, version=1)
         else:
             layout("read as version 2", src.chunks, version=2)
@@ -417,7 +433,58 @@ def attacks() -> list[tuple[str, str, bytes]]:
     for base in [b.name for b in bases() if b.embedded]:
         out.extend(model_attacks(base, by_name[base].data))
     out.append(("embedded", "valid: 65,536 dense rows from a few words", dense_bomb(1 << 16)))
+    out.extend(bombs())
     return out
+
+
+def free_codec(d_in: int, d_sae: int, active: bool) -> Codec:
+    """A codec whose rows cost almost nothing: every feature active in all of 2**62 training samples
+    (``active``: latents almost free) or in none (empty rows almost free), one value bin; W_dec small
+    random [d_sae, d_in]."""
+    from mdlcodec.codec import Decoder, EntropyModel, Quantiser
+
+    rng = np.random.default_rng(0)
+    dec = Decoder(rng.normal(size=(d_sae, d_in)).astype(np.float32), np.zeros(d_in, np.float32), 1.0)
+    big = 1 << 62
+    counts = np.full(d_sae, big if active else 0, np.int64)
+    model = EntropyModel(big, counts, np.ones(d_sae, np.int32), np.arange(d_sae + 1, dtype=np.int64),
+                         counts.copy(), np.zeros(d_sae, np.int64))
+    value = 0.05 if active else 0.0
+    return Codec(dec, Quantiser(np.full(d_sae, 0.05, np.float32)), model,
+                 lambda x: np.full((len(x), d_sae), value, np.float32))
+
+
+def bomb(codec: Codec, chunk: int, n_chunks: int) -> bytes:
+    """A self-contained file of n_chunks chunks of ``chunk`` rows of zeros, each the stream of one
+    chunk as the chunk coder writes it (bypassing the encoder's refusal of a chunk past the format's
+    latent limit, as an attacker would)."""
+    from mdlcodec.codec.container import Header, Writer
+
+    from mdlcodec.codec import SparseCodes
+
+    d = codec.decoder.d_sae
+    per_row = d if codec.entropy_model.active_counts[0] else 0  # free_codec's latents: all or none
+    codes = SparseCodes(np.arange(chunk + 1, dtype=np.int64) * per_row, np.tile(np.arange(per_row, dtype=np.int32), chunk),
+                        np.ones(chunk * per_row, np.int32), d)
+    words = codec.chunk_coder.encode(codes)
+    header = Header(n=chunk * n_chunks, d_in=codec.decoder.d_in, d_sae=codec.decoder.d_sae, chunk_size=chunk,
+                    n_chunks=n_chunks, sae_fingerprint=codec.decoder.fingerprint(),
+                    entropy_model_fingerprint=codec.entropy_fingerprint, mdlcodec="bomb", file_id="b" * 32)
+    f = io.BytesIO()
+    w = Writer(f, header, codec.model_section())
+    for _ in range(n_chunks):
+        w.write_chunk(chunk, words)
+    w.finish()
+    return f.getvalue()
+
+
+def bombs() -> list[tuple[str, str, bytes]]:
+    """Issue 19's decompression bombs, each valid but for the last: rows wider than memory from a few
+    words, many chunks of free rows (an output of 275 GB), a chunk past the latent limit."""
+    return [("embedded", "bomb: 2^17 free rows of width 128 in one chunk", bomb(free_codec(128, 2, False), 1 << 17, 1)),
+            ("embedded", "bomb: 16 chunks of 2^20 free rows of width 4096", bomb(free_codec(4096, 2, False), 1 << 20, 16)),
+            ("embedded", "bomb: 2^21 + 16 free latents in one chunk",
+             bomb(free_codec(8, 16, True), MAX_CHUNK_LATENTS // 16 + 1, 1))]
 
 
 def dense_bomb(rows: int) -> bytes:
@@ -577,21 +644,11 @@ def _alarm(signum, frame):
     raise Hang()
 
 
-def memory_bound(data: bytes, chunk_rows: int, d_in: int, d_sae: int) -> int:
-    """The decode memory the README states: 32 MiB + 8 x the file's size + 4 x the decoded chunk,
-    a chunk being its rows x (d_in float32 + 16 bytes) plus 64 bytes per active latent, at most
-    chunk_rows x d_sae latents (chunk_rows <= 2**20, d_sae the model's)."""
-    return (32 << 20) + 8 * len(data) + 4 * chunk_rows * (4 * d_in + 16 + 64 * d_sae)
-
-
-def _claims(data: bytes, codec: Codec) -> tuple[int, int, int]:
-    """(rows of a chunk, d_in, d_sae) as far as the file can be opened, for memory_bound."""
-    try:
-        r = Reader.open(io.BytesIO(data))
-        d_sae = Codec.from_model_section(r.model_bytes).decoder.d_sae if r.model_bytes is not None else codec.decoder.d_sae
-        return min(r.header.chunk_size, max(r.header.n, 0)), codec.decoder.d_in, d_sae
-    except MdlcodecError:
-        return 0, codec.decoder.d_in, codec.decoder.d_sae
+def memory_bound(data: bytes) -> int:
+    """The decode memory the README states, whatever the file claims: 64 MiB + 8 x the file's size
+    + 4 slices of activations (parallel.SLICE_BYTES) + 160 bytes for each of the at most
+    MAX_CHUNK_LATENTS latents of the one chunk held (its decode and the check that re-encodes it)."""
+    return (64 << 20) + 8 * len(data) + 4 * SLICE_BYTES + 160 * MAX_CHUNK_LATENTS
 
 
 def _canonical(data: bytes, codec: Codec | None) -> bool:
@@ -622,13 +679,15 @@ def _info_key(info: dict) -> dict:
 def run_case(data: bytes, base: Base, tmp: Path, time_limit: float = 10.0,
              paths: tuple[str, ...] = ("codec", "decode", "info"), record: list | None = None) -> dict[str, str]:
     """Outcome (see the module docstring) of decoding ``data`` through each of ``paths``:
-    "codec" Codec.decode with the base's codec, "decode" decode_file and "info" inspect_file (with
+    "codec" Codec.decode with the base's codec, "decode" decode_file, "rows" decode_range of a few
+    ranges of rows (``row_ranges``: each must be the base's rows, or the same rows of a full decode
+    of this file) and "info" inspect_file with decode (with
     the base's codec for a referenced file, the file's own model for a self-contained one). With
     ``record``, appends (path, outcome, seconds, peak traced bytes, memory_bound) for each path."""
     src, dst = tmp / "case.mdlc", tmp / "case.npy"
     src.write_bytes(data)
     given = None if base.embedded else base.codec
-    bound = memory_bound(data, *_claims(data, base.codec))
+    bound = memory_bound(data)
     out: dict[str, str] = {}
     canonical: dict[str, bool] = {}  # by the codec the path decodes with: the base's, or the file's own
     for path in paths:
@@ -648,6 +707,8 @@ def run_case(data: bytes, base: Base, tmp: Path, time_limit: float = 10.0,
             elif path == "decode":
                 decode_file(src, dst, given)
                 result = np.load(dst)
+            elif path == "rows":
+                result = [decode_range(src, a, b, given) for a, b in row_ranges(len(base.output))]
             else:
                 result = inspect_file(src, given, decode=True)
             outcome = "ok"
@@ -667,9 +728,18 @@ def run_case(data: bytes, base: Base, tmp: Path, time_limit: float = 10.0,
         if outcome == "ok":
             if path == "info":
                 same = _info_key(result) == _info_key(base_info(base, tmp))
+            elif path == "rows":
+                ranges = row_ranges(len(base.output))
+                same = all(np.array_equal(r, base.output[a:b]) for r, (a, b) in zip(result, ranges))
+                if not same:  # other rows: only those a full decode of this file gives are right
+                    full = _rows_of_full_read(data, given, ranges)
+                    if full is None or not all(np.array_equal(r, f) for r, f in zip(result, full)):
+                        out[path] = outcome = "wrong"
             else:
                 same = result.shape == base.output.shape and np.array_equal(result, base.output)
-            if same:
+            if outcome == "wrong":
+                pass
+            elif same:
                 outcome = "identical"
             else:
                 which = "base" if path == "codec" else "given"
@@ -684,6 +754,36 @@ def run_case(data: bytes, base: Base, tmp: Path, time_limit: float = 10.0,
         if record is not None:
             record.append((path, outcome, elapsed, peak, bound))
     return out
+
+
+def _rows_of_full_read(data: bytes, codec: Codec | None, ranges: list[tuple[int, int]]) -> list | None:
+    """The rows of each range as a sequential read of every chunk with all its checks gives them (one
+    chunk held at a time, only the asked rows rebuilt); None if that read refuses the file."""
+    from mdlcodec.codec.files import open_codec
+    from mdlcodec.codec.parallel import slice_codes
+
+    try:
+        reader = Reader.open(io.BytesIO(data))
+        own = open_codec(reader, codec)
+        pieces: list[list] = [[] for _ in ranges]
+        row = 0
+        for codes in own.read_codes(reader):
+            for piece, (a, b) in zip(pieces, ranges):
+                lo, hi = max(a, row), min(b, row + codes.n)
+                if lo < hi:
+                    piece.append(own.reconstruct(slice_codes(codes, lo - row, hi - row)))
+            row += codes.n
+        return [np.concatenate(p) if p else np.zeros((0, own.decoder.d_in), np.float32) for p in pieces]
+    except MdlcodecError:
+        return None
+
+
+def row_ranges(n: int) -> list[tuple[int, int]]:
+    """Ranges random access is asked for in a file of the base's n rows: its first row, rows across
+    the middle, its last row."""
+    if n == 0:
+        return []
+    return sorted({(0, 1), (max(0, n // 2 - 2), min(n, n // 2 + 3)), (n - 1, n)})
 
 
 _INFOS: dict[str, dict] = {}

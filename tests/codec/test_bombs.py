@@ -13,40 +13,17 @@ import numpy as np
 import pytest
 import scipy.sparse
 
-from mdlcodec.codec import Codec, Decoder, EntropyModel, Quantiser, decode_file, inspect_file
+from mdlcodec.codec import decode_file, inspect_file
 from mdlcodec.codec import files as codec_files
-from mdlcodec.codec.container import MAX_CHUNK_LATENTS, Header, Writer, new_file_id
+from mdlcodec.codec.container import MAX_CHUNK_LATENTS
 from mdlcodec.core.errors import CodecError
+from tests.codec import fuzz
 
-BIG = 1 << 62
-
-
-def _codec(d_in: int, d_sae: int, active: bool) -> Codec:
-    """Every feature active in all of 2**62 training samples (latents almost free) or in none (empty
-    rows almost free), one value bin; W_dec small random."""
-    rng = np.random.default_rng(0)
-    dec = Decoder(rng.normal(size=(d_sae, d_in)).astype(np.float32), np.zeros(d_in, np.float32), 1.0)
-    counts = np.full(d_sae, BIG if active else 0, np.int64)
-    model = EntropyModel(BIG, counts, np.ones(d_sae, np.int32), np.arange(d_sae + 1, dtype=np.int64),
-                         counts.copy(), np.zeros(d_sae, np.int64))
-    enc = (lambda x: np.full((len(x), d_sae), 0.05, np.float32)) if active else (lambda x: np.zeros((len(x), d_sae), np.float32))
-    return Codec(dec, Quantiser(np.full(d_sae, 0.05, np.float32)), model, enc)
+_codec = fuzz.free_codec
 
 
-def _file(codec: Codec, rows: int, chunk: int, n_chunks: int, path) -> None:
-    """n_chunks chunks of ``chunk`` rows, each the stream of one chunk (bypassing the encoder's refusal
-    where the test wants a chunk past the format's limit), self-contained."""
-    codes = codec.latents(np.zeros((chunk, codec.decoder.d_in), np.float32))
-    words = codec.chunk_coder.encode(codes)
-    n = rows if rows else chunk * n_chunks
-    header = Header(n=n, d_in=codec.decoder.d_in, d_sae=codec.decoder.d_sae, chunk_size=chunk, n_chunks=n_chunks,
-                    sae_fingerprint=codec.decoder.fingerprint(), entropy_model_fingerprint=codec.entropy_fingerprint,
-                    mdlcodec="test", file_id=new_file_id())
-    with open(path, "wb") as f:
-        w = Writer(f, header, codec.model_section())
-        for _ in range(n_chunks):
-            w.write_chunk(chunk, words)
-        w.finish()
+def _file(codec, chunk: int, n_chunks: int, path) -> None:
+    path.write_bytes(fuzz.bomb(codec, chunk, n_chunks))
 
 
 def _peak(call) -> float:
@@ -64,7 +41,7 @@ def test_wide_free_rows_are_written_in_bounded_slices(tmp_path, monkeypatch):
     monkeypatch.setattr(codec_files, "SLICE_BYTES", 1 << 20)
     codec = _codec(128, 2, active=False)
     src = tmp_path / "wide.mdlc"
-    _file(codec, 0, 1 << 17, 1, src)
+    _file(codec, 1 << 17, 1, src)
     assert src.stat().st_size < 10_000
     peak = _peak(lambda: decode_file(src, tmp_path / "out.npy"))
     out = np.load(tmp_path / "out.npy", mmap_mode="r")
@@ -76,7 +53,7 @@ def test_latents_of_many_chunks_stream_to_the_npz(tmp_path):
     """64 chunks of 2**14 empty rows: --latents keeps one chunk, not all (8 MiB of row pointers alone)."""
     codec = _codec(8, 4, active=False)
     src = tmp_path / "many.mdlc"
-    _file(codec, 0, 1 << 14, 64, src)
+    _file(codec, 1 << 14, 64, src)
     peak = _peak(lambda: decode_file(src, tmp_path / "z.npz", latents=True))
     z = scipy.sparse.load_npz(tmp_path / "z.npz")
     assert z.shape == (64 << 14, 4) and z.nnz == 0
@@ -87,7 +64,7 @@ def test_latents_of_many_chunks_stream_to_the_npz(tmp_path):
 def test_streamed_latents_are_the_in_memory_latents(tmp_path):
     codec = _codec(8, 4, active=True)
     src = tmp_path / "dense.mdlc"
-    _file(codec, 0, 256, 4, src)
+    _file(codec, 256, 4, src)
     decode_file(src, tmp_path / "z.npz", latents=True)
     z = np.load(tmp_path / "z.npz")
     codes = codec.decode_latents(src.read_bytes())
@@ -100,7 +77,7 @@ def test_a_chunk_past_the_latent_limit_is_refused_before_it_is_held(tmp_path):
     codec = _codec(8, 16, active=True)
     rows = MAX_CHUNK_LATENTS // 16 + 1
     src = tmp_path / "dense.mdlc"
-    _file(codec, 0, rows, 1, src)
+    _file(codec, rows, 1, src)
     t0 = time.perf_counter()
     with pytest.raises(CodecError, match="active latents"):
         decode_file(src, tmp_path / "out.npy")
@@ -119,7 +96,7 @@ def test_an_output_larger_than_the_free_space_is_refused_up_front(tmp_path):
     """400 chunks of 2**20 empty rows of width 4096: 6.9 TB of activations from a file of ~300 KB."""
     codec = _codec(4096, 2, active=False)
     src = tmp_path / "bomb.mdlc"
-    _file(codec, 0, 1 << 20, 400, src)
+    _file(codec, 1 << 20, 400, src)
     t0 = time.perf_counter()
     with pytest.raises(CodecError, match="free"):
         decode_file(src, tmp_path / "out.npy")
