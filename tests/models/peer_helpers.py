@@ -59,6 +59,29 @@ def write_saelens(d: Path, arch: str = "standard", cfg: dict | None = None, tens
     return d
 
 
+def write_saelens_checkpoint(d: Path, arch: str = "standard", scaling_factor: float | None = 0.13,
+                             cfg: dict | None = None) -> Path:
+    """A folder as SAELens 6.54's SAETrainer.save_checkpoint writes it during training with
+    normalize_activations "expected_average_only_in" (before the factor is folded in): save_model's
+    cfg.json and sae_weights.safetensors, and ActivationScaler.save's activation_scaler.json (omitted
+    with scaling_factor None); the trainer's sparsity.safetensors and trainer_state.pt are not read."""
+    c = {"normalize_activations": "expected_average_only_in",
+         "metadata": {"sae_lens_version": "6.54.12", "sae_lens_training_version": "6.54.12",
+                      "training_architecture": arch}}
+    if arch == "topk":
+        c["rescale_acts_by_decoder_norm"] = True  # TopKTrainingSAEConfig's default
+    c.update(cfg or {})
+    write_saelens(d, arch, cfg=c)
+    if scaling_factor is not None:
+        (d / "activation_scaler.json").write_text(json.dumps({"scaling_factor": scaling_factor, "has_whitening": False}))
+    return d
+
+
+def saelens_fold_scaling_factor(w: dict, s: float) -> dict:
+    """SAELens' SAE.fold_activation_norm_scaling_factor(s) (saes/sae.py) on its tensors."""
+    return {**w, "W_enc": w["W_enc"] * s, "W_dec": w["W_dec"] / s, "b_dec": w["b_dec"] / s}
+
+
 def write_dictionary_learning(d: Path, cls: str, threshold: float = 0.3, trainer: dict | None = None,
                               state: dict | None = None, drop: tuple[str, ...] = ()) -> Path:
     """A folder as dictionary_learning's trainSAE leaves it: ae.pt (torch.save of the state dict) and config.json."""

@@ -16,6 +16,7 @@ from mdlcodec.codec import Codec
 from mdlcodec.core.errors import ModelError
 from mdlcodec.models import SAEConfig, TrainConfig, load_sae, make_sae, save_sae, train_sae
 from mdlcodec.models.peers import detect, export_saelens, import_peer, import_sae
+from mdlcodec.models.peers.saelens import convert_saelens
 from tests.conftest import peer_folders
 from tests.models import peer_helpers as ph
 from tests.models.helpers import assert_latents_match_up_to_ties, selection_boundary
@@ -243,6 +244,12 @@ BAD = {  # what is wrong -> (writer, expected words of the one-line error)
     "group sizes": (lambda d: ph.write_dictionary_learning(d, "MatryoshkaBatchTopKSAE",
                                                            state={"group_sizes": torch.tensor([4, 4])}), "group_sizes"),
     "k beyond width": (lambda d: ph.write_saelens(d, "topk", cfg={"k": 50}), "k <= width"),
+    "expected_average_only_in without its factor": (lambda d: ph.write_saelens_checkpoint(d, scaling_factor=None),
+                                                   "no activation_scaler.json"),
+    "activation_scaler.json without a number": (lambda d: ph.write_saelens_checkpoint(d, scaling_factor=0),
+                                                "scaling_factor is 0"),
+    "covariance whitening": (lambda d: ph.write_saelens(d, cfg={"normalize_activations": "covariance_whitening"}),
+                             "'covariance_whitening' is a SAELens training checkpoint's"),
 }
 
 
@@ -264,6 +271,52 @@ def test_an_mdlcodec_model_is_not_imported(tmp_path):
     save_sae(make_sae(SAEConfig("topk", 4, 8, k=2)), tmp_path / "m")
     with pytest.raises(ModelError, match="mdlcodec model already"):
         detect(tmp_path / "m")
+
+
+SAELENS_CHECKPOINTS = {"standard": ("standard", {}), "topk rescaled by decoder norms": ("topk", {}),
+                       "jumprelu": ("jumprelu", {}), "no b_dec on the input": ("standard", {"apply_b_dec_to_input": False}),
+                       "an older file's true": ("standard", {"normalize_activations": True})}
+
+
+@pytest.mark.parametrize("case", list(SAELENS_CHECKPOINTS))
+def test_saelens_checkpoint_with_expected_average_only_in_takes_raw_activations(case, tmp_path):
+    """Issue 19 §10: SAELens trains on x * s (s in activation_scaler.json) and folds s into the weights
+    when training ends; the import folds it the same way, so on raw x it computes what SAELens' folded
+    SAE computes, which is the trainer's SAE on x * s with its output divided by s."""
+    arch, cfg = SAELENS_CHECKPOINTS[case]
+    s = 0.13
+    d = ph.write_saelens_checkpoint(tmp_path / "ckpt", arch, s, cfg)
+    saved = json.loads((d / "cfg.json").read_text())
+    w = safetensors.torch.load_file(str(d / "sae_weights.safetensors"))
+    x = 8 * ph.inputs() + 2  # raw activations, on a scale of their own
+    imp = import_peer(d)
+    assert "scaling factor 0.13 from activation_scaler.json is folded" in imp.warnings[0]
+    z_fold, r_fold = ph.saelens_reference(ph.saelens_fold_scaling_factor(w, s), saved, x)
+    _check(imp.sae, z_fold, r_fold, x)
+    z_train, r_train = ph.saelens_reference(w, saved, x * s)  # what the trainer computed
+    rescaled = saved.get("rescale_acts_by_decoder_norm", False)
+    torch.testing.assert_close(z_fold, z_train / s if rescaled else z_train, rtol=RTOL, atol=ATOL)
+    torch.testing.assert_close(r_fold, r_train / s, rtol=RTOL, atol=ATOL)
+    bare = ph.write_saelens(tmp_path / "bare", arch, cfg={k: v for k, v in cfg.items() if k != "normalize_activations"})
+    z_bare, _ = _encode_decode(import_sae(bare), x.numpy())
+    assert not np.allclose(z_bare, z_fold.numpy(), rtol=RTOL, atol=ATOL)  # the fold is not a no-op here
+    with pytest.raises(ModelError, match=r"fold_activation_norm_scaling_factor\(factor\) and convert that"):
+        convert_saelens(saved, lambda: w, "the object", "the object")  # an object in memory: no factor beside it
+
+
+def test_saelens_itself_folds_a_checkpoint_as_the_import_does(tmp_path):
+    """With SAELens installed (it is not a dependency): its load_from_disk and
+    fold_activation_norm_scaling_factor on the checkpoint's files compute what the import computes."""
+    sae_lens = pytest.importorskip("sae_lens")
+    x = 8 * ph.inputs() + 2
+    for arch in ("standard", "topk", "jumprelu"):
+        d = ph.write_saelens_checkpoint(tmp_path / arch, arch, 0.13)
+        theirs = sae_lens.SAE.load_from_disk(str(d), device="cpu")
+        assert theirs.cfg.normalize_activations == "expected_average_only_in"
+        theirs.fold_activation_norm_scaling_factor(0.13)
+        with torch.no_grad():
+            z = theirs.encode(x)
+            _check(import_sae(d), z, theirs.decode(z), x)
 
 
 # --- export to SAELens, and back ---------------------------------------------------------------------

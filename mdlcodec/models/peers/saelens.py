@@ -13,10 +13,35 @@ recon = z @ W_dec + b_dec; they differ in the activation:
   saves its BatchTopK (and Matryoshka) training SAEs for inference this way, the batch threshold
   copied to every latent.
 
-apply_b_dec_to_input false becomes mdlcodec's flag of the same name. normalize_activations "none" is
-the usual case (a trained SAE has its scaling folded into the weights); "expected_average_only_in"
-is imported as SAELens itself loads it from disk (no scaling, a warning says so); the per-sample
-normalisations (constant_norm_rescale, layer_norm) are not an affine map and are refused.
+apply_b_dec_to_input false becomes mdlcodec's flag of the same name.
+
+normalize_activations, as SAELens 6.54.12's own code treats it (files named under sae_lens/):
+
+- "expected_average_only_in": SAETrainer.fit (training/sae_trainer.py) first estimates
+  s = sqrt(d_in) / (the mean norm of n_batches_for_norm_estimate batches of activations)
+  (ActivationScaler.estimate_scaling_factor, training/activation_scaler.py) and trains on x * s
+  (SAETrainer.step: activation_scaler(batch)). When training ends it calls
+  SAE.fold_activation_norm_scaling_factor(s) (saes/sae.py: W_enc * s, W_dec / s, b_dec / s; b_enc
+  and a JumpReLU threshold unchanged, since the pre-activations do not change), which sets
+  normalize_activations to "none": the SAE the training runner saves (save_final_sae ->
+  save_inference_model) says "none" and takes raw activations. The value survives on disk only in a
+  checkpoint saved during training (save_checkpoint -> save_model, before the fold), which keeps s
+  beside cfg.json in activation_scaler.json ({"scaling_factor": s, "has_whitening": false}), and in
+  pretrained releases whose s SAELens lists in pretrained_saes.yaml (norm_scaling_factor, folded by
+  SAE.from_pretrained). SAE.load_from_disk applies no scaling to such files
+  (SAE._setup_activation_normalization: identity for every value but constant_norm_rescale and
+  layer_norm), so that SAE expects its inputs already multiplied by s. The import folds s from
+  activation_scaler.json as fold_activation_norm_scaling_factor does (before rescale_acts_by_decoder_norm
+  is folded), so the mdlcodec SAE computes on raw activations what SAELens' folded SAE computes: the
+  trainer's latents on x * s (divided by s where top-k rescales by decoder norms, whose norms the fold
+  divides by s) and its reconstruction in raw units; without that file s is in neither saved file
+  and the import is refused in one line.
+- "covariance_whitening" (z = (x - mean) @ M, folded by fold_activation_whitening when training
+  ends, which also sets "none"): only a checkpoint says so; refused.
+- "constant_norm_rescale" and "layer_norm" rescale each input by its own norm at run time, which no
+  fixed affine encoder reproduces: refused.
+- true and null, in older files, are read as handle_config_defaulting (loading/pretrained_sae_loaders.py)
+  reads them: expected_average_only_in and none.
 
 Export writes an mdlcodec SAE in the same format (cfg.json with the fields SAELens 6 writes), its
 input_scale s folded in so that the files compute the same function on raw inputs and keep SAELens'
@@ -30,6 +55,7 @@ data.harvest.saelens_provenance) and the scale the latents were divided by (mdlc
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -55,7 +81,11 @@ WEIGHTS_FILE = "sae_weights.safetensors"
 ARCHITECTURES = ("standard", "topk", "jumprelu")
 TRAINING_ARCHITECTURES = ("batchtopk", "matryoshka_batchtopk")  # SAELens saves these for inference as jumprelu
 FORMAT_VERSION = "6.54.12"  # the SAELens release whose files export copies (../shared/peers/saelens-*)
-NORMALIZATIONS = ("none", "expected_average_only_in", "constant_norm_rescale", "layer_norm")
+NORMALIZATIONS = ("none", "expected_average_only_in", "constant_norm_rescale", "layer_norm", "covariance_whitening")
+SCALER_FILE = "activation_scaler.json"  # a SAELens training checkpoint's ActivationScaler.save
+NO_SCALING_FACTOR = ("normalize_activations is 'expected_average_only_in': the weights take activations multiplied "
+                     "by sqrt(d_in) / their mean norm in training, a factor that is in neither cfg.json nor the "
+                     "weights and that SAELens applies only during training, folding it into the weights at the end")
 RESHAPES = ("none", "hook_z")
 WEIGHT_NAMES = ("W_enc", "b_enc", "W_dec", "b_dec")
 
@@ -93,13 +123,29 @@ def import_saelens(folder: str | Path) -> Imported:
     """The SAE SAELens saved in folder (its save_model or save_inference_model) as an mdlcodec SAE."""
     d = Path(folder)
     cfg_path, w_path = d / CFG_FILE, d / WEIGHTS_FILE
-    return convert_saelens(read_json_object(cfg_path), lambda: read_safetensors(w_path), cfg_path, w_path)
+    return convert_saelens(read_json_object(cfg_path), lambda: read_safetensors(w_path), cfg_path, w_path,
+                           lambda: _scaling_factor(d / SCALER_FILE, cfg_path))
+
+
+def _scaling_factor(path: Path, cfg_path: Path) -> float:
+    """The activation scaling factor a SAELens training checkpoint keeps in activation_scaler.json;
+    ModelError (one line) if the file is absent or holds no positive finite number."""
+    if not path.exists():
+        raise ModelError(f"{cfg_path}: {NO_SCALING_FACTOR}; no {SCALER_FILE} (a training checkpoint's) is beside "
+                         "it: fold the factor in with SAELens (sae.fold_activation_norm_scaling_factor(factor), "
+                         "then save_model) and import that")
+    s = read_json_object(path).get("scaling_factor")
+    if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s <= 0:
+        raise ModelError(f"{path}: scaling_factor is {s!r}, expected a positive number (cfg.json says "
+                         "expected_average_only_in)")
+    return float(s)
 
 
 def convert_saelens(cfg: dict[str, Any], tensors: Callable[[], dict[str, torch.Tensor]], cfg_path: str | Path,
-                    w_path: str | Path) -> Imported:
+                    w_path: str | Path, scaling_factor: Callable[[], float] | None = None) -> Imported:
     """SAELens' cfg.json fields and (read when the config passes) its tensors as an mdlcodec SAE;
-    cfg_path and w_path name them in errors (files, or an object in memory)."""
+    cfg_path and w_path name them in errors (files, or an object in memory). scaling_factor gives
+    the factor of normalize_activations "expected_average_only_in" (folded in; without it, refused)."""
     cfg = _as_v6(cfg, cfg_path)
     arch = cfg.get("architecture")
     if arch in TRAINING_ARCHITECTURES:
@@ -113,16 +159,27 @@ def convert_saelens(cfg: dict[str, Any], tensors: Callable[[], dict[str, torch.T
     if flag(cfg, "finetuning_scaling_factor", cfg_path, False):
         raise ModelError(f"{cfg_path}: finetuning_scaling_factor is not supported")
     warnings = []
-    norm = cfg.get("normalize_activations", "none")
-    if norm not in NORMALIZATIONS:
+    norm = cfg.get("normalize_activations")  # older files: a bool (handle_config_defaulting's reading) or null
+    norm = "expected_average_only_in" if norm is True else "none" if norm is None or norm is False else norm
+    if not isinstance(norm, str) or norm not in NORMALIZATIONS:
         raise ModelError(f"{cfg_path}: unknown normalize_activations {norm!r} (SAELens knows "
                          f"{', '.join(NORMALIZATIONS)})")
     if norm in ("constant_norm_rescale", "layer_norm"):
         raise ModelError(f"{cfg_path}: normalize_activations {norm!r} rescales each input by its own norm, "
                          "which no fixed linear encoder reproduces; not supported")
+    if norm == "covariance_whitening":
+        raise ModelError(f"{cfg_path}: normalize_activations 'covariance_whitening' is a SAELens training checkpoint's "
+                         "(the whitening is folded into the weights when training ends); not supported: import "
+                         "the SAE saved at the end")
+    scale = None
     if norm == "expected_average_only_in":
-        warnings.append("normalize_activations is expected_average_only_in: the SAE expects inputs scaled as in "
-                        "its training, and like SAELens loading it from disk the import applies no scaling")
+        if scaling_factor is None:
+            raise ModelError(f"{cfg_path}: {NO_SCALING_FACTOR}; fold it in with "
+                             "sae.fold_activation_norm_scaling_factor(factor) and convert that")
+        scale = scaling_factor()
+        warnings.append(f"normalize_activations is expected_average_only_in (a SAELens training checkpoint): its "
+                        f"scaling factor {scale:.9g} from {SCALER_FILE} is folded into the weights as SAELens folds "
+                        "it when training ends, so the SAE takes raw activations")
     reshape = cfg.get("reshape_activations", "none")
     if reshape not in RESHAPES:
         raise ModelError(f"{cfg_path}: unknown reshape_activations {reshape!r}")
@@ -138,6 +195,8 @@ def convert_saelens(cfg: dict[str, Any], tensors: Callable[[], dict[str, torch.T
     b_enc = weight(tensors, "b_enc", (d_sae,), w_path)
     W_dec = weight(tensors, "W_dec", (d_sae, d_in), w_path)
     b_dec = weight(tensors, "b_dec", (d_in,), w_path)
+    if scale is not None:  # SAELens' fold_activation_norm_scaling_factor: pre-activations (and thresholds) unchanged
+        W_enc, W_dec, b_dec = W_enc * scale, W_dec / scale, b_dec / scale
     threshold, k, l1 = None, None, None
     if arch == "jumprelu":
         threshold = weight(tensors, thr_name, (d_sae,), w_path, finite=False)
