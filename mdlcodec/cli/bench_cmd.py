@@ -135,8 +135,10 @@ def _print_figure(paths: dict, as_json: bool) -> None:
     """A figure command's output: its JSON results and the files written, or its markdown table."""
     import json
 
+    from mdlcodec.core.jsonio import read_json_object
+
     if as_json:
-        results = json.loads(Path(paths["json"]).read_text())
+        results = read_json_object(Path(paths["json"]))
         click.echo(json.dumps({**results, "written": {k: str(p) for k, p in paths.items()}}))
         return
     click.echo(Path(paths["markdown"]).read_text(), nl=False)

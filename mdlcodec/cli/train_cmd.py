@@ -175,11 +175,9 @@ def _read_parents(path: Path, width: int) -> np.ndarray:
 
     from mdlcodec.core.errors import ModelError
     from mdlcodec.core.forest import check_forest
+    from mdlcodec.core.jsonio import read_json
 
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelError(f"cannot read the forest {path}: {e}") from None
+    raw = read_json(path, f"the forest {path}", ModelError)
     if isinstance(raw, dict):
         raw = raw.get("parents")
     if not isinstance(raw, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in raw):

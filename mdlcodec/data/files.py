@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mdlcodec.core.errors import DataError, first_line
+from mdlcodec.core.paths import regular_file
 from mdlcodec.data.dataset import Dataset, check_finite, check_matrix, split_index
 
 SUFFIXES = (".npy", ".npz", ".safetensors", ".pt")
@@ -131,8 +132,7 @@ def load_activations(path: str | Path, key: str | None = None) -> np.ndarray:
         raise DataError(f"{path}: unknown file type '{suffix or '(none)'}'; expected one of {', '.join(SUFFIXES)}")
     if not path.exists():
         raise DataError(f"{path}: no such file")
-    if not path.is_file():
-        raise DataError(f"{path} is not a file")
+    regular_file(path, error=DataError)  # a FIFO, device or folder: one line, not a read that blocks
     if key is not None and suffix == ".npy":
         raise DataError(f"{path}: a .npy file holds one array; drop ':{key}'")
     what = f"{path}:{key}" if key is not None else str(path)

@@ -16,6 +16,13 @@ b, each memory-mapped, at most two at a time, and returns an ndarray), so code t
 (encode_file, check_finite, array_stats) streams it; ``np.asarray(x)`` reads it whole; training reads it
 in a shuffled stream (``data.stream``). ``x.rows(a, b)`` is a
 lazy sub-view (the train and test splits of a Dataset).
+
+A shard folder may come from elsewhere. The manifest is read by ``core.jsonio`` (size, depth,
+numbers and keys checked; one DataError line otherwise) and names shards by plain file names in the
+folder only (no "/", no ".."). A shard, or the manifest, may be a symbolic link, also to a file
+outside the folder (so that shards kept elsewhere can be linked in): the link is followed and its
+target must be a regular file, as every file read here must be (``core.paths.regular_file``: a
+FIFO, socket, device or folder in its place is one line, not a read that blocks for ever).
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from mdlcodec.core.errors import DataError
+from mdlcodec.core.jsonio import read_json
+from mdlcodec.core.paths import regular_file
 from mdlcodec.data.dataset import Dataset, check_finite, split_index
 
 MANIFEST = "manifest.json"
@@ -37,9 +46,9 @@ OPEN_MAPS = 2  # shards kept memory-mapped at once (a read straddling two shards
 
 
 def is_shard_folder(path: str | Path) -> bool:
-    """True if path is a folder holding a manifest.json (whether valid or not: open_shards says)."""
+    """True if path is a folder holding a manifest.json (whether valid, or a regular file, or not: open_shards says)."""
     p = Path(path)
-    return p.is_dir() and (p / MANIFEST).is_file()
+    return p.is_dir() and (p / MANIFEST).exists()
 
 
 def shard_name(i: int) -> str:
@@ -202,12 +211,9 @@ def read_manifest(folder: str | Path) -> dict:
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder")
     path = folder / MANIFEST
-    if not path.is_file():
+    if not path.exists():
         raise _fail(folder, f"no {MANIFEST}: not a shard folder (`mdlcodec harvest` writes one)")
-    try:
-        m = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise _fail(folder, f"{MANIFEST} is not valid JSON ({e})") from None
+    m = read_json(path, error=DataError)
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise _fail(folder, f"{MANIFEST} is not a manifest of {FORMAT} (format {m.get('format') if isinstance(m, dict) else None!r})")
     if m.get("format_version") != FORMAT_VERSION:
@@ -239,8 +245,7 @@ def read_manifest(folder: str | Path) -> dict:
 
 def _check_shard(folder: Path, name: str, rows: int, d: int, dtype: np.dtype) -> Path:
     path = folder / name
-    if not path.is_file():
-        raise _fail(folder, f"shard {name} is missing")
+    regular_file(path, f"{folder}: shard {name}", DataError)  # followed if a link; a FIFO would block the read
     fmt = np.lib.format
     try:
         with open(path, "rb") as f:

@@ -14,7 +14,9 @@ import safetensors.torch
 import torch
 
 from mdlcodec.core.atomic import atomic_folder, atomic_output
-from mdlcodec.core.errors import ModelError, first_line
+from mdlcodec.core import jsonio
+from mdlcodec.core.errors import ModelError
+from mdlcodec.core.paths import regular_file
 from mdlcodec.models.base import SAE, SAEConfig, architecture, make_sae
 
 CFG_FILE = "cfg.json"
@@ -57,22 +59,15 @@ def save_sae(sae: SAE, model_dir: str | Path) -> Path:
     out = Path(model_dir)
     if out.exists() and not out.is_dir():
         raise ModelError(f"{out} exists and is not a directory")
-    return write_folder(out, ((WEIGHTS_FILE, lambda p: safetensors.torch.save_file(_weights(sae), str(p))),
+    return write_folder(out, ((WEIGHTS_FILE, lambda p: Path(p).write_bytes(safetensors.torch.save(_weights(sae)))),
                               (CFG_FILE, lambda p: Path(p).write_text(json.dumps(sae.cfg.to_dict(), indent=2) + "\n"))))
 
 
 def read_json_object(path: Path) -> dict:
-    """The JSON object in ``path`` (a model's cfg.json, a peer's config); ModelError (one line) if the
-    file is missing, unreadable, nested too deep, or holds anything but an object."""
-    if not path.is_file():
-        raise ModelError(f"{path} is missing")
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise ModelError(f"cannot read {path}: {first_line(e)}") from None
-    if not isinstance(raw, dict):
-        raise ModelError(f"{path} does not hold a JSON object")
-    return raw
+    """The JSON object in ``path`` (a model's cfg.json, a peer's config), read by core.jsonio; ModelError
+    (one line) if the file is missing, not a regular file, unreadable, not acceptable JSON (too large,
+    nested too deep, NaN, a key twice, ...), or holds anything but an object."""
+    return jsonio.read_json_object(path, error=ModelError)
 
 
 def _refuse_peer_folder(d: Path) -> None:
@@ -96,9 +91,10 @@ def load_sae(model_dir: str | Path, device: str = "cpu") -> SAE:
         raise ModelError(f"model directory {d} does not exist")
     cfg_path, w_path = d / CFG_FILE, d / WEIGHTS_FILE
     for p in (cfg_path, w_path):
-        if not p.is_file():
+        if not p.exists():
             _refuse_peer_folder(d)
             raise ModelError(f"{d} is not an SAE directory: {p.name} is missing")
+        regular_file(p, error=ModelError)  # a FIFO would block the read for ever
     raw = read_json_object(cfg_path)
     try:
         cfg = SAEConfig.from_dict(raw)

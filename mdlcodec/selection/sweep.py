@@ -40,6 +40,8 @@ import numpy as np
 import torch
 
 from mdlcodec.core.atomic import write_text
+from mdlcodec.core.errors import MdlcodecError
+from mdlcodec.core.jsonio import read_json_object
 from mdlcodec.core.progress import Progress, quiet
 from mdlcodec.core.runinfo import versions
 from mdlcodec.data.shards import ShardedRows
@@ -117,8 +119,8 @@ class SAECache:
         if not p.is_file():
             return None
         try:
-            return json.loads(p.read_text())
-        except (OSError, ValueError):
+            return read_json_object(p)
+        except MdlcodecError:
             return None  # a damaged entry is retrained
 
     def known_ks(self, arch: str, d_in: int, d_sae: int, tcfg: TrainConfig) -> dict[int, dict]:
@@ -129,8 +131,8 @@ class SAECache:
             return out
         for p in sorted(self.root.glob(f"*/{ENTRY_FILE}")):
             try:
-                e = json.loads(p.read_text())
-            except (OSError, ValueError):
+                e = read_json_object(p)
+            except MdlcodecError:
                 continue
             key = e.get("key", {})
             s = key.get("sae", {})

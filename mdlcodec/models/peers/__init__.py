@@ -17,11 +17,11 @@ ae.pt holding anything but tensors, an unknown class or architecture) is one Mod
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from mdlcodec.core.errors import ModelError
 from mdlcodec.models.base import SAE
+from mdlcodec.models.io import read_json_object
 from mdlcodec.models.peers.common import Imported, refuse_without_threshold
 from mdlcodec.models.peers.dictionary_learning import import_dictionary_learning
 from mdlcodec.models.peers.objects import as_sae, convert_object
@@ -43,7 +43,7 @@ def detect(path: str | Path) -> str:
         raise ModelError(f"{d} does not exist")
     if not d.is_dir():
         raise ModelError(f"{d} is not a folder (a peer's SAE is a folder of files)")
-    has = {p.name for p in d.iterdir() if p.is_file()}
+    has = {p.name for p in d.iterdir() if not p.is_dir()}  # a FIFO named cfg.json is refused by its reader
     if "ae.pt" in has or "config.json" in has:
         return "dictionary_learning"
     if "sae.safetensors" in has:
@@ -64,10 +64,9 @@ def detect(path: str | Path) -> str:
 def _json_fields(path: Path) -> set[str]:
     """The top-level field names of a JSON object file (none if unreadable: the importer says why)."""
     try:
-        raw = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return set(read_json_object(path))
+    except ModelError:
         return set()
-    return set(raw) if isinstance(raw, dict) else set()
 
 
 def import_peer(path: str | Path, use_threshold: bool = True) -> Imported:

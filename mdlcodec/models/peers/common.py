@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from mdlcodec.core.errors import ModelError, first_line
+from mdlcodec.core.paths import regular_file
 from mdlcodec.models.base import SAE, SAEConfig, make_sae
 
 
@@ -29,8 +30,7 @@ class Imported:
 
 
 def read_safetensors(path: Path) -> dict[str, Tensor]:
-    if not path.is_file():
-        raise ModelError(f"{path} is missing")
+    regular_file(path, error=ModelError)  # missing, or a FIFO that would block the read
     try:
         return safetensors.torch.load_file(str(path))
     except Exception as e:  # safetensors raises several types for damaged files

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from mdlcodec.core.errors import ModelError
+from mdlcodec.core.paths import regular_file
 from mdlcodec.data.files import load_torch_file
 from mdlcodec.models.base import SAEConfig
 from mdlcodec.models.io import read_json_object
@@ -60,9 +61,8 @@ THRESHOLDED = ("AutoEncoderTopK", "BatchTopKSAE", "MatryoshkaBatchTopKSAE")  # e
 
 def load_state_dict(path: Path) -> dict[str, Tensor]:
     """ae.pt's tensors, read with torch.load(weights_only=True); ModelError (one line) if the file is
-    missing, is not a torch file, or holds anything but a dict of tensors."""
-    if not path.is_file():
-        raise ModelError(f"{path} is missing")
+    missing or not a regular file, is not a torch file, or holds anything but a dict of tensors."""
+    regular_file(path, error=ModelError)
     try:
         obj = load_torch_file(path)  # torch's warnings silenced: the error is the only line
     except ValueError as e:

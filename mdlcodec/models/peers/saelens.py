@@ -282,5 +282,5 @@ def export_saelens(sae: SAE, out_dir: str | Path, overwrite: bool = False,
         raise ModelError(f"{out} exists and is not a directory")
     if out.is_dir() and not overwrite and any((out / n).exists() for n in (CFG_FILE, WEIGHTS_FILE)):
         raise ModelError(f"{out} already holds a SAELens SAE", param="overwrite")
-    return write_folder(out, ((WEIGHTS_FILE, lambda p: safetensors.torch.save_file(tensors, str(p))),
+    return write_folder(out, ((WEIGHTS_FILE, lambda p: Path(p).write_bytes(safetensors.torch.save(tensors))),
                               (CFG_FILE, lambda p: Path(p).write_text(json.dumps(cfg) + "\n"))))
