@@ -84,6 +84,7 @@ from typing import BinaryIO, Iterator, NamedTuple
 import numpy as np
 
 from mdlcodec.core.errors import CodecError
+from mdlcodec.core.jsonio import parse_json
 
 MAGIC = b"MDLC\x00\r\n\x1a"
 VERSION = 2
@@ -104,7 +105,6 @@ _V1_KEYS = {"n", "d_in", "d_sae", "dtype", "chunk_size", "n_chunks", "quantiser"
             "sae_fingerprint", "entropy_model_fingerprint", "mdlcodec"}
 _KEYS = {1: _V1_KEYS, 2: _V1_KEYS | {"file_id"}}
 _HEX32 = re.compile(r"[0-9a-f]{32}")
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
 def _show(v) -> str:
@@ -136,27 +136,10 @@ class Header:
     @classmethod
     def parse(cls, body: bytes, version: int) -> "Header":
         """The header of a file of ``version`` from its JSON bytes, validated; CodecError otherwise."""
-        if len(body) > MAX_HEADER_BYTES:
-            raise CodecError(f"corrupted header (its JSON is {len(body)} bytes, the limit is {MAX_HEADER_BYTES})")
-        stripped = _JSON_STRING.sub(b'""', body)
-        step = np.frombuffer(stripped, np.uint8)
-        depth = np.cumsum(np.isin(step, list(b"[{")).astype(np.int64) - np.isin(step, list(b"]}")))
-        if len(depth) and depth.max() > 1:
-            raise CodecError("corrupted header (the JSON is not one flat object)")
-
-        def no_constant(name: str):
-            raise ValueError(f"{name} is not a number")
-
-        def unique(pairs: list) -> dict:
-            out = dict(pairs)
-            if len(out) != len(pairs):
-                raise ValueError("a key appears twice")
-            return out
-
-        try:
-            fields = json.loads(body.decode("utf-8"), parse_constant=no_constant, object_pairs_hook=unique)
-        except (ValueError, RecursionError) as e:
-            raise CodecError(f"corrupted header (unreadable JSON: {str(e)[:80]})") from None
+        try:  # the project's one JSON reader, held to one flat object
+            fields = parse_json(body, "header", CodecError, MAX_HEADER_BYTES, max_depth=1)
+        except CodecError as e:
+            raise CodecError(f"corrupted header ({str(e).removeprefix('cannot read header: ')})") from None
         if not isinstance(fields, dict):
             raise CodecError("corrupted header (the JSON is not an object)")
         keys = _KEYS[version]
