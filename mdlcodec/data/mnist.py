@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mdlcodec.core.errors import DataError
+from mdlcodec.core.paths import regular_file
 from mdlcodec.data.dataset import Dataset
 
 IDX3_UBYTE_MAGIC = 0x00000803
@@ -33,7 +34,9 @@ def mnist_dir_default() -> Path:
 
 
 def read_idx_images(path: Path) -> np.ndarray:
-    """An IDX3 ubyte image file (gzip or raw) as uint8 [n, rows, cols]; magic and length checked."""
+    """An IDX3 ubyte image file (gzip or raw) as uint8 [n, rows, cols]; a regular file (not a FIFO),
+    magic and length checked."""
+    regular_file(path, error=DataError)
     try:
         with open(path, "rb") as f:
             gz = f.read(2) == b"\x1f\x8b"

@@ -169,3 +169,12 @@ def test_hostile_json_is_one_line_naming_the_file(toy_model_dir, tmp_path, kind,
     line = one_line_error(_cli(*command), words)
     assert f"cannot read {path}: " in line, line
     assert not (tmp_path / "x.mdlc").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_fifo_as_an_mnist_file_is_one_line(tmp_path):
+    from mdlcodec.core.errors import DataError
+    from mdlcodec.data.mnist import read_idx_images
+
+    os.mkfifo(tmp_path / "t10k-images-idx3-ubyte")
+    with pytest.raises(DataError, match="FIFO"):
+        read_idx_images(tmp_path / "t10k-images-idx3-ubyte")
