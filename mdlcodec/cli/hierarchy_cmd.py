@@ -35,12 +35,12 @@ def hierarchy_cmd(model: Path, data: str, top: int, output: Path | None, png: Pa
         plot_pairs,
     )
 
-    codec = Codec.load(model, device)
-    ds = load_dataset(data)
     inputs = (model, *spec_paths(data))
-    for path in (output, png):
+    for path in (output, png):  # before the work, not after it
         if path is not None:
             refuse_inputs(path, inputs)
+    codec = Codec.load(model, device)
+    ds = load_dataset(data)
     _, report = model_hierarchy(codec, ds.train)
     shape = image_shape(codec.decoder.d_in) if png is not None else None
     if png is not None and shape is None:

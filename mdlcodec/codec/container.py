@@ -463,8 +463,7 @@ class Reader:
         back = self.f.tell()
         try:
             self.f.seek(self._start + entry.offset)
-            span = entry.stop - entry.offset
-            _, payload, _ = self._chunk(i, span, span)
+            _, payload, _ = self._chunk(i, None, entry.stop - entry.offset)  # the span is within the file
             return entry.n_rows, np.frombuffer(payload, dtype="<u4").astype(np.uint32)
         finally:
             self.f.seek(back)

@@ -109,11 +109,13 @@ def encode_file(codec: Codec, x: np.ndarray, dst: str | Path, chunk_size: int = 
     return {"samples": n, "bytes": Path(dst).stat().st_size, "warnings": warnings}
 
 
-def payload_bits(data: bytes | BinaryIO) -> int:
-    """The payload of an .mdlc file (its bytes, or a binary file at its start): the bits of its coded
-    chunks, 32 per ANS word, without magic, header, model section or chunk framing. CRCs are checked."""
-    reader = Reader.open(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data)
-    return sum(32 * len(words) for _, words in reader.chunks())
+def payload_bits(data: bytes | BinaryIO | Reader) -> int:
+    """The payload of an .mdlc file (its bytes, a binary file at its start, or a Reader not yet read
+    past its model section): the bits of its coded chunks, 32 per ANS word, without magic, header,
+    model section or chunk framing, from the framing alone (nothing decoded). CRCs are checked."""
+    if not isinstance(data, Reader):
+        data = Reader.open(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data)
+    return sum(32 * len(words) for _, words in data.chunks())
 
 
 def open_codec(reader: Reader, codec: Codec | None) -> Codec:
@@ -190,10 +192,16 @@ def _decoded(reader: Reader, codec: Codec, start: int, stop: int, run: Engine, r
              for i, n_rows, words, a, b in _chunks_for(reader, start, stop))
     for part in run.map(decode_rows, tasks):
         if reconstruct and isinstance(part, SparseCodes):
-            for a in range(0, part.n, rows_fit):
-                yield codec.reconstruct(slice_codes(part, a, min(a + rows_fit, part.n)))
+            yield from (x for _, x in _rebuilt(codec, part, rows_fit))
         else:
             yield part
+
+
+def _rebuilt(codec: Codec, codes: SparseCodes, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(a, activations of rows a:a + rows of codes) for each slice of ``rows`` rows in order: memory
+    holds one slice of rebuilt rows, however many the chunk holds."""
+    for a in range(0, codes.n, rows):
+        yield a, codec.reconstruct(slice_codes(codes, a, min(a + rows, codes.n)))
 
 
 def _check_room(dst: Path, nbytes: int, what: str) -> None:
@@ -353,7 +361,7 @@ def inspect_file(src: str | Path, codec: Codec | None = None, against: np.ndarra
         elif decode or against is not None:
             open_codec(reader, None)  # the one line saying that a model is needed
         if not decode and against is None:
-            payload = sum(32 * len(words) for _, words in reader.chunks())
+            payload = payload_bits(reader)
             info["bits"] = {"header": 8 * size - model_bits - payload, "model": model_bits, "payload": payload}
             return _per_sample(info, h.n)
         x = None
@@ -371,10 +379,9 @@ def inspect_file(src: str | Path, codec: Codec | None = None, against: np.ndarra
         for codes in codec.read_codes(reader, stats):
             ideal += codec.chunk_coder.ideal_bits(codes)["total"]
             if x is not None:
-                for a in range(0, codes.n, rows_fit):
-                    b = min(a + rows_fit, codes.n)
-                    orig = np.asarray(x[row + a:row + b], dtype=np.float64)
-                    sq_err += float(((codec.reconstruct(slice_codes(codes, a, b)) - orig) ** 2).sum())
+                for a, rebuilt in _rebuilt(codec, codes, rows_fit):
+                    orig = np.asarray(x[row + a:row + a + len(rebuilt)], dtype=np.float64)
+                    sq_err += float(((rebuilt - orig) ** 2).sum())
                     s1 += orig.sum(0)
                     s2 += float((orig ** 2).sum())
             row += codes.n

@@ -48,8 +48,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
-        return True  # another user's process, or a pid we cannot ask about: keep its files
+    except OSError:  # another user's process (EPERM), or a pid we cannot ask about: keep its files
+        pass
     return True
 
 

@@ -27,7 +27,8 @@ from mdlcodec.data.shards import is_shard_folder, load_shard_dataset, open_shard
 from mdlcodec.data.toy import make_toy, parse_toy_options
 
 
-def _mnist(spec: str) -> Dataset:
+def _mnist_args(spec: str) -> tuple[str | None, bool]:
+    """(folder or None for the default, download) of a spec ``mnist`` or ``mnist:PATH[,download=0|1]``."""
     path_parts, download = [], False
     for part in spec[len("mnist:"):].split(",") if spec != "mnist" else []:
         key, sep, val = part.partition("=")
@@ -37,7 +38,11 @@ def _mnist(spec: str) -> Dataset:
             download = val.strip() == "1"
         else:
             path_parts.append(part)
-    return load_mnist(",".join(path_parts) or None, download, spec)
+    return ",".join(path_parts) or None, download
+
+
+def _mnist(spec: str) -> Dataset:
+    return load_mnist(*_mnist_args(spec), spec)
 
 
 def load_dataset(spec: str) -> Dataset:
@@ -66,8 +71,8 @@ def spec_paths(spec: str) -> tuple[Path, ...]:
     if spec == "mnist" or spec.startswith("mnist:"):
         from mdlcodec.data.mnist import mnist_dir_default
 
-        path = spec[len("mnist:"):].split(",")[0] if spec != "mnist" else ""
-        return (Path(path) if path and "=" not in path else mnist_dir_default(),)
+        folder, _ = _mnist_args(spec)
+        return (Path(folder) if folder else mnist_dir_default(),)
     if Path(spec).is_dir():
         return (Path(spec),)
     return (parse_file_spec(spec)[0],)
