@@ -120,7 +120,29 @@ class Codec:
                 parts.append(quantiser.quantise_sparse(*encoder(x)))
             except RowError as e:
                 raise CodecError(f"training data: {e.describe(s + e.row)}") from None
-        codes = SparseCodes.concat(parts)
+        return cls._fit_codes(sae, decoder, quantiser, SparseCodes.concat(parts), encoder, hierarchy)
+
+    @classmethod
+    def fit_latents(cls, sae, z_train: SparseLatents, step: float | np.ndarray, device: str = "cpu",
+                    hierarchy: str = "auto") -> "Codec":
+        """Codec.fit from the training split's SAE latents already computed (``sae_sparse_encoder``'s
+        output for train_x): the same tables, without running the SAE again. For callers that fit
+        several codecs (steps, tolerances) of one SAE on one split."""
+        if hierarchy not in HIERARCHIES:
+            raise ModelError(f"unknown hierarchy {hierarchy!r}; choose from {', '.join(HIERARCHIES)}")
+        sae = as_sae(sae)
+        decoder = Decoder.from_sae(sae)
+        quantiser = Quantiser(np.broadcast_to(np.asarray(step, np.float32), (decoder.d_sae,)))
+        try:
+            codes = quantiser.quantise_sparse(*z_train)
+        except RowError as e:
+            raise CodecError(f"training data: {e.describe(e.row)}") from None
+        return cls._fit_codes(sae, decoder, quantiser, codes, cls.sae_sparse_encoder(sae, device), hierarchy)
+
+    @classmethod
+    def _fit_codes(cls, sae, decoder: Decoder, quantiser: Quantiser, codes: SparseCodes, encoder,
+                   hierarchy: str) -> "Codec":
+        """The codec whose tables count the training split's quantised latents ``codes``."""
         forest, parents = None, cls.tree_parents(sae, hierarchy)
         if hierarchy == "chowliu":
             forest = chow_liu(codes)
@@ -293,21 +315,26 @@ class Codec:
         return h.hexdigest()[:32]
 
     def latents(self, x: np.ndarray, chunk_size: int | None = None, first_row: int = 0,
-                what: str = "activations") -> SparseCodes:
+                what: str = "activations", z: SparseLatents | None = None) -> SparseCodes:
         """Activations [n, d_in] -> quantised latents: what a file encoded with ``chunk_size`` stores.
 
         The encoder runs chunk by chunk as `encode` does (a matmul's float rounding may depend on
-        its batch, so a latent on a bin boundary could differ between chunkings). CodecError naming
-        ``what`` and the row (x's first row being ``first_row``) of a latent the format cannot code."""
-        if self.encoder is None:
+        its batch, so a latent on a bin boundary could differ between chunkings). ``z``: the encoder's
+        output for x when the caller already has it (``sae_sparse_encoder``, run in chunks of
+        chunk_size): then the encoder does not run, only the quantiser (and RDO's optimisation).
+        CodecError naming ``what`` and the row (x's first row being ``first_row``) of a latent the
+        format cannot code."""
+        if self.encoder is None and z is None:
             raise ModelError("this codec was loaded from a file and has no encoder")
         if chunk_size is not None and chunk_size < len(x):  # each chunk checked and read on its own
             check_shape(x, self.decoder.d_in, what)
-            return SparseCodes.concat([self.latents(x[s:s + chunk_size], first_row=first_row + s, what=what)
-                                       for s in range(0, len(x), chunk_size)])
+            return SparseCodes.concat([
+                self.latents(x[s:s + chunk_size], first_row=first_row + s, what=what,
+                             z=None if z is None else SparseLatents(z.values[s:s + chunk_size], z.indices[s:s + chunk_size]))
+                for s in range(0, len(x), chunk_size)])
         x = check_activations(x, self.decoder.d_in, what)
         try:
-            codes = self.quantise(self.encoder(x))
+            codes = self.quantise(self.encoder(x) if z is None else z)
         except RowError as e:
             raise CodecError(f"{what}: {e.describe(first_row + e.row)}") from None
         return codes if self.rdo_lambda is None else self.optimise(x, codes)
@@ -367,7 +394,11 @@ class Codec:
         (``parallel.encode_chunk``). CodecError, naming ``what`` and the row of the file (x's first
         being ``first_row``), for a latent the format cannot code or whose reconstruction would
         overflow float32 (``Decoder.check_values``)."""
-        codes = self.latents(x, first_row=first_row, what=what)
+        return self.codes_words(self.latents(x, first_row=first_row, what=what), first_row, what)
+
+    def codes_words(self, codes: SparseCodes, first_row: int = 0, what: str = "activations") -> np.ndarray:
+        """One chunk's quantised latents -> its ANS words [n_words] uint32 (``chunk_words`` past the
+        encoder), with the same refusals, naming the row of the file (the chunk's first being ``first_row``)."""
         bad = self.decoder.check_values(codes, self.quantiser.step)
         if bad is not None:
             raise CodecError(f"{what}: row {first_row + bad} is too large to code: its reconstruction from "

@@ -109,6 +109,26 @@ def encode_file(codec: Codec, x: np.ndarray, dst: str | Path, chunk_size: int = 
     return {"samples": n, "bytes": Path(dst).stat().st_size, "warnings": warnings}
 
 
+def encode_codes_file(codec: Codec, codes: SparseCodes, dst: str | Path, chunk_size: int = DEFAULT_CHUNK,
+                      embed_model: bool = False, overwrite: bool = False, inputs: tuple[str | Path, ...] = ()) -> dict:
+    """An .mdlc file at dst (atomically, as ``encode_file``) from quantised latents already computed:
+    ``codes`` are what ``codec.latents(x, chunk_size)`` gives for the activations x, so the file is
+    ``encode_file``'s of x but for its file_id, without running the encoder again. For callers that
+    code one split under several codecs of one SAE (``measure`` over tolerances).
+
+    Returns {"samples": n, "bytes": size of the file}."""
+    header = codec.header(codes.n, chunk_size)
+    header.validate(problem="cannot write this file")
+    with atomic_output(dst, _read_by(codec, *inputs), overwrite) as tmp:
+        with open(tmp, "wb") as f:
+            writer = Writer(f, header, codec.model_section() if embed_model else None)
+            for i, s in enumerate(range(0, codes.n, chunk_size)):
+                e = min(s + chunk_size, codes.n)
+                writer.write_chunk(e - s, codec.codes_words(slice_codes(codes, s, e), s))
+            writer.finish()
+    return {"samples": codes.n, "bytes": Path(dst).stat().st_size}
+
+
 def payload_bits(data: bytes | BinaryIO | Reader) -> int:
     """The payload of an .mdlc file (its bytes, a binary file at its start, or a Reader not yet read
     past its model section): the bits of its coded chunks, 32 per ANS word, without magic, header,

@@ -92,10 +92,13 @@ def default_step(decoder, z: np.ndarray | SparseLatents, x: np.ndarray, relative
 
 
 def fit_codec(sae, train_x: np.ndarray, test_x: np.ndarray, step: float | None = None,
-              max_mse: float | None = None, device: str = "cpu", hierarchy: str = "auto"):
+              max_mse: float | None = None, device: str = "cpu", hierarchy: str = "auto",
+              latents: tuple[SparseLatents, SparseLatents] | None = None):
     """Choose the step on the test split (given, or the coarsest meeting ``max_mse``, or the default
     1% rule), fit the entropy model on the training split (with ``hierarchy``, see Codec.fit), and
-    report the test figures (with a hierarchy, the flat code's bits beside them).
+    report the test figures (with a hierarchy, the flat code's bits beside them). ``latents``: the
+    SAE's latents (z_train, z_test) of the two splits when the caller has them
+    (``Codec.sae_sparse_encoder``), so that the SAE does not run again.
 
     Returns (codec, report); the report's bits are per sample of the test split: the test codes'
     cross-entropy under the tables (``cross_entropy_bits_per_sample``) and the tables' own model
@@ -107,12 +110,14 @@ def fit_codec(sae, train_x: np.ndarray, test_x: np.ndarray, step: float | None =
     sae = as_sae(sae)
     decoder = Decoder.from_sae(sae)
     test_x = check_activations(test_x, decoder.d_in, "test data")
-    z = Codec.sae_sparse_encoder(sae, device)(test_x)  # SparseLatents: no dense [n, d_sae] matrix anywhere below
+    # SparseLatents: no dense [n, d_sae] matrix anywhere below
+    z = latents[1] if latents is not None else Codec.sae_sparse_encoder(sae, device)(test_x)
     codec_parents = Codec.tree_parents(sae, hierarchy)
     if step is None:
         step = (coarsest_step(decoder, z, test_x, max_mse, parents=codec_parents) if max_mse is not None
                 else default_step(decoder, z, test_x, parents=codec_parents))
-    codec = Codec.fit(sae, train_x, step, device, hierarchy)
+    codec = (Codec.fit_latents(sae, latents[0], step, device, hierarchy) if latents is not None
+             else Codec.fit(sae, train_x, step, device, hierarchy))
     codes = codec.quantise(z)
     ideal = codec.chunk_coder.ideal_bits(codes)
     report = {

@@ -23,14 +23,17 @@ from mdlcodec.core.errors import CodecError
 LEVELS = (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
 
-def fit_two_part(codec: Codec, train_x, test_x, max_mse: float, levels: tuple[int, ...] = LEVELS) -> tuple[Codec, dict]:
+def fit_two_part(codec: Codec, train_x, test_x, max_mse: float, levels: tuple[int, ...] = LEVELS,
+                 latents: tuple | None = None) -> tuple[Codec, dict]:
     """The codec (codec's encoder, a coded decoder, its own step and flat tables) of the shortest
     two-part code of test_x within max_mse (the module's docstring). Returns (codec, report):
     report["levels"] lists each L tried {levels, step, decoder_bits, cross_entropy_bits (test split,
     all rows), total_bits} or {levels, reason}; report["chosen"] the kept one. CodecError if no level
-    meets the tolerance."""
-    z_train, z_test = (latents_in_chunks(codec.encoder, x, codec.decoder.d_in, what, DEFAULT_CHUNK)
-                       for x, what in ((train_x, "training data"), (test_x, "test data")))
+    meets the tolerance. ``latents``: the encoder's (z_train, z_test) of the two splits when the
+    caller has them, so that the encoder does not run again."""
+    z_train, z_test = latents if latents is not None else (
+        latents_in_chunks(codec.encoder, x, codec.decoder.d_in, what, DEFAULT_CHUNK)
+        for x, what in ((train_x, "training data"), (test_x, "test data")))
     tried, best = [], None
     for L in levels:
         decoder = codec.decoder.with_coded_rows(L)

@@ -23,16 +23,18 @@ def test_measure_two_saes_and_pca_at_one_fvu(toy_model_dir, tmp_path):
     r = run("measure", model, other, TOY, "--max-fvu", 0.8, "-o", out, "--json")
     assert r.exit_code == 0, r.output
     res = json.loads(r.output)
-    assert res["schema"] == "mdlcodec.measure/1" and not res["skipped"]
+    assert res["schema"] == "mdlcodec.measure/2" and not res["skipped"]
     rows = res["rows"]
     assert [r["method"] for r in rows].count("sae") == 2 and [r["method"] for r in rows].count("pca") == 1
     assert [r["file_bits"] for r in rows] == sorted(r["file_bits"] for r in rows)
     assert [s["name"] for s in res["stored"]] == ["float16", "int8+zstd"]
     assert res["stored"][0]["file_bits"] == pytest.approx(16 * ds.d, rel=0.01)
-    var = res["tolerance"]["test_variance"]
-    assert res["tolerance"]["max_mse"] == pytest.approx(0.8 * var)
+    var = res["data"]["test_variance"]
+    (tol,) = res["tolerances"]
+    assert tol["max_mse"] == pytest.approx(0.8 * var) and tol["max_fvu"] == 0.8
     for r in rows:
-        assert r["fvu"] <= 0.8 + 1e-9 and r["mse"] <= res["tolerance"]["max_mse"] * (1 + 1e-9)
+        assert r["fvu"] <= 0.8 + 1e-9 and r["mse"] <= tol["max_mse"] * (1 + 1e-9)
+        assert (r["max_mse"], r["max_fvu"]) == (tol["max_mse"], tol["max_fvu"])
         assert r["payload_bits"] == pytest.approx(r["activity_bits"] + r["values_bits"])
         assert r["file_bits"] == pytest.approx(8 * (out / f"{r['name'].split(' ')[0]}.mdlc").stat().st_size
                                                / len(ds.test)) if r["method"] == "sae" else True
@@ -64,6 +66,11 @@ def test_measure_refuses_bad_input_before_work(toy_model_dir, tmp_path):
     wide = tmp_path / "wide.npy"
     np.save(wide, np.zeros((50, 7), np.float32))
     one_line_error(run("measure", model, wide, "--max-fvu", 0.1), "width")
+    for bad, says in (("0.1,1.5", "out of (0, 1]"), ("0,0.1", "out of (0, 1]"), ("0.1,abc", "not a number"),
+                      ("0.1,,0.2", "not a number"), ("0.1,0.1", "given twice"), ("nan", "out of (0, 1]")):
+        one_line_error(run("measure", model, TOY, "--max-fvu", bad), says)
+    one_line_error(run("measure", model, TOY, "--max-mse", "0.1,-2"), "not a finite number > 0")
+    one_line_error(run("measure", model, TOY, "--max-fvu", 0.5, "--norm-quantile", 1.5), "(0, 1]")
 
 
 def test_measure_an_imported_peer_sae_on_mnist(peers_dir, mnist_dir, tmp_path):
@@ -117,3 +124,56 @@ def test_measure_two_part_codes_the_decoder_and_gives_the_break_even(toy_model_d
     info = json.loads(run("info", tmp_path / "out" / "model.two_part.mdlc", "--json").stdout)  # no model needed
     assert info["decoder_rows"].startswith("coded") and info["self_contained"]
     assert info["decoder_bits"] < info["bits"]["model"]  # rows + bias; the section also holds the tables
+
+
+def test_measure_over_several_tolerances_gives_the_curve(toy_model_dir, tmp_path):
+    """Issue 18 §3: --max-fvu F1,F2,... gives one table per tolerance, rows tagged with their
+    tolerance, a curve that falls as the tolerance loosens, one kept file per tolerance, a plot;
+    an SAE that cannot meet one tolerance is one line there and measured at the others."""
+    shared, ds = toy_model_dir
+    model = tmp_path / "model"
+    shutil.copytree(shared, model)
+    out, plot = tmp_path / "out", tmp_path / "curve.png"
+    r = run("measure", model, TOY, "--max-fvu", "1e-6,0.9,0.6", "-o", out, "--plot", plot, "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert [t["max_fvu"] for t in res["tolerances"]] == [1e-6, 0.9, 0.6]
+    assert [(s["name"], s["max_fvu"]) for s in res["skipped"]] == [("model", 1e-6)]  # the SAE's own error is above it
+    sae = [r for r in res["rows"] if r["method"] == "sae"]
+    assert [r["max_fvu"] for r in sae] == [0.9, 0.6]
+    assert sae[0]["file_bits"] < sae[1]["file_bits"] and sae[0]["fvu"] > sae[1]["fvu"]  # looser: fewer bits
+    assert [r["max_fvu"] for r in res["rows"]] == sorted((r["max_fvu"] for r in res["rows"]), key=[1e-6, 0.9, 0.6].index)
+    for r in sae:
+        f = out / f"model.fvu{r['max_fvu']:g}.mdlc"
+        assert r["file"] == str(f) and r["file_bits"] == pytest.approx(8 * f.stat().st_size / len(ds.test))
+        assert run("decode", f, "-m", model, "-o", tmp_path / f"{f.name}.npy").exit_code == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / "rd.png").is_file()
+    text = run("measure", model, TOY, "--max-fvu", "0.9,0.6", "--no-pca").stdout
+    assert text.count("| method |") == 2 and "FVU <= 0.9)" in text and "FVU <= 0.6)" in text
+    one_line_error(run("measure", model, TOY, "--max-fvu", "0.9,0.6", "--plot", plot), "exists")
+
+
+def test_measure_reports_fvu_below_a_norm_quantile(toy_model_dir, tmp_path):
+    """Issue 18 §5: a few massive tokens dominate FVU over all tokens; FVU below the norm quantile
+    leaves them out, and data.norm_cut says how many tokens that keeps."""
+    from mdlcodec.selection.tokens import NormCut
+
+    shared, ds = toy_model_dir
+    x = np.concatenate([ds.train, ds.test]).astype(np.float32)
+    x[-5:] *= 40  # five massive test tokens
+    np.save(tmp_path / "x.npy", x)
+    r = run("measure", shared, tmp_path / "x.npy", "--max-fvu", 0.8, "--norm-quantile", 0.99, "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    cut = res["data"]["norm_cut"]
+    n_test = res["data"]["n_test"]
+    assert cut["quantile"] == 0.99 and 5 <= n_test - cut["tokens"] <= int(np.ceil(0.01 * n_test))
+    test = x[-n_test:]
+    ref = NormCut.of(test, 0.99)
+    assert cut["tokens"] == int(ref.rows.sum()) and not ref.rows[-5:].any()
+    for row in res["rows"]:
+        assert np.isfinite(row["fvu_below_norm_cut"]) and row["fvu_below_norm_cut"] != pytest.approx(row["fvu"], rel=1e-3)
+    all_kept = json.loads(run("measure", shared, tmp_path / "x.npy", "--max-fvu", 0.8, "--norm-quantile", 1,
+                              "--json", "--no-pca").stdout)
+    assert all_kept["data"]["norm_cut"]["tokens"] == n_test
+    assert all_kept["rows"][0]["fvu_below_norm_cut"] == pytest.approx(all_kept["rows"][0]["fvu"], rel=1e-6)

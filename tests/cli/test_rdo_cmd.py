@@ -46,7 +46,7 @@ def test_measure_rdo_shows_plain_and_optimised_side_by_side(toy_model_dir, tmp_p
     res = json.loads(r.output)
     row = res["rows"][0]
     o = row["optimised"]
-    assert o["mse"] <= res["tolerance"]["max_mse"] * (1 + 1e-9)
+    assert o["mse"] <= res["tolerances"][0]["max_mse"] * (1 + 1e-9)
     assert row["best_file_bits"] == min(row["file_bits"], o["file_bits"])
     assert o["file_bits"] <= row["file_bits"]  # the plain code is among the candidates
     r = run("decode", o["file"], "-m", model, "-o", tmp_path / "x.npy", "--latents")

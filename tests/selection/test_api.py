@@ -167,7 +167,7 @@ def test_measure_in_memory_matches_the_cli(toy_model_dir, tmp_path):
     assert again["data"]["n_test"] == result["data"]["n_test"] and again["rows"][0]["method"] == "sae"
 
 
-def test_measure_takes_a_shard_folder_and_refuses_two_tolerances(toy_model_dir, tmp_path):
+def test_measure_takes_a_shard_folder_and_a_list_of_tolerances(toy_model_dir, tmp_path):
     from mdlcodec.models import load_sae
 
     model, ds = toy_model_dir
@@ -180,6 +180,8 @@ def test_measure_takes_a_shard_folder_and_refuses_two_tolerances(toy_model_dir, 
     assert result["data"]["spec"] == str(folder) and result["rows"]
     with pytest.raises(MdlcodecError, match="one tolerance"):
         mdlcodec.measure(load_sae(model), folder, max_fvu=0.3, max_mse=0.1)
+    curve = mdlcodec.measure(load_sae(model), folder, max_fvu=[0.8, 0.7], pca=False, stored=False)
+    assert [r["max_fvu"] for r in curve["rows"]] == [0.8, 0.7]
 
 
 def test_real_saelens_objects_when_installed(peers_dir):
