@@ -14,6 +14,7 @@ _FIXES = {
     "text": "give --text PATH (a .txt file, a folder of them, or a saved dataset)",
     "max_length": "give a smaller --max-length",
     "dtype": "use --dtype float32",
+    "max_norm_ratio": "give a larger --max-norm-ratio, or leave it out",
 }
 """The flag to change for a harvest error's ``param`` (beside the CLI's own FIXES)."""
 
@@ -35,13 +36,16 @@ _FIXES = {
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Sequences per forward pass.")
 @click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
               help="Dtype of the stored activations.")
+@click.option("--max-norm-ratio", type=float,
+              help="Leave out tokens whose activation norm exceeds this multiple of the median norm (of the first "
+                   "forward pass's tokens): the massive activations of a few tokens; recorded in the manifest.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @threads_option
 @click.option("--force", is_flag=True, help="Replace OUT_DIR if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def harvest_cmd(model: Path, layer: int, out_dir: Path, texts: tuple[Path, ...], tokens: int | None,
-                shard_tokens: int, max_length: int, batch_size: int, dtype: str, device: str, force: bool,
-                as_json: bool) -> None:
+                shard_tokens: int, max_length: int, batch_size: int, dtype: str, max_norm_ratio: float | None,
+                device: str, force: bool, as_json: bool) -> None:
     """Run the Hugging Face transformers model in the local folder MODEL over the text and write the
     hidden state of --layer at every token (BOS/CLS, EOS/SEP and padding dropped) into OUT_DIR as
     .npy shards with a manifest.json. OUT_DIR is then a dataset spec: `mdlcodec data OUT_DIR`,
@@ -51,7 +55,7 @@ def harvest_cmd(model: Path, layer: int, out_dir: Path, texts: tuple[Path, ...],
 
     try:
         r = harvest(model, layer, out_dir, list(texts), tokens, shard_tokens, max_length, batch_size, dtype, device,
-                    force, progress=not as_json)
+                    force, progress=not as_json, max_norm_ratio=max_norm_ratio)
     except MdlcodecError as e:
         fix = _FIXES.get(e.param or "")
         if fix is None:
@@ -62,5 +66,9 @@ def harvest_cmd(model: Path, layer: int, out_dir: Path, texts: tuple[Path, ...],
         return
     click.echo(f"{r['tokens']:,} tokens of layer {r['layer']} of {r['model']} (d {r['d']}, {r['dtype']}) -> "
                f"{r['output']}: {r['shards']} shards, {r['seconds']:.1f} s ({r['tokens_per_s']:,.0f} tokens/s)")
+    if "norm_cut" in r:
+        c = r["norm_cut"]
+        click.echo(f"left out {c['dropped_tokens']:,} tokens of norm above {c['threshold']:.4g} "
+                   f"({c['max_norm_ratio']:g} x the median {c['median_norm']:.4g})")
     if r["text_ran_out"]:
         click.echo(f"warning: the text ran out before --tokens {tokens:,}", err=True)

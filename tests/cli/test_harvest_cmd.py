@@ -132,6 +132,9 @@ def test_bad_harvests_are_one_line_and_write_nothing(harvested, tmp_path):
         (("harvest", broken, "--layer", 1, "-o", out, "--text", text), f"cannot load a tokenizer from {broken}"),
         (("harvest", tmp_path / "nope", "--layer", 1, "-o", out, "--text", text), "no such model folder"),
         (("harvest", model, "--layer", 1, "-o", out, "--text", text, "--device", "cuda:7"), "device"),
+        (("harvest", model, "--layer", 1, "-o", out, "--text", text, "--max-norm-ratio", 1e-9),
+         "the norm cut left no tokens: all 2"),
+        (("harvest", model, "--layer", 1, "-o", out, "--text", text, "--max-norm-ratio", 0), "max_norm_ratio is 0"),
     ]
     for args, needle in cases:
         r = run(*args)
@@ -140,6 +143,16 @@ def test_bad_harvests_are_one_line_and_write_nothing(harvested, tmp_path):
         assert r.exit_code == 1, r.output
         one_line_error(r, needle)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "empty.txt"], args
+
+
+def test_harvest_norm_cut_is_said_and_recorded(harvested, tmp_path):
+    _, model, text, _, _ = harvested
+    r = run("harvest", model, "--layer", 1, "-o", tmp_path / "a", "--text", text, "--max-length", 32,
+            "--max-norm-ratio", 1.1)
+    assert r.exit_code == 0, r.output
+    c = read_manifest(tmp_path / "a")["norm_cut"]
+    assert f"left out {c['dropped_tokens']:,} tokens of norm above" in r.stdout and c["dropped_tokens"] > 0
+    assert read_manifest(tmp_path / "a")["total_tokens"] == N - c["dropped_tokens"]
 
 
 def test_existing_output_needs_force(harvested, tmp_path):

@@ -180,3 +180,28 @@ def test_manifest_is_json_with_the_sources(models, text, tmp_path):
     harvest(models["gpt2"], 0, tmp_path / "acts", [text], progress=False)
     m = json.loads((tmp_path / "acts" / "manifest.json").read_text())
     assert m["hook_point"] == "hidden_states[0] (embeddings)" and m["transformers_version"]
+
+
+def test_norm_cut_leaves_out_massive_tokens_and_records_it(models, text, tmp_path):
+    """Issue 18 §5: --max-norm-ratio R leaves out the tokens whose norm exceeds R x the median norm
+    (of the first forward pass), exactly those, and says so in the manifest; a cut that keeps
+    nothing is one line and writes nothing."""
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    harvest(models["gpt2"], 1, full, [text], max_length=12, batch_size=3, progress=False)
+    x = open_shards(full)[:]
+    norms = np.linalg.norm(x.astype(np.float64), axis=1)
+    r = harvest(models["gpt2"], 1, cut, [text], max_length=12, batch_size=3, progress=False, max_norm_ratio=1.05)
+    c = read_manifest(cut)["norm_cut"]
+    assert c == r["norm_cut"] and c["max_norm_ratio"] == 1.05 and 0 < c["median_of_tokens"] < len(x)
+    first = norms[:c["median_of_tokens"]]
+    assert c["median_norm"] == pytest.approx(float(np.median(first)), rel=1e-6)
+    kept = norms <= 1.05 * c["median_norm"]
+    assert c["dropped_tokens"] == int((~kept).sum()) > 0 and r["tokens"] == int(kept.sum())
+    np.testing.assert_allclose(open_shards(cut)[:], x[kept], rtol=1e-5, atol=1e-5)
+    assert "norm_cut" not in read_manifest(full)
+    with pytest.raises(DataError, match="left no tokens"):
+        harvest(models["gpt2"], 1, tmp_path / "none", [text], max_length=12, batch_size=3, progress=False,
+                max_norm_ratio=1e-9)
+    assert not (tmp_path / "none").exists()
+    with pytest.raises(DataError, match="max_norm_ratio"):
+        harvest(models["gpt2"], 1, tmp_path / "bad", [text], progress=False, max_norm_ratio=float("nan"))
