@@ -98,6 +98,10 @@ class SAE(nn.Module):
 
     arch: ClassVar[str] = ""
     uses_auxk: ClassVar[bool] = False  # whether training adds the AuxK loss for dead latents
+    # Whether the training latents are the pre-activations at a selection and 0 elsewhere, passing no
+    # gradient where 0 (top-k, a threshold) and with no sparsity penalty: training then decodes only the
+    # active rows and backpropagates only the selected pre-activations (models.sparse_decode).
+    sparse_train: ClassVar[bool] = False
     # Names of the fixed (untrained) tensors that define the architecture beyond cfg, e.g. the tree's
     # "parents": required keyword arguments of __init__ (and make_sae), registered buffers, saved beside the weights.
     structure: ClassVar[tuple[str, ...]] = ()

@@ -21,6 +21,7 @@ THRESHOLD_BETA = 0.99  # weight of the old threshold in the running average, per
 @register("batchtopk")
 class BatchTopKSAE(SAE):
     uses_auxk = True
+    sparse_train = True
 
     @classmethod
     def check(cls, cfg: SAEConfig) -> None:

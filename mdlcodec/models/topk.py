@@ -25,6 +25,7 @@ def topk_per_sample_sparse(pre: Tensor, k: int) -> tuple[Tensor, Tensor]:
 @register("topk")
 class TopKSAE(SAE):
     uses_auxk = True
+    sparse_train = True
 
     @classmethod
     def check(cls, cfg: SAEConfig) -> None:
