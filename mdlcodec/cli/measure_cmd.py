@@ -32,6 +32,8 @@ def _list(value: str | None) -> list[str] | None:
 @click.option("--force", is_flag=True, help="Replace results already in OUT_DIR.")
 @click.option("--rdo", is_flag=True, help="Also code each SAE with per-feature steps and rate-distortion optimised "
               "encoding (same decoder and format) and show it beside the plain code; rows ordered by the shorter.")
+@click.option("--chow-liu", is_flag=True, help="Also code each SAE's quantised latents with a Chow-Liu forest over its "
+              "features (tables from the training split) and show that file beside the plain one.")
 @click.option("--two-part", is_flag=True, help="Also the honest two-part code: decoder rows coded at the precision the "
               "tolerance allows (with the latents' step), the self-contained file read back, and each SAE's "
               "break-even number of samples against PCA coded the same way.")
@@ -45,7 +47,7 @@ def _list(value: str | None) -> list[str] | None:
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema mdlcodec.measure/2).")
 def measure_cmd(paths: tuple[str, ...], max_fvu: str | None, max_mse: str | None, no_pca: bool,
-                out_dir: Path | None, force: bool, rdo: bool, two_part: bool, norm_quantile: float,
+                out_dir: Path | None, force: bool, rdo: bool, chow_liu: bool, two_part: bool, norm_quantile: float,
                 plot_path: Path | None, device: str, as_json: bool) -> None:
     """Measure SAE... on DATA (the last argument): for each SAE folder (trained by mdlcodec or
     imported with `mdlcodec import`), the coarsest quantisation whose test reconstruction meets the
@@ -86,12 +88,12 @@ def measure_cmd(paths: tuple[str, ...], max_fvu: str | None, max_mse: str | None
     say = (lambda m: None) if as_json else (lambda m: click.echo(f"  {m}", err=True))
     result = measure_saes(saes, ds, bounds["max_mse"], bounds["max_fvu"], pca=not no_pca, out_dir=out_dir,
                           device=device, progress=say, keep_tables=out_dir is not None, rdo=rdo, two_part=two_part,
-                          norm_quantile=norm_quantile)
+                          norm_quantile=norm_quantile, chow_liu=chow_liu)
     if not result["rows"]:
         raise MdlcodecError("nothing meets " + ", ".join(f"test MSE <= {t['max_mse']:.6g} (FVU <= {t['max_fvu']:.4g})"
                                                          for t in result["tolerances"]), param="tolerance_unmet")
     result["command"] = {"models": list(models), "data": data, **bounds, "pca": not no_pca, "rdo": rdo,
-                         "two_part": two_part, "norm_quantile": norm_quantile}
+                         "chow_liu": chow_liu, "two_part": two_part, "norm_quantile": norm_quantile}
     table = markdown_table(result)
     if out_dir is not None:
         write_text(out_dir / "results.json", json.dumps(result, indent=1) + "\n")

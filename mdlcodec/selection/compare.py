@@ -36,6 +36,10 @@ Schema of the result (``SCHEMA``; a stable, documented contract for ``mdlcodec m
   cross_entropy_bits, mse, fvu, fvu_below_norm_cut, l0, rdo_lambda, per_feature, file}, and
   ``best_file_bits``, the shorter of the two files, which then orders the rows (plain rows keep
   their own figures).
+- with ``chow_liu`` (``mdlcodec measure --chow-liu``), each SAE row adds ``chow_liu``: the same
+  quantised latents (the plain code's step) coded with a Chow-Liu forest over the features learnt
+  from the training split's codes (``codec.hierarchy``), {file_bits, payload_bits,
+  cross_entropy_bits, edges, table_bits (the forest's tables, bits, once)}.
 - with ``two_part`` (``mdlcodec measure --two-part``), each SAE row and PCA's add ``two_part``: the
   honest two-part code (``measure.measure_two_part``: decoder rows coded at the precision the
   tolerance allows, chosen with the latents' step for the shortest total on this test split, written
@@ -133,6 +137,17 @@ def _two_part(codec, ds, tol: dict, skipped: list, name: str, source: str, path:
         return None
 
 
+def _chow_liu(sae, ds, plain, latents: tuple, device: str, path: Path | None) -> tuple[Codec, dict]:
+    """The plain code's quantised latents coded under a Chow-Liu forest (tables of the training split)."""
+    step = float(plain.quantiser.step[0])
+    codec, report = fit_codec(sae, ds.train, ds.test, step=step, device=device, hierarchy="chowliu", latents=latents)
+    m = measure_codec(codec, ds.test, path, z_test=latents[1])
+    h = report.get("hierarchy", {})
+    return codec, {"file_bits": m["file_bits"], "payload_bits": m["payload_bits"],
+                   "cross_entropy_bits": m["cross_entropy_bits"]["total"], "edges": h.get("edges", 0),
+                   "table_bits": h.get("table_bits", 0.0), "file": str(path) if path is not None else None}
+
+
 def _break_even(rows: list[dict]) -> None:
     """Each SAE row's two-part break-even against PCA's at its tolerance: the test samples from which
     the SAE's file plus its coded decoder is no longer than PCA's (None: never; 0: always)."""
@@ -168,7 +183,7 @@ def _tag(tol: dict, several: bool) -> str:
 def measure_saes(saes: list[tuple[str, str, object]], ds, max_mse=None, max_fvu=None, pca: bool = True,
                  out_dir: str | Path | None = None, device: str = "cpu", progress: Progress = quiet,
                  keep_tables: bool = False, stored: bool = True, rdo: bool = False, two_part: bool = False,
-                 norm_quantile: float = DEFAULT_NORM_QUANTILE) -> dict:
+                 norm_quantile: float = DEFAULT_NORM_QUANTILE, chow_liu: bool = False) -> dict:
     """Measure each (name, source, SAE) of ``saes`` and, with ``pca``, PCA transform coding on the
     Dataset ``ds`` at each tolerance of max_mse or max_fvu (exactly one: a number or a sequence of
     them; schema in this module's docstring). Each SAE's latents of both splits are computed once.
@@ -176,7 +191,8 @@ def measure_saes(saes: list[tuple[str, str, object]], ds, max_mse=None, max_fvu=
     NAME.fvuF.mdlc for several tolerances); with ``keep_tables`` the tables fitted here join the archive of
     the SAE's folder (``source``; Codec.save_tables with current=False), so that those files decode
     with the model folder; its current tables stay. With ``stored``, float16 and int8 + zstd beside
-    them (``stored_rows``); with ``rdo``, each SAE's optimised encoding beside its plain one; FVU
+    them (``stored_rows``); with ``rdo``, each SAE's optimised encoding beside its plain one, with
+    ``chow_liu`` its Chow-Liu code; FVU
     also over the test tokens whose norm is at most the ``norm_quantile`` quantile (``tokens.NormCut``)."""
     tols = tolerances(ds.test, max_mse, max_fvu)
     for t in tols:
@@ -225,6 +241,11 @@ def measure_saes(saes: list[tuple[str, str, object]], ds, max_mse=None, max_fvu=
                 if keep_tables:
                     opt.save_tables(source, current=False)
                 rows[-1]["best_file_bits"] = min(m["file_bits"], rows[-1]["optimised"]["file_bits"])
+            if chow_liu:
+                progress(f"{name}: Chow-Liu forest of the training codes, the test split coded with it")
+                forest, rows[-1]["chow_liu"] = _chow_liu(sae, ds, codec, latents, device, path(name, tol, ".chowliu"))
+                if keep_tables:
+                    forest.save_tables(source, current=False)
             if two_part:
                 progress(f"{name}: decoder precision and step of the two-part code")
                 rows[-1]["two_part"] = _two_part(codec, ds, tol_out, skipped, name, source,
@@ -269,13 +290,17 @@ def _table(result: dict, tol: dict) -> list[str]:
              "| method | width | k | L0 | FVU | FVU < q | file | payload | activity | values | header | cross-entropy "
              "| payload/cross-entropy | decoder bits | file + decoder |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    opt = any("optimised" in r for r in rows)
+    opt, cl = any("optimised" in r for r in rows), any("chow_liu" in r for r in rows)
     if opt:
         lines[2] = lines[2].replace("| file |", "| file | file (optimised) | payload (optimised) | FVU (optimised) |")
         lines[3] += "---:|---:|---:|"
+    if cl:
+        lines[2] = lines[2].replace("| file |", "| file | file (Chow-Liu) |", 1)
+        lines[3] += "---:|"
     for r in rows:
-        o = r.get("optimised")
-        extra = (f" {o['file_bits']:.2f} | {o['payload_bits']:.2f} | {o['fvu']:.4f} |" if o else " - | - | - |") if opt else ""
+        o, c = r.get("optimised"), r.get("chow_liu")
+        extra = (f" {c['file_bits']:.2f} |" if c else " - |") if cl else ""
+        extra += (f" {o['file_bits']:.2f} | {o['payload_bits']:.2f} | {o['fvu']:.4f} |" if o else " - | - | - |") if opt else ""
         lines.append(f"| {r['name']} | {r['width']} | {r['k'] if r['k'] is not None else '-'} | {r['l0']:.1f} "
                      f"| {r['fvu']:.4f} | {r['fvu_below_norm_cut']:.4f} | {r['file_bits']:.2f} |{extra} "
                      f"{r['payload_bits']:.2f} | {r['activity_bits']:.2f} "

@@ -137,7 +137,7 @@ def plot_feature_grid(panels: list[tuple[str, np.ndarray, np.ndarray]], image_sh
 def plot_rate_distortion(result: dict, path: str | Path) -> Path:
     """File bits per test sample (per token) against the quantised test FVU from a ``measure`` result
     (selection.compare's schema, one point per tolerance met): one solid line per SAE, its optimised
-    code (``--rdo``) dashed in the same colour, PCA transform coding in grey; the tolerances as
+    code (``--rdo``) dashed and its Chow-Liu code (``--chow-liu``) dotted in the same colour, PCA transform coding in grey; the tolerances as
     faint vertical lines. Log FVU axis."""
     fig = Figure(figsize=(6.0, 4.0))
     ax = fig.subplots()
@@ -146,6 +146,10 @@ def plot_rate_distortion(result: dict, path: str | Path) -> Path:
         rows = sorted((r for r in result["rows"] if r["name"] == name), key=lambda r: r["fvu"])
         ax.plot([r["fvu"] for r in rows], [r["file_bits"] for r in rows], "o-", color=f"C{i}", ms=4,
                 label=f"{name} (D={rows[0]['width']}, k={rows[0]['k']})")
+        cl = [r for r in rows if r.get("chow_liu")]
+        if cl:
+            ax.plot([r["fvu"] for r in cl], [r["chow_liu"]["file_bits"] for r in cl], "d:", color=f"C{i}", ms=4,
+                    label=f"{name}, Chow-Liu tables")
         opt = sorted((r["optimised"] for r in rows if r.get("optimised")), key=lambda o: o["fvu"])
         if opt:
             ax.plot([o["fvu"] for o in opt], [o["file_bits"] for o in opt], "s--", color=f"C{i}", ms=4,

@@ -177,3 +177,24 @@ def test_measure_reports_fvu_below_a_norm_quantile(toy_model_dir, tmp_path):
                               "--json", "--no-pca").stdout)
     assert all_kept["data"]["norm_cut"]["tokens"] == n_test
     assert all_kept["rows"][0]["fvu_below_norm_cut"] == pytest.approx(all_kept["rows"][0]["fvu"], rel=1e-6)
+
+
+def test_measure_chow_liu_codes_the_same_latents_with_a_forest(toy_model_dir, tmp_path):
+    shared, ds = toy_model_dir
+    model = tmp_path / "model"
+    shutil.copytree(shared, model)
+    out = tmp_path / "out"
+    r = run("measure", model, TOY, "--max-fvu", "0.9,0.7", "--chow-liu", "--no-pca", "-o", out, "--json")
+    assert r.exit_code == 0, r.output
+    for row in json.loads(r.stdout)["rows"]:
+        c = row["chow_liu"]
+        assert c["edges"] >= 0 and abs(c["payload_bits"] / c["cross_entropy_bits"] - 1) < 0.05
+        assert c["file"] == str(out / f"model.fvu{row['max_fvu']:g}.chowliu.mdlc")
+        lat = tmp_path / f"{row['max_fvu']}.npz"
+        assert run("decode", c["file"], "-m", model, "-o", lat, "--latents").exit_code == 0  # its tables are kept
+        plain = tmp_path / f"{row['max_fvu']}.plain.npz"
+        assert run("decode", row["file"], "-m", model, "-o", plain, "--latents").exit_code == 0
+        import scipy.sparse
+        a, b = scipy.sparse.load_npz(lat), scipy.sparse.load_npz(plain)
+        assert (a != b).nnz == 0  # the same quantised latents, coded two ways
+    assert "file (Chow-Liu)" in (out / "results.md").read_text()
