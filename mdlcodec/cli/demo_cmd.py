@@ -13,7 +13,8 @@ from mdlcodec.cli.options import threads_option
 
 @click.command("demo")
 @click.option("-o", "--out-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where to keep the model and files (default: a temporary folder).")
+              help="Where to keep the model and files, with the rate-distortion plot rd.png (the SAE beside PCA "
+                   "at several tolerances; default: a temporary folder, no plot).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @threads_option
@@ -23,7 +24,7 @@ def demo_cmd(out_dir: Path | None, device: str, seed: int, as_json: bool) -> Non
     from mdlcodec.experiments.demo import run_demo
 
     with tempfile.TemporaryDirectory() as tmp:
-        r = run_demo(out_dir or tmp, device, seed, progress=not as_json)
+        r = run_demo(out_dir or tmp, device, seed, progress=not as_json, curve=out_dir is not None)
     if as_json:
         click.echo(json.dumps(r))
         return
@@ -46,3 +47,9 @@ def demo_cmd(out_dir: Path | None, device: str, seed: int, as_json: bool) -> Non
                f"codes the SAE's own latents)")
     click.echo(f"  decoded: MSE {r['quantised_mse']:.5f}, FVU {r['quantised_fvu']:.4f}; "
                f"latents {'exact' if r['decoded_exactly'] else 'NOT EXACT'}")
+    if "curve" in r:
+        by = {}
+        for c in r["curve"]:
+            by.setdefault(c["max_fvu"], {})[c["method"]] = c["file_bits"]
+        click.echo(f"rate-distortion ({r['plot']}): file bits/sample at FVU <= " + "; ".join(
+            f"{f:g}: SAE {m.get('sae', float('nan')):.2f}, PCA {m.get('pca', float('nan')):.2f}" for f, m in by.items()))

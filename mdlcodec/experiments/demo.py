@@ -13,11 +13,18 @@ import numpy as np
 DEMO_SPEC = "toy"
 
 
-def run_demo(out_dir: str | Path, device: str = "cpu", seed: int = 0, progress: bool = True) -> dict:
+CURVE_FVU = (1.1, 1.5, 2.0, 3.0)
+"""The rate-distortion curve's tolerances, as multiples of the SAE's own test FVU."""
+
+
+def run_demo(out_dir: str | Path, device: str = "cpu", seed: int = 0, progress: bool = True,
+             curve: bool = False) -> dict:
     """Train, evaluate, fit the codec, encode the test split to a file, decode it; report the figures.
 
     Writes out_dir/model (the SAE and its codec tables), out_dir/test.npy, out_dir/test.mdlc and
-    out_dir/test_decoded.npy. Bits are per sample of the test split.
+    out_dir/test_decoded.npy. Bits are per sample of the test split. With ``curve``, also the SAE's
+    and PCA's file bits at FVU tolerances of CURVE_FVU times the SAE's own (``measure``'s
+    selection.compare.measure_saes) and their plot, out_dir/rd.png.
     """
     from mdlcodec.codec import Codec, decode_file, encode_file, inspect_file
     from mdlcodec.codec.codec import DEFAULT_CHUNK
@@ -47,6 +54,16 @@ def run_demo(out_dir: str | Path, device: str = "cpu", seed: int = 0, progress: 
     decode_file(mdlc_path, recon_path, codec)
     info = inspect_file(mdlc_path, codec, ds.test)
     exact = bool(np.array_equal(np.load(recon_path), codec.reconstruct(codec.latents(ds.test, chunk_size=DEFAULT_CHUNK))))
+    extra = {}
+    if curve:
+        from mdlcodec.selection.compare import measure_saes
+        from mdlcodec.selection.plots import plot_rate_distortion
+
+        tols = [min(1.0, round(m * ev["fvu"], 4)) for m in CURVE_FVU]
+        res = measure_saes([("sae", str(model_dir), sae)], ds, max_fvu=sorted(set(tols)), device=device, stored=False)
+        extra = {"curve": [{"method": r["method"], "max_fvu": r["max_fvu"], "fvu": r["fvu"], "file_bits": r["file_bits"]}
+                           for r in res["rows"]],
+                 "plot": str(plot_rate_distortion(res, out / "rd.png"))}
     return {
         "data": ds.name, "true_features": n_true, "true_l0": float(truth.probs.sum()),
         "sae": {"arch": cfg.arch, "width": cfg.d_sae, "k": k},
@@ -60,5 +77,5 @@ def run_demo(out_dir: str | Path, device: str = "cpu", seed: int = 0, progress: 
         "decoder_bits": info["decoder_bits"],
         "true_activity_entropy_bits_per_sample": truth.entropy_bits_per_sample(),
         "quantised_mse": info["mse"], "quantised_fvu": info["fvu"],
-        "decoded_exactly": exact,
+        "decoded_exactly": exact, **extra,
     }

@@ -171,7 +171,8 @@ def plot_rate_distortion(result: dict, path: str | Path) -> Path:
     ax.set_xlabel("FVU of the quantised test reconstruction")
     ax.set_ylabel("file bits per test sample")
     d = result["data"]
-    ax.set_title(f"Rate-distortion on {d['name']} ({d['n_test']:,} test samples, d={d['d']})", fontsize=9)
+    name = d["name"] if len(d["name"]) <= 60 else d["name"][:57] + "..."
+    ax.set_title(f"Rate-distortion: {name}\n{d['n_test']:,} test samples, d = {d['d']}", fontsize=8)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return save_figure(fig, path, DPI)

@@ -59,6 +59,9 @@ def test_demo_names_no_deleted_path_and_labels_the_activity_entropy(tmp_path):
     assert "activity only" in line and "the payload's activity" in line
     kept = run("demo", "-o", tmp_path / "d")
     assert kept.exit_code == 0 and str(tmp_path / "d") in kept.stdout
+    # with -o the demo draws (issue 20 §5): the SAE against PCA at four tolerances, the SAE shorter on this toy
+    assert (tmp_path / "d" / "rd.png").read_bytes()[:4] == b"\x89PNG" and "rate-distortion" in kept.stdout
+    assert "rd.png" not in r.stdout
 
 
 @pytest.mark.parametrize("command", ["train", "fit-codec", "measure", "select", "bench"])
