@@ -77,16 +77,27 @@ def fit_codec_cmd(model: Path, data: str, step: float | None, max_mse: float | N
     if rdo:
         from mdlcodec.codec.rd_fit import fit_rd_codec
 
-        codec, rd_report = fit_rd_codec(load_sae(model), ds.train, ds.test, max_mse, device, hierarchy)
+        say = (lambda m: None) if as_json else (lambda m: click.echo(f"  {m}", err=True))
+        codec, rd_report = fit_rd_codec(load_sae(model), ds.train, ds.test, max_mse, device, hierarchy, progress=say)
         codec.save_tables(model)
         if as_json:
             click.echo(json.dumps(rd_report))
             return
+        sub = rd_report["search_test_rows"] < rd_report["test_rows"]
+        if sub:
+            click.echo(f"searched on {rd_report['search_test_rows']:,} of the {rd_report['test_rows']:,} test rows "
+                       f"(tables of {rd_report['search_train_rows']:,} training rows); the kept codec on all of them:")
         for v in rd_report["variants"]:
             name = " + ".join(n for n, on in (("per-feature steps", v["per_feature"]), ("RDO", v["rdo"])) if on) or "plain"
-            click.echo(f"{name:<28} test cross-entropy {v['bits_per_sample']:8.2f} bits/sample  test MSE {v['test_mse']:.6g}"
-                       + (f"  lambda {v['rdo_lambda']:.4g}" if v["rdo"] else ""))
-        click.echo(f"kept the shortest, {rd_report['chosen']['bits_per_sample']:.2f} bits/sample; tables written to {model}")
+            if v["rdo"] and v.get("kappa") is not None:
+                name += f" (kappa {v['kappa']:g})"
+            what = "estimated at the tolerance" if v.get("estimated") else f"test MSE {v['test_mse']:.6g}"
+            click.echo(f"{name:<28} {'search' if sub else 'test'} cross-entropy {v['bits_per_sample']:8.2f} bits/sample  "
+                       f"{what}" + (f"  lambda {v['rdo_lambda']:.4g}" if v["rdo"] else ""))
+        c = rd_report["chosen"]
+        click.echo(f"kept the shortest, {c['bits_per_sample']:.2f} bits/sample (test MSE {c['test_mse']:.6g})"
+                   + (f", RDO lambda {c['rdo_lambda']:.4g}: encode optimises with it" if c["rdo"] else "")
+                   + f"; tables written to {model}")
         return
     codec, report = fit_codec(load_sae(model), ds.train, ds.test, step, max_mse, device, hierarchy)
     codec.save_tables(model)
@@ -160,11 +171,15 @@ def encode_cmd(data: str, model: Path, output: Path, split: str, embed_model: bo
                     device=device)
     for line in r.get("warnings", ()):
         click.echo(f"warning: {line}", err=True)
-    r = {"output": str(output), **r, "bits_per_sample": 8 * r["bytes"] / max(r["samples"], 1)}
+    r = {"output": str(output), **r, "bits_per_sample": 8 * r["bytes"] / max(r["samples"], 1),
+         "rdo_lambda": codec.rdo_lambda}
     if as_json:
         click.echo(json.dumps(r))
         return
     click.echo(f"{r['samples']} samples -> {output} ({r['bytes']} bytes, {r['bits_per_sample']:.2f} bits/sample)")
+    if codec.rdo_lambda is not None:
+        click.echo(f"tables: rate-distortion optimised (fit-codec --rdo), lambda {codec.rdo_lambda:.4g}: each sample's "
+                   "code searched for the fewest bits + lambda x squared error; decoding is unchanged")
 
 
 @click.command("decode")

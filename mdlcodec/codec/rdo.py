@@ -41,6 +41,8 @@ from mdlcodec.codec.sparse import SparseCodes
 DEFAULT_MAX_MOVES = 64
 _BATCH_ELEMS = 1 << 23
 """Rows per sub-batch: about this many (sample, feature) scores, four at once."""
+REFIT_GROUP = 128
+"""Rows per least-squares group (rows sorted by their active count)."""
 GRAM_LIMIT = 1 << 24
 """Largest d_sae^2 for which the search keeps W_dec @ W_dec.T (64 MiB in float32): the least-squares
 refit and the cheap update of the residual's correlations need it."""
@@ -107,14 +109,30 @@ def _objective(bins: torch.Tensor, resid: torch.Tensor, costs: CostTables, mu: f
 def _ls_refit(bins: torch.Tensor, corr: torch.Tensor, gram: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
     """The active set's values solved by least squares on the target, rounded to bins [n, d_sae]
     (rows without an active latent unchanged). corr [n, d_sae]: target @ W_dec.T; gram [d_sae, d_sae]:
-    W_dec @ W_dec.T (the normal equations of each row's active set are gathered from them)."""
+    W_dec @ W_dec.T (the normal equations of each row's active set are gathered from them). Rows go
+    in groups of similar active counts (sorted), each padded to its own largest: a few rows with many
+    active latents do not pad every row's system to their size."""
     n = bins.shape[0]
     active = bins != 0
-    k = int(active.sum(1).max()) if n else 0
-    if k == 0:
+    count = active.sum(1)
+    if n == 0 or int(count.max()) == 0:
         return bins
-    # each row's active features, padded to k (padding: a masked identity row)
+    out = bins.clone()
+    by_count = torch.argsort(count, stable=True)
+    for a in range(0, n, REFIT_GROUP):
+        rows = by_count[a:a + REFIT_GROUP]
+        k = int(count[rows[-1]])
+        if k == 0:
+            continue
+        out[rows] = _ls_refit_rows(bins[rows], corr[rows], gram, step, k)
+    return out
+
+
+def _ls_refit_rows(bins: torch.Tensor, corr: torch.Tensor, gram: torch.Tensor, step: torch.Tensor, k: int) -> torch.Tensor:
+    """_ls_refit of rows with at most k active latents each (k >= 1)."""
+    active = bins != 0
     d = bins.shape[1]
+    # each row's active features, padded to k (padding: a masked identity row)
     order = torch.topk(active.to(torch.int8), k, dim=1, sorted=False).indices
     mask = torch.gather(active, 1, order)
     both = mask[:, :, None] & mask[:, None, :]
@@ -135,48 +153,80 @@ def _greedy(bins: torch.Tensor, resid: torch.Tensor, W: torch.Tensor, g: torch.T
     (``resid``, [n, d_in], is spent). Candidates: for every feature, the bin nearest the residual's
     optimum (an add where it is inactive); for every active one also its bin - 1, + 1 and 0 (drop).
     The correlations c = resid @ W_dec.T are kept up to date through ``gram`` (W_dec @ W_dec.T) where
-    given, else recomputed from the residual at each move."""
-    live = torch.arange(bins.shape[0], device=bins.device)
+    given, else recomputed from the residual at each move.
+
+    Moving f by u bins changes J by bits(b + u) - bits(b) + u (u A_f - B_f c_f), A = mu step^2 |w|^2,
+    B = 2 mu step. The residual's optimum is u = round(c / (|w|^2 step)): only the (few) features
+    where that is not 0 are scored, as a list, not the whole [samples, d_sae] matrix."""
+    n = bins.shape[0]
+    dev = bins.device
+    live = torch.arange(n, device=dev)
     corr = resid @ W.T if gram is not None else None
+    inv = 1.0 / (g * step)
+    A, B = mu * step * step * g, 2.0 * mu * step
+    now = costs.bits(bins)  # [n, d] bits of each latent over its being inactive, kept up to date
+    inf = torch.full((), float("inf"), device=dev)
     for _ in range(max_moves):
-        if not len(live):
-            break
-        b = bins[live]
         m = len(live)
-        c = corr[live] if gram is not None else resid[live] @ W.T  # [m, d]
-        now = costs.bits(b)
-        # one candidate per feature: the best bin for the residual
-        best = torch.round(b + c / (g * step)).clamp(-MAX_BIN, MAX_BIN).to(torch.int64)
-        delta = (best - b).to(torch.float32) * step
-        dJ = costs.bits(best) - now + mu * delta * (delta * g - 2 * c)
-        val, f = dJ.min(1)
-        new, dv = torch.gather(best, 1, f[:, None])[:, 0], torch.gather(delta, 1, f[:, None])[:, 0]
+        if not m:
+            break
+        every = m == n
+        b = bins if every else bins[live]
+        c = (corr if every else corr[live]) if gram is not None else resid[live] @ W.T  # [m, d]
+        nw = now if every else now[live]
+        # one candidate per feature, the bin nearest the residual's optimum, listed where it moves
+        t = c * inv
+        r, f_all = torch.nonzero(t.abs() >= 0.5, as_tuple=True)
+        u = torch.round(t[r, f_all])
+        b_rf = b[r, f_all]
+        cand_b = (b_rf + u.to(torch.int64)).clamp(-MAX_BIN, MAX_BIN)
+        u = (cand_b - b_rf).to(torch.float32)
+        cand_bits = costs.feature_bits(cand_b, f_all)
+        dJ = cand_bits - nw[r, f_all] + u * (u * A[f_all] - B[f_all] * c[r, f_all])
+        val = torch.zeros(m, device=dev)  # no move: 0
+        val.scatter_reduce_(0, r, dJ, "amin", include_self=True)
+        pos = torch.arange(len(r), device=dev)
+        first = torch.full((m,), len(r), dtype=torch.int64, device=dev)
+        hit = dJ == val[r]
+        first.scatter_reduce_(0, r[hit], pos[hit], "amin", include_self=True)
+        has = first < len(r)
+        sel = first.clamp(max=max(len(r) - 1, 0))
+        if len(r):
+            f = torch.where(has, f_all[sel], 0)
+            new = torch.where(has, cand_b[sel], 0)
+            dv = torch.where(has, u[sel] * step[f], 0.0)
+            nb = torch.where(has, cand_bits[sel], 0.0)
+        else:
+            f = new = torch.zeros(m, dtype=torch.int64, device=dev)
+            dv = nb = torch.zeros(m, device=dev)
         # the active features' bin - 1, + 1 and 0
         active = b != 0
         k = int(active.sum(1).max())
         if k:
             idx = torch.topk(active.to(torch.int8), k, dim=1, sorted=False).indices  # [m, k]
             on = torch.gather(active, 1, idx)
-            ba, ca, na = torch.gather(b, 1, idx), torch.gather(c, 1, idx), torch.gather(now, 1, idx)
+            ba, ca, na = torch.gather(b, 1, idx), torch.gather(c, 1, idx), torch.gather(nw, 1, idx)
             sa, ga = step[idx], g[idx]
             cand = torch.stack([ba - 1, ba + 1, torch.zeros_like(ba)], dim=2)  # [m, k, 3]
             da = (cand - ba[..., None]).to(torch.float32) * sa[..., None]
             bits = costs.feature_bits(cand, idx[..., None])  # [m, k, 3]
             dJa = bits - na[..., None] + mu * da * (da * ga[..., None] - 2 * ca[..., None])
-            dJa = torch.where(on[..., None], dJa, torch.full((), float("inf"), device=dJa.device))
+            dJa = torch.where(on[..., None], dJa, inf)
             va, arg = dJa.view(m, -1).min(1)
             j, q = arg // 3, arg % 3
-            rows = torch.arange(m, device=bins.device)
+            rows = torch.arange(m, device=dev)
             use = va < val
             val = torch.where(use, va, val)
             f = torch.where(use, idx[rows, j], f)
             new = torch.where(use, cand[rows, j, q], new)
             dv = torch.where(use, da[rows, j, q], dv)
+            nb = torch.where(use, bits[rows, j, q], nb)
         take = val < -1e-4
         if not take.any():
             break
-        live, f, new, dv = live[take], f[take], new[take], dv[take]
+        live, f, new, dv, nb = live[take], f[take], new[take], dv[take], nb[take]
         bins[live, f] = new
+        now[live, f] = nb
         if gram is not None:
             corr[live] -= dv[:, None] * gram[f]
         else:
