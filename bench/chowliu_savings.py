@@ -140,9 +140,10 @@ def mnist_models(select: dict) -> list[tuple[str, dict]]:
 
 def load_or_train_mnist(row: dict, select: dict, ds) -> tuple[object, dict]:
     from mdlcodec.models import SAEConfig, load_sae, train_sae
+    from mdlcodec.models.io import model_files
 
     folder = SELECT_DIR / "cache" / row["hash"]
-    if (folder / "sae_weights.safetensors").exists():
+    if model_files(folder)[1].exists():
         sae = load_sae(folder)
         return sae, {"model": str(folder.relative_to(ROOT)), "trained_now": False, "width": row["width"],
                      "k": row["k"], "selection_step": row.get("step")}
@@ -157,9 +158,10 @@ def load_or_train_mnist(row: dict, select: dict, ds) -> tuple[object, dict]:
 
 def load_or_train_lm(ds, width: int, k: int, epochs: int, model: Path | None, cache: Path) -> tuple[object, dict]:
     from mdlcodec.models import SAEConfig, TrainConfig, load_sae, save_sae, train_sae
+    from mdlcodec.models.io import model_files
 
     for folder in (model, cache):
-        if folder is not None and (folder / "sae_weights.safetensors").exists():
+        if folder is not None and model_files(folder)[1].exists():
             sae = load_sae(folder)
             return sae, {"model": str(folder), "trained_now": False, "width": sae.cfg.d_sae, "k": sae.cfg.k}
     if model is not None:

@@ -14,9 +14,10 @@ Classes and what counts as a failure:
                more than one error line, no path in it, or anything left beside the output
   inputs       encode --split test|train -o its own input (.npy, .npz:KEY), decode -o a model file,
                each with --force: the input changed
-  json         a 5,000-digit integer, 100,000-deep nesting, NaN, a duplicate key in cfg.json and a
-               shard manifest: a traceback or more than one line
-  not files    a FIFO as codec.safetensors, cfg.json, manifest.json, a shard: over 10 s (a hang)
+  json         a 5,000-digit integer, 100,000-deep nesting, NaN, a duplicate key in the model's
+               mdlcodec_sae.json and a shard manifest: a traceback or more than one line
+  not files    a FIFO as codec.safetensors, mdlcodec_sae.json, mdlcodec_sae.safetensors,
+               manifest.json, a shard: over 10 s (a hang)
 Writes bench/results/fuzz_environment.json; exits 1 if any case failed.
 """
 
@@ -41,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CMD = [sys.executable, "-m", "mdlcodec"]
 
+from mdlcodec.models.io import CFG_FILE, WEIGHTS_FILE  # noqa: E402  (the model folder's files)
 from tests.cli.test_hostile_env import _alive, _descendants, _leftovers  # noqa: E402
 
 
@@ -132,7 +134,7 @@ def inputs(f: dict, root: Path) -> dict[str, str]:
             r = mdlcodec("encode", data, "-m", f["model"], "-o", target, "--split", split, "--force")
             out[f"encode {Path(str(data)).name} --split {split} -o itself"] = \
                 "ok" if target.read_bytes() == before and one_line(r, "refusing") else "input changed"
-    for name in ("sae_weights.safetensors", "codec.safetensors", "cfg.json"):
+    for name in (WEIGHTS_FILE, "codec.safetensors", CFG_FILE):
         before = (f["model"] / name).read_bytes()
         r = mdlcodec("decode", f["mdlc"], "-m", f["model"], "-o", f["model"] / name, "--force")
         out[f"decode -o MODEL/{name}"] = "ok" if (f["model"] / name).read_bytes() == before and one_line(r) else "input changed"
@@ -146,8 +148,8 @@ def hostile_json(f: dict, root: Path) -> dict[str, str]:
     for name, text in attacks.items():
         m = root / "jmodel"
         shutil.copytree(f["model"], m, dirs_exist_ok=True)
-        (m / "cfg.json").write_text(text)
-        out[f"cfg.json: {name}"] = "ok" if one_line(mdlcodec("encode", f["x"], "-m", m, "-o", root / "j.mdlc")) else "traceback"
+        (m / CFG_FILE).write_text(text)
+        out[f"{CFG_FILE}: {name}"] = "ok" if one_line(mdlcodec("encode", f["x"], "-m", m, "-o", root / "j.mdlc")) else "traceback"
         shards = root / "jshards"
         shards.mkdir(exist_ok=True)
         (shards / "manifest.json").write_text(text)
@@ -157,7 +159,7 @@ def hostile_json(f: dict, root: Path) -> dict[str, str]:
 
 def fifos(f: dict, root: Path) -> dict[str, str]:
     out = {}
-    for name in ("codec.safetensors", "cfg.json", "sae_weights.safetensors"):
+    for name in ("codec.safetensors", CFG_FILE, WEIGHTS_FILE):
         m = root / f"fifo-{name}"
         shutil.copytree(f["model"], m)
         (m / name).unlink()

@@ -1,4 +1,4 @@
-"""The one reader of JSON that came from outside (issue 19 §7): a model's cfg.json, a peer's
+"""The one reader of JSON that came from outside (issue 19 §7): a model's mdlcodec_sae.json, a peer's
 config.json, a shard folder's manifest.json, a forest file, the sweep's cache entries.
 
 Python's json module turns hostile input into tracebacks or worse: a 5,000-digit integer is a

@@ -1,7 +1,13 @@
-"""Save and load an SAE as a directory: cfg.json (SAELens-like, field "architecture") and
-sae_weights.safetensors (W_enc, b_enc, W_dec, b_dec as float32, plus the architecture's extra float32
+"""Save and load an SAE as a directory: mdlcodec_sae.json (its SAEConfig, field "architecture") and
+mdlcodec_sae.safetensors (W_enc, b_enc, W_dec, b_dec as float32, plus the architecture's extra float32
 tensors, e.g. jumprelu's "threshold", and its structure tensors as int64, e.g. a tree's "parents").
-The round trip is bit-exact."""
+The round trip is bit-exact.
+
+The names are mdlcodec's own (issue 20): earlier versions wrote the same contents as cfg.json and
+sae_weights.safetensors, SAELens' names, which SAELens' ``SAE.load_from_disk`` then tried and failed
+to read (and could not read correctly: an mdlcodec SAE computes on x * input_scale; ``mdlcodec export
+--to saelens`` writes a folder SAELens reads). Such folders still load (``model_files``), and saving
+into one removes the old files once the new ones are in place, so a folder never holds two SAEs."""
 
 from __future__ import annotations
 
@@ -19,8 +25,10 @@ from mdlcodec.core.errors import ModelError
 from mdlcodec.core.paths import regular_file
 from mdlcodec.models.base import SAE, SAEConfig, architecture, make_sae
 
-CFG_FILE = "cfg.json"
-WEIGHTS_FILE = "sae_weights.safetensors"
+CFG_FILE = "mdlcodec_sae.json"
+WEIGHTS_FILE = "mdlcodec_sae.safetensors"
+OLD_CFG_FILE = "cfg.json"  # the names before issue 20 (SAELens'): read, never written
+OLD_WEIGHTS_FILE = "sae_weights.safetensors"
 WEIGHT_NAMES = ("W_enc", "b_enc", "W_dec", "b_dec")
 
 
@@ -55,16 +63,57 @@ def write_folder(out: Path, writers) -> Path:
 
 def save_sae(sae: SAE, model_dir: str | Path) -> Path:
     """Write sae to model_dir (write_folder: a new directory appears whole; in an existing one each
-    file is replaced atomically, weights first, and other files are left alone)."""
+    file is replaced atomically, weights first, and other files are left alone, except the files of
+    an SAE that an earlier version saved there (``old_layout``): removed once the new ones are in
+    place, weights first, so that the folder holds one SAE)."""
     out = Path(model_dir)
     if out.exists() and not out.is_dir():
         raise ModelError(f"{out} exists and is not a directory")
-    return write_folder(out, ((WEIGHTS_FILE, lambda p: Path(p).write_bytes(safetensors.torch.save(_weights(sae)))),
-                              (CFG_FILE, lambda p: Path(p).write_text(json.dumps(sae.cfg.to_dict(), indent=2) + "\n"))))
+    old = out.is_dir() and old_layout(out)
+    write_folder(out, ((WEIGHTS_FILE, lambda p: Path(p).write_bytes(safetensors.torch.save(_weights(sae)))),
+                       (CFG_FILE, lambda p: Path(p).write_text(json.dumps(sae.cfg.to_dict(), indent=2) + "\n"))))
+    if old:
+        for name in (OLD_WEIGHTS_FILE, OLD_CFG_FILE):  # cfg.json last: it says what the weights were
+            if not (out / name).is_dir():
+                (out / name).unlink(missing_ok=True)
+    return out
+
+
+def old_layout(d: str | Path) -> bool:
+    """Whether folder d holds the config of an SAE saved by an mdlcodec before issue 20: a cfg.json
+    (a regular file holding a JSON object) with mdlcodec's input_scale field and no SAELens metadata
+    (which ``export --to saelens`` writes)."""
+    p = Path(d) / OLD_CFG_FILE
+    if not p.is_file():
+        return False
+    try:
+        fields = read_json_object(p)
+    except ModelError:
+        return False
+    return "input_scale" in fields and "metadata" not in fields
+
+
+def model_files(d: str | Path) -> tuple[Path, Path]:
+    """The (config, weights) files of the mdlcodec model in folder d: CFG_FILE and WEIGHTS_FILE, or,
+    where neither is there and an old name is, OLD_CFG_FILE and OLD_WEIGHTS_FILE (a folder saved
+    before issue 20; a peer's folder under the same names is then refused by load_sae, as before)."""
+    d = Path(d)
+    new = (d / CFG_FILE, d / WEIGHTS_FILE)
+    old = (d / OLD_CFG_FILE, d / OLD_WEIGHTS_FILE)
+    if not any(p.exists() or p.is_symlink() for p in new) and any(p.exists() or p.is_symlink() for p in old):
+        return old
+    return new
+
+
+def holds_sae(d: str | Path) -> bool:
+    """Whether folder d holds (part of) an SAE under mdlcodec's names, now or before issue 20."""
+    d = Path(d)
+    return any((d / n).exists() or (d / n).is_symlink()
+               for n in (CFG_FILE, WEIGHTS_FILE, OLD_CFG_FILE, OLD_WEIGHTS_FILE))
 
 
 def read_json_object(path: Path) -> dict:
-    """The JSON object in ``path`` (a model's cfg.json, a peer's config), read by core.jsonio; ModelError
+    """The JSON object in ``path`` (a model's mdlcodec_sae.json, a peer's config), read by core.jsonio; ModelError
     (one line) if the file is missing, not a regular file, unreadable, not acceptable JSON (too large,
     nested too deep, NaN, a key twice, ...), or holds anything but an object."""
     return jsonio.read_json_object(path, error=ModelError)
@@ -84,12 +133,13 @@ def _refuse_peer_folder(d: Path) -> None:
 
 
 def load_sae(model_dir: str | Path, device: str = "cpu") -> SAE:
-    """Read an SAE saved by save_sae; ModelError (one line) if the directory is missing, damaged or
-    its weights do not have the shapes its cfg.json implies."""
+    """Read an SAE saved by save_sae (by this version or, under the old names, an earlier one:
+    ``model_files``); ModelError (one line) if the directory is missing, damaged or its weights do
+    not have the shapes its config file implies."""
     d = Path(model_dir)
     if not d.is_dir():
         raise ModelError(f"model directory {d} does not exist")
-    cfg_path, w_path = d / CFG_FILE, d / WEIGHTS_FILE
+    cfg_path, w_path = model_files(d)
     for p in (cfg_path, w_path):
         if not p.exists():
             _refuse_peer_folder(d)
@@ -114,9 +164,9 @@ def load_sae(model_dir: str | Path, device: str = "cpu") -> SAE:
     if unknown:
         raise ModelError(f"{w_path} holds tensor(s) a {cfg.arch} SAE does not have: {', '.join(unknown[:5])}")
     layout = {"W_enc": [cfg.d_in, cfg.d_sae], "b_enc": [cfg.d_sae], "W_dec": [cfg.d_sae, cfg.d_in], "b_dec": [cfg.d_in]}
-    for n, shape in layout.items():  # before the SAE is made: cfg.json's sizes are allocated only if the file has them
+    for n, shape in layout.items():  # before the SAE is made: its sizes are allocated only if the file has them
         if list(weights[n].shape) != shape:
-            raise ModelError(f"{w_path}: {n} has shape {list(weights[n].shape)}, cfg.json implies {shape}")
+            raise ModelError(f"{w_path}: {n} has shape {list(weights[n].shape)}, {cfg_path.name} implies {shape}")
     for n in structure:
         if weights[n].dtype != torch.int64:
             raise ModelError(f"{w_path}: {n} is {weights[n].dtype}, expected int64")
@@ -128,7 +178,7 @@ def load_sae(model_dir: str | Path, device: str = "cpu") -> SAE:
         for n in (*WEIGHT_NAMES, *extra):
             p, w = getattr(sae, n), weights[n]
             if w.shape != p.shape:
-                raise ModelError(f"{w_path}: {n} has shape {list(w.shape)}, cfg.json implies {list(p.shape)}")
+                raise ModelError(f"{w_path}: {n} has shape {list(w.shape)}, {cfg_path.name} implies {list(p.shape)}")
             if w.dtype != torch.float32:
                 raise ModelError(f"{w_path}: {n} is {w.dtype}, expected float32")
             if not torch.isfinite(w).all():

@@ -19,7 +19,7 @@ interrupted sweep resumed from its cache trains exactly what the uninterrupted o
 MSE is not exactly monotone in k after a fixed training budget; the answer is the smallest passing
 k inside the final bracket.
 
-Cache: RUN_DIR/cache/<hash>/ holds the SAE (cfg.json + sae_weights.safetensors, models.save_sae)
+Cache: RUN_DIR/cache/<hash>/ holds the SAE (mdlcodec_sae.json + mdlcodec_sae.safetensors, models.save_sae)
 and entry.json (its test evaluation, training record and the key). The hash covers the data
 (a fingerprint of the train and test arrays), the SAE config (arch, d_in, d_sae, k) and every
 training setting that changes the weights (not the device or the progress bar; the device used is

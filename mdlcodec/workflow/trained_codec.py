@@ -20,7 +20,7 @@ from mdlcodec.codec import Codec
 from mdlcodec.codec.precision import fit_codec
 from mdlcodec.core.errors import ModelError
 from mdlcodec.models import SAE, SAEConfig, TrainConfig, TrainResult, save_sae, train_sae
-from mdlcodec.models.io import CFG_FILE
+from mdlcodec.models.io import holds_sae
 
 
 @dataclass
@@ -43,7 +43,7 @@ def check_model_output(model_dir: str | Path | None, overwrite: bool = False) ->
     d = Path(model_dir)
     if d.exists() and not d.is_dir():
         raise ModelError(f"{d} exists and is not a directory")
-    if (d / CFG_FILE).exists() and not overwrite:
+    if holds_sae(d) and not overwrite:
         raise ModelError(f"{d} already holds an SAE", param="overwrite")
 
 

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from mdlcodec.cli.main import cli
+from mdlcodec.models.io import CFG_FILE
 from tests.benchmark.helpers import TOY
 
 
@@ -21,7 +22,7 @@ def test_bench_cli_on_tiny_toy(tmp_path):
                                  "--save-sae", str(tmp_path / "sae")])
     assert r.exit_code == 0, r.output
     assert (out / "results.json").exists() and (out / "results.md").exists() and not (out / "rd.png").exists()
-    assert (tmp_path / "sae" / "cfg.json").exists()
+    assert (tmp_path / "sae" / CFG_FILE).exists()
     res = json.loads((out / "results.json").read_text())
     assert res["sae_training"][0]["d_sae"] == 24 and res["bench_options"]["data"] == TOY
     assert "| int8+zstd |" in r.stdout

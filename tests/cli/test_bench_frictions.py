@@ -9,6 +9,7 @@ import json
 from click.testing import CliRunner
 
 from mdlcodec.cli.main import cli
+from mdlcodec.models.io import CFG_FILE
 
 TOY = "toy:n=2000,n_features=24,d=12,l0=2"
 
@@ -32,7 +33,7 @@ def test_an_sae_above_the_target_is_skipped_and_the_baselines_written(tmp_path):
     warnings = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "sae batchtopk w24 k2" in warnings[0] and "--max-mse" in warnings[0]
     # the SAE was saved before it was measured, by default into the output folder
-    assert (out / "sae" / "cfg.json").exists() and res["sae_training"][0]["saved"] == str(out / "sae")
+    assert (out / "sae" / CFG_FILE).exists() and res["sae_training"][0]["saved"] == str(out / "sae")
     assert skip["source"] == str(out / "sae")
 
 
@@ -43,7 +44,7 @@ def test_skipped_sae_still_gets_the_figure_of_the_other_methods(tmp_path):
     assert (out / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     res = json.loads((out / "results.json").read_text())
     assert {"int+zstd", "float16"} <= set(res["rd"]) and not any(k.startswith("sae") for k in res["rd"])
-    assert (tmp_path / "mine" / "cfg.json").exists() and not (out / "sae").exists()
+    assert (tmp_path / "mine" / CFG_FILE).exists() and not (out / "sae").exists()
 
 
 def _one_error_line(r, *needles: str) -> None:
@@ -57,7 +58,7 @@ def test_checks_before_training(tmp_path):
     out = tmp_path / "bench"
     # the folder for the trained SAE is refused before the training, not after
     (out / "sae").mkdir(parents=True)
-    (out / "sae" / "cfg.json").write_text("{}")
+    (out / "sae" / CFG_FILE).write_text("{}")
     r = _bench("-o", str(out), "--epochs", "1", "--no-rd")
     _one_error_line(r, "error:", str(out / "sae"), "--force")
     assert "training batchtopk" not in r.stderr

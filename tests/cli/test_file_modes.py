@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mdlcodec.models import SAEConfig, make_sae, save_sae
+from mdlcodec.models.io import CFG_FILE
 from mdlcodec.models.peers import export_saelens
 from tests.cli.helpers import run
 from tests.models import peer_helpers as ph
@@ -45,7 +46,7 @@ def test_save_sae_into_a_new_and_an_existing_folder(umask, tmp_path):
     sae = make_sae(SAEConfig("topk", 6, 10, k=3))
     save_sae(sae, tmp_path / "deep" / "m")  # its parent is made too
     assert assert_modes(tmp_path / "deep" / "m", umask) == 2
-    (tmp_path / "deep" / "m" / "cfg.json").chmod(0o600)
+    (tmp_path / "deep" / "m" / CFG_FILE).chmod(0o600)
     save_sae(sae, tmp_path / "deep" / "m")  # each file replaced in the existing folder
     assert_modes(tmp_path / "deep" / "m", umask)
     export_saelens(sae, tmp_path / "sl")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mdlcodec.models.io import CFG_FILE, WEIGHTS_FILE
 from tests.cli.helpers import one_line_error, run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -41,7 +42,7 @@ def test_encode_never_replaces_its_input(files, split, force):
         assert out.read_bytes() == before
 
 
-@pytest.mark.parametrize("name", ["sae_weights.safetensors", "codec.safetensors", "cfg.json"])
+@pytest.mark.parametrize("name", [WEIGHTS_FILE, "codec.safetensors", CFG_FILE])
 def test_encode_and_decode_never_replace_the_model_they_read(files, name):
     model, root = files
     before = _snapshot(model)
@@ -67,5 +68,5 @@ def test_hierarchy_never_replaces_its_inputs(files):
     model, root = files
     before = (root / "x.npy").read_bytes()
     one_line_error(run("hierarchy", model, root / "x.npy", "-o", root / "x.npy"), "refusing")
-    one_line_error(run("hierarchy", model, root / "x.npy", "-o", model / "cfg.json"), "refusing")
+    one_line_error(run("hierarchy", model, root / "x.npy", "-o", model / CFG_FILE), "refusing")
     assert (root / "x.npy").read_bytes() == before

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from mdlcodec.codec import Codec
+from mdlcodec.models.io import WEIGHTS_FILE
 from tests.cli.helpers import one_line_error, run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,10 +95,10 @@ def test_4_refitting_keeps_earlier_tables_and_train_needs_force(model, tmp_path)
     assert r.exit_code == 0, r.output
     np.testing.assert_array_equal(np.load(tmp_path / "r.npy"), want)
     assert len(list((m / "tables").glob("*.safetensors"))) == 2
-    weights = (m / "sae_weights.safetensors").read_bytes()
+    weights = (m / WEIGHTS_FILE).read_bytes()
     args = ("train", TOY, "--width", 24, "--k", 2, "--epochs", 1, "-o", m)
     line = one_line_error(run(*args), "already holds an SAE")
-    assert "--force" in line and (m / "sae_weights.safetensors").read_bytes() == weights
+    assert "--force" in line and (m / WEIGHTS_FILE).read_bytes() == weights
     assert run(*args, "--force").exit_code == 0
 
 

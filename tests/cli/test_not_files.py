@@ -1,7 +1,7 @@
 """Issue 19 §7 and §8 through the command line: a FIFO where a model folder, a peer's folder, a shard
 folder or an activation file should be a regular file is one line at once (it used to block
-`mdlcodec encode` for ever), and hostile JSON in a cfg.json, a peer's config.json or a shard
-folder's manifest.json is one line, never a traceback. Every command runs in a thread with a time
+`mdlcodec encode` for ever), and hostile JSON in a model's mdlcodec_sae.json (or an earlier version's
+cfg.json), a peer's config.json or a shard folder's manifest.json is one line, never a traceback. Every command runs in a thread with a time
 limit (tests.core.helpers.within), so that a regression fails instead of hanging the suite."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 
 from mdlcodec.core.errors import ModelError
 from mdlcodec.core.jsonio import MAX_BYTES
+from mdlcodec.models.io import CFG_FILE, OLD_CFG_FILE, OLD_WEIGHTS_FILE, WEIGHTS_FILE
 from tests.cli.helpers import one_line_error, run
 from tests.core.helpers import within
 from tests.data.test_shards import write_shards
@@ -33,9 +34,13 @@ def _fifo(path):
     return path
 
 
-def _model(toy_model_dir, tmp_path):
+def _model(toy_model_dir, tmp_path, old: bool = False):
+    """A copy of the toy model; old: its files under the names of versions before issue 20."""
     model = tmp_path / "model"
     shutil.copytree(toy_model_dir[0], model)
+    if old:
+        (model / CFG_FILE).rename(model / OLD_CFG_FILE)
+        (model / WEIGHTS_FILE).rename(model / OLD_WEIGHTS_FILE)
     return model
 
 
@@ -55,9 +60,9 @@ def _cli(*args, fifos=()):
     return within(LIMIT, lambda: run(*args), fifos)
 
 
-@pytest.mark.parametrize("name", ["codec.safetensors", "sae_weights.safetensors", "cfg.json"])
+@pytest.mark.parametrize("name", ["codec.safetensors", WEIGHTS_FILE, CFG_FILE, OLD_WEIGHTS_FILE, OLD_CFG_FILE])
 def test_a_fifo_in_a_model_folder_is_one_line_at_encode(toy_model_dir, tmp_path, name):
-    model = _model(toy_model_dir, tmp_path)
+    model = _model(toy_model_dir, tmp_path, old=name in (OLD_CFG_FILE, OLD_WEIGHTS_FILE))
     fifo = _fifo(model / name)
     r = _cli("encode", _acts(tmp_path), "-m", model, "-o", tmp_path / "x.mdlc", fifos=[fifo])
     line = one_line_error(r, f"{fifo} is a FIFO (named pipe), not a regular file")
@@ -150,9 +155,9 @@ ATTACKS = {  # what -> (damage a JSON file, words of the error)
 
 def _json_case(kind, tmp_path, toy_model_dir):
     """(the JSON file to damage, the command that reads it) for a model, a peer and a shard folder."""
-    if kind == "cfg.json":
-        model = _model(toy_model_dir, tmp_path)
-        return model / "cfg.json", ("encode", _acts(tmp_path), "-m", model, "-o", tmp_path / "x.mdlc")
+    if kind in (CFG_FILE, OLD_CFG_FILE):
+        model = _model(toy_model_dir, tmp_path, old=kind == OLD_CFG_FILE)
+        return model / kind, ("encode", _acts(tmp_path), "-m", model, "-o", tmp_path / "x.mdlc")
     if kind == "config.json":
         peer = ph.write_dictionary_learning(tmp_path / "peer", "AutoEncoder")
         return peer / "config.json", ("import", peer, "-o", tmp_path / "out")
@@ -161,7 +166,7 @@ def _json_case(kind, tmp_path, toy_model_dir):
 
 
 @pytest.mark.parametrize("attack", list(ATTACKS))
-@pytest.mark.parametrize("kind", ["cfg.json", "config.json", "manifest.json"])
+@pytest.mark.parametrize("kind", [CFG_FILE, OLD_CFG_FILE, "config.json", "manifest.json"])
 def test_hostile_json_is_one_line_naming_the_file(toy_model_dir, tmp_path, kind, attack):
     path, command = _json_case(kind, tmp_path, toy_model_dir)
     damage, words = ATTACKS[attack]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from mdlcodec.core.progress import PLAIN_INTERVAL_S, ProgressBar
+from mdlcodec.models.io import CFG_FILE
 
 
 class FakeClock:
@@ -74,4 +75,4 @@ def test_train_to_a_pipe_writes_a_few_progress_lines(tmp_path):
     assert 1 <= len(progress) < 20, r.stderr
     assert "\r" not in r.stderr  # no bar redrawn in place
     assert progress[-1].startswith("train batchtopk w24: done, ") and "loss" in progress[-1]
-    assert (tmp_path / "model" / "cfg.json").exists()
+    assert (tmp_path / "model" / CFG_FILE).exists()

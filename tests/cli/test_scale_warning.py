@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from mdlcodec.cli.main import cli
+from mdlcodec.models.io import CFG_FILE
 
 TOY = "toy:n=2000,n_features=24,d=12,l0=2"
 
@@ -58,7 +59,7 @@ def _encode(tmp_path, model, x, name):
 
 def test_training_saves_the_datas_rms_with_the_model(tiny_model):
     model, ds = tiny_model
-    saved = json.loads((model / "cfg.json").read_text())["data_rms"]
+    saved = json.loads((model / CFG_FILE).read_text())["data_rms"]
     assert saved == pytest.approx(rms(ds.train), rel=0.05)  # the rows trained on: train less its held-out part
 
 
@@ -68,7 +69,7 @@ def test_data_255_times_the_training_scale_warns_on_stderr(tiny_model, tmp_path)
     r = _encode(tmp_path, model, x, "x255")
     warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("warning:")]
     assert len(warnings) == 1, r.stderr
-    saved = json.loads((model / "cfg.json").read_text())["data_rms"]
+    saved = json.loads((model / CFG_FILE).read_text())["data_rms"]
     first_chunk = x[:4096]  # encode's default chunk size: the warning looks at the first chunk
     assert f"{rms(first_chunk):.4g}" in warnings[0] and f"{saved:.4g}" in warnings[0], warnings[0]
     assert f"{rms(first_chunk) / saved:.3g} times the training data's" in warnings[0]  # about 255
@@ -79,7 +80,7 @@ def test_data_far_below_the_training_scale_warns_too(tiny_model, tmp_path):
     model, ds = tiny_model
     x = ds.test / 255
     r = _encode(tmp_path, model, x, "small")
-    saved = json.loads((model / "cfg.json").read_text())["data_rms"]
+    saved = json.loads((model / CFG_FILE).read_text())["data_rms"]
     assert r.stderr.startswith("warning: ") and r.stderr.count("\n") == 1, r.stderr
     assert f"1/{saved / rms(x[:4096]):.3g} of the training data's" in r.stderr  # about 1/255
 
@@ -99,8 +100,8 @@ def test_a_model_saved_without_the_statistics_loads_and_encodes_silently(tiny_mo
     model, ds = tiny_model
     old = tmp_path / "old"
     shutil.copytree(model, old)
-    cfg = json.loads((old / "cfg.json").read_text())
+    cfg = json.loads((old / CFG_FILE).read_text())
     del cfg["data_rms"]
-    (old / "cfg.json").write_text(json.dumps(cfg))
+    (old / CFG_FILE).write_text(json.dumps(cfg))
     r = _encode(tmp_path, old, ds.test * 255, "old")
     assert "warning" not in r.output

@@ -15,6 +15,7 @@ import torch
 from mdlcodec.codec import Codec
 from mdlcodec.core.errors import ModelError
 from mdlcodec.models import SAEConfig, TrainConfig, load_sae, make_sae, save_sae, train_sae
+from mdlcodec.models.io import CFG_FILE, WEIGHTS_FILE
 from mdlcodec.models.peers import detect, export_saelens, import_peer, import_sae
 from mdlcodec.models.peers.saelens import convert_saelens
 from tests.conftest import peer_folders
@@ -433,12 +434,12 @@ def test_saelens_itself_loads_the_export(trained, toy, tmp_path):
 
 def test_apply_b_dec_to_input_is_saved_only_when_false(tmp_path):
     on = make_sae(SAEConfig("topk", 4, 8, k=2))
-    assert "apply_b_dec_to_input" not in on.cfg.to_dict()  # cfg.json of existing models unchanged
+    assert "apply_b_dec_to_input" not in on.cfg.to_dict()  # the config file of existing models unchanged
     off = make_sae(SAEConfig("topk", 4, 8, k=2, apply_b_dec_to_input=False))
     with torch.no_grad():
         off.b_dec.fill_(5.0)
     save_sae(off, tmp_path / "m")
-    assert json.loads((tmp_path / "m" / "cfg.json").read_text())["apply_b_dec_to_input"] is False
+    assert json.loads((tmp_path / "m" / CFG_FILE).read_text())["apply_b_dec_to_input"] is False
     back = load_sae(tmp_path / "m")
     x = torch.randn(20, 4, generator=torch.Generator().manual_seed(0))
     assert back.cfg.apply_b_dec_to_input is False
@@ -459,9 +460,9 @@ def test_jumprelu_saves_loads_and_refuses_training_without_objective_mdl(tmp_pat
     assert torch.equal(back.encode(x), sae.encode(x))
     with pytest.raises(ModelError, match="trains jumprelu SAEs only with objective mdl"):
         train_sae(SAEConfig("jumprelu", 4, 8), x.numpy(), None, TrainConfig(progress=False, epochs=1))
-    w = safetensors.torch.load_file(str(tmp_path / "m" / "sae_weights.safetensors"))
+    w = safetensors.torch.load_file(str(tmp_path / "m" / WEIGHTS_FILE))
     del w["threshold"]
-    safetensors.torch.save_file(w, str(tmp_path / "m" / "sae_weights.safetensors"))
+    safetensors.torch.save_file(w, str(tmp_path / "m" / WEIGHTS_FILE))
     with pytest.raises(ModelError, match="lacks weight.*threshold"):
         load_sae(tmp_path / "m")
 

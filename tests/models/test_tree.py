@@ -26,6 +26,7 @@ from mdlcodec.models import (
     train_sae,
     tree_from_flat,
 )
+from mdlcodec.models.io import CFG_FILE, WEIGHTS_FILE
 from tests.core.helpers import PARENTS
 from tests.models.helpers import _obeys, _oracle
 
@@ -146,14 +147,14 @@ def test_save_load_round_trip_is_bit_exact(tmp_path):
         assert torch.equal(getattr(back, name), getattr(sae, name))
     x = _x()
     assert torch.equal(back.encode(x), sae.encode(x)) and torch.equal(back(x)[0], sae(x)[0])
-    assert json.loads((tmp_path / "m" / "cfg.json").read_text())["architecture"] == "tree"
-    weights = safetensors.torch.load_file(str(tmp_path / "m" / "sae_weights.safetensors"))
+    assert json.loads((tmp_path / "m" / CFG_FILE).read_text())["architecture"] == "tree"
+    weights = safetensors.torch.load_file(str(tmp_path / "m" / WEIGHTS_FILE))
     assert weights["parents"].dtype == torch.int64 and weights["parents"].tolist() == PARENTS.tolist()
 
 
 def test_flat_files_gain_no_parents(tmp_path):
     save_sae(make_sae(SAEConfig("batchtopk", 8, 16, k=4)), tmp_path / "m")
-    weights = safetensors.torch.load_file(str(tmp_path / "m" / "sae_weights.safetensors"))
+    weights = safetensors.torch.load_file(str(tmp_path / "m" / WEIGHTS_FILE))
     assert sorted(weights) == ["W_dec", "W_enc", "b_dec", "b_enc"]
 
 
@@ -165,7 +166,7 @@ def test_flat_files_gain_no_parents(tmp_path):
 ])
 def test_load_refuses_a_damaged_forest_with_one_line(tmp_path, damage, msg):
     save_sae(_tree(), tmp_path / "m")
-    path = tmp_path / "m" / "sae_weights.safetensors"
+    path = tmp_path / "m" / WEIGHTS_FILE
     weights = safetensors.torch.load_file(str(path))
     damage(weights)
     safetensors.torch.save_file(weights, str(path))

@@ -1,8 +1,9 @@
-"""Model folders are untrusted input too (issue 12, point 7): an mdlcodec model folder (cfg.json,
-sae_weights.safetensors), its codec tables (codec.safetensors) and peers' folders (SAELens,
+"""Model folders are untrusted input too (issue 12, point 7): an mdlcodec model folder
+(mdlcodec_sae.json, mdlcodec_sae.safetensors; or cfg.json, sae_weights.safetensors as versions
+before issue 20 wrote them), its codec tables (codec.safetensors) and peers' folders (SAELens,
 dictionary_learning's ae.pt, sparsify) with wrong keys, shapes, dtypes, values or nesting load, or
-are refused with one ModelError, never another exception, and a size that cfg.json only claims is
-never allocated."""
+are refused with one ModelError, never another exception, and a size that the config only claims
+is never allocated."""
 
 from __future__ import annotations
 
@@ -22,54 +23,67 @@ from hypothesis import strategies as st
 
 from mdlcodec.codec import Codec
 from mdlcodec.core.errors import MdlcodecError, ModelError
+from mdlcodec.models.io import CFG_FILE, OLD_CFG_FILE, OLD_WEIGHTS_FILE, WEIGHTS_FILE, model_files
 from mdlcodec.models.peers import import_sae
 from tests.models import peer_helpers as ph
 
-GOLDEN_MODEL = Path(__file__).parents[1] / "golden" / "model"
+GOLDEN_MODEL = Path(__file__).parents[1] / "golden" / "model"  # saved before issue 20: cfg.json, sae_weights.safetensors
 FUZZ = settings(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow,
                                                                        HealthCheck.function_scoped_fixture])
 
 
-def _copy(tmp_path: Path) -> Path:
+def _copy(tmp_path: Path, layout: str = "new") -> Path:
+    """A copy of the golden model, its files under the names save_sae writes now ("new") or under
+    those of the versions before issue 20 ("old", as the golden folder has them)."""
     d = tmp_path / "model"
     if d.exists():
         shutil.rmtree(d)
     shutil.copytree(GOLDEN_MODEL, d)
+    if layout == "new":
+        (d / OLD_CFG_FILE).rename(d / CFG_FILE)
+        (d / OLD_WEIGHTS_FILE).rename(d / WEIGHTS_FILE)
     return d
 
 
+def _cfg(d: Path) -> Path:
+    return model_files(d)[0]
+
+
 def _edit_cfg(d: Path, **fields) -> None:
-    cfg = json.loads((d / "cfg.json").read_text())
+    cfg = json.loads(_cfg(d).read_text())
     cfg.update(fields)
-    (d / "cfg.json").write_text(json.dumps(cfg))
+    _cfg(d).write_text(json.dumps(cfg))
 
 
 def _edit_weights(d: Path, **tensors) -> None:
-    w = safetensors.torch.load_file(str(d / "sae_weights.safetensors"))
+    path = model_files(d)[1]
+    w = safetensors.torch.load_file(str(path))
     for k, v in tensors.items():
         if v is None:
             w.pop(k)
         else:
             w[k] = v
-    safetensors.torch.save_file(w, str(d / "sae_weights.safetensors"))
+    safetensors.torch.save_file(w, str(path))
 
 
 @pytest.mark.parametrize(("what", "edit", "needle"), [
-    ("d_sae claims 2^40", lambda d: _edit_cfg(d, d_sae=2**40), "cfg.json implies"),
-    ("d_in claims 2^40", lambda d: _edit_cfg(d, d_in=2**40), "cfg.json implies"),
+    ("d_sae claims 2^40", lambda d: _edit_cfg(d, d_sae=2**40), "{cfg} implies"),
+    ("d_in claims 2^40", lambda d: _edit_cfg(d, d_in=2**40), "{cfg} implies"),
     ("NaN in W_dec", lambda d: _edit_weights(d, W_dec=torch.full((16, 8), float("nan"))), "NaN or Inf"),
     ("Inf in b_enc", lambda d: _edit_weights(d, b_enc=torch.full((16,), float("inf"))), "NaN or Inf"),
     ("an unknown tensor", lambda d: _edit_weights(d, extra=torch.zeros(2)), "does not have: extra"),
     ("a missing tensor", lambda d: _edit_weights(d, b_dec=None), "lacks weight"),
     ("float16 weights", lambda d: _edit_weights(d, W_enc=torch.zeros(8, 16, dtype=torch.float16)), "float16"),
     ("W_dec 3-d", lambda d: _edit_weights(d, W_dec=torch.zeros(1, 16, 8)), "shape"),
-    ("cfg.json nested 100,000 deep", lambda d: (d / "cfg.json").write_text("[" * 100_000 + "]" * 100_000), "cannot read"),
-    ("cfg.json a list", lambda d: (d / "cfg.json").write_text("[1, 2]"), "JSON object"),
+    ("config nested 100,000 deep", lambda d: _cfg(d).write_text("[" * 100_000 + "]" * 100_000), "cannot read .*{cfg}"),
+    ("config a list", lambda d: _cfg(d).write_text("[1, 2]"), "{cfg} does not hold a JSON object"),
     ("d_in 1.5", lambda d: _edit_cfg(d, d_in=1.5), "integer"),
     ("unknown field", lambda d: _edit_cfg(d, colour="red"), "unknown field"),
 ])
-def test_model_folder_is_refused_in_one_line_without_allocating(what, edit, needle, tmp_path):
-    d = _copy(tmp_path)
+@pytest.mark.parametrize("layout", ["new", "old"])
+def test_model_folder_is_refused_in_one_line_without_allocating(what, edit, needle, layout, tmp_path):
+    d = _copy(tmp_path, layout)
+    needle = needle.format(cfg=CFG_FILE if layout == "new" else OLD_CFG_FILE)
     edit(d)
     tracemalloc.start()
     t0 = time.perf_counter()
@@ -103,21 +117,22 @@ def _tensor(draw, like: torch.Tensor) -> torch.Tensor:
 @settings(FUZZ, max_examples=120)
 @given(data=st.data())
 def test_model_folders_load_or_are_one_model_error(data, tmp_path):
-    """cfg.json fields set to any JSON, tensors of any dtype, shape and value, tensors dropped or
+    """Config fields set to any JSON, tensors of any dtype, shape and value, tensors dropped or
     added, codec tables' arrays changed: Codec.load gives a codec or a ModelError, nothing else."""
-    d = _copy(tmp_path)
-    cfg = json.loads((d / "cfg.json").read_text())
+    d = _copy(tmp_path, data.draw(st.sampled_from(["new", "old"])))
+    cfg_path, w_path = model_files(d)
+    cfg = json.loads(cfg_path.read_text())
     for _ in range(data.draw(st.integers(0, 2))):
         cfg[data.draw(st.sampled_from([*cfg, "extra"]))] = data.draw(_JSON)
-    (d / "cfg.json").write_text(json.dumps(cfg))
-    w = safetensors.torch.load_file(str(d / "sae_weights.safetensors"))
+    cfg_path.write_text(json.dumps(cfg))
+    w = safetensors.torch.load_file(str(w_path))
     for _ in range(data.draw(st.integers(0, 2))):
         key = data.draw(st.sampled_from([*w, "extra"]))
         if key in w and data.draw(st.integers(0, 4)) == 0:
             del w[key]
         else:
             w[key] = _tensor(data.draw, w.get(key, torch.zeros(3)))
-    safetensors.torch.save_file({k: v.contiguous() for k, v in w.items()}, str(d / "sae_weights.safetensors"))
+    safetensors.torch.save_file({k: v.contiguous() for k, v in w.items()}, str(w_path))
     tables = d / "codec.safetensors"
     with safetensors.safe_open(str(tables), "np") as f:
         meta = f.metadata()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mdlcodec.core.errors import ModelError
 from mdlcodec.models.base import SAE
-from mdlcodec.models.io import read_json_object
+from mdlcodec.models.io import CFG_FILE, WEIGHTS_FILE, read_json_object
 from mdlcodec.models.peers.common import Imported, refuse_without_threshold
 from mdlcodec.models.peers.dictionary_learning import import_dictionary_learning
 from mdlcodec.models.peers.objects import as_sae, convert_object
@@ -37,13 +37,18 @@ __all__ = ["EXPORT_FORMATS", "FORMATS", "Imported", "as_sae", "convert_object", 
 def detect(path: str | Path) -> str:
     """Which peer saved the SAE in folder path, from its file names (and, for a cfg.json alone, its
     fields): dictionary_learning (ae.pt, config.json), sparsify (cfg.json + sae.safetensors) or
-    saelens (cfg.json + sae_weights.safetensors). ModelError if none, or if it is an mdlcodec model."""
+    saelens (cfg.json + sae_weights.safetensors). ModelError if none, or if it is an mdlcodec model
+    (mdlcodec_sae.json or mdlcodec_sae.safetensors; before issue 20, a cfg.json with input_scale and
+    no SAELens metadata)."""
     d = Path(path)
     if not d.exists():
         raise ModelError(f"{d} does not exist")
     if not d.is_dir():
         raise ModelError(f"{d} is not a folder (a peer's SAE is a folder of files)")
     has = {p.name for p in d.iterdir() if not p.is_dir()}  # a FIFO named cfg.json is refused by its reader
+    if CFG_FILE in has or WEIGHTS_FILE in has:
+        name = CFG_FILE if CFG_FILE in has else WEIGHTS_FILE
+        raise ModelError(f"{d} is an mdlcodec model already ({name}); use it as it is")
     if "ae.pt" in has or "config.json" in has:
         return "dictionary_learning"
     if "sae.safetensors" in has:
@@ -51,7 +56,8 @@ def detect(path: str | Path) -> str:
     if "cfg.json" in has:
         fields = _json_fields(d / "cfg.json")
         if "input_scale" in fields and "metadata" not in fields:
-            raise ModelError(f"{d} is an mdlcodec model already (cfg.json with input_scale); use it as it is")
+            raise ModelError(f"{d} is an mdlcodec model already (an earlier version's cfg.json, with input_scale); "
+                             "use it as it is")
         if fields & {"num_latents", "expansion_factor", "transcode"} and "sae_weights.safetensors" not in has:
             return "sparsify"
         return "saelens"
