@@ -92,7 +92,7 @@ def fit_codec_cmd(model: Path, data: str, step: float | None, max_mse: float | N
             if v["rdo"] and v.get("kappa") is not None:
                 name += f" (kappa {v['kappa']:g})"
             what = "estimated at the tolerance" if v.get("estimated") else f"test MSE {v['test_mse']:.6g}"
-            click.echo(f"{name:<28} {'search' if sub else 'test'} cross-entropy {v['bits_per_sample']:8.2f} bits/sample  "
+            click.echo(f"{name:<34} {'search' if sub else 'test'} cross-entropy {v['bits_per_sample']:8.2f} bits/sample  "
                        f"{what}" + (f"  lambda {v['rdo_lambda']:.4g}" if v["rdo"] else ""))
         c = rd_report["chosen"]
         click.echo(f"kept the shortest, {c['bits_per_sample']:.2f} bits/sample (test MSE {c['test_mse']:.6g})"
