@@ -27,7 +27,10 @@ if TYPE_CHECKING:
 @click.option("--epochs", type=int, default=TrainConfig.epochs, show_default=True,
               help="Most passes over the training data (early stopping may end sooner).")
 @click.option("--lr", type=float, default=TrainConfig.lr, show_default=True,
-              help="Adam learning rate (decays linearly to 0 over the last steps).")
+              help="Adam learning rate (decays linearly to 0 over the last steps). Wide SAEs want less: SmolLM2's "
+                   "residual stream at width 4,608, k 64, 3 epochs: 1e-3 left 2.4% of the latents dead, 4e-3 51%.")
+@click.option("--warmup-steps", type=click.IntRange(min=0), default=TrainConfig.lr_warmup_steps, show_default=True,
+              help="Steps over which the learning rate rises linearly to --lr.")
 @click.option("--batch-size", type=int, default=TrainConfig.batch_size, show_default=True,
               help="Samples per step.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -62,7 +65,7 @@ if TYPE_CHECKING:
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Model directory to write.")
 @click.option("--force", is_flag=True, help="Replace the SAE already in OUTPUT.")
 def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None, epochs: int | None,
-              lr: float | None, batch_size: int | None, seed: int, device: str, shuffle_buffer: int, normalize: bool,
+              lr: float | None, warmup_steps: int, batch_size: int | None, seed: int, device: str, shuffle_buffer: int, normalize: bool,
               codec_step: float | None, max_mse: float | None, max_fvu: float | None, parents_file: Path | None, grow_from: Path | None,
               min_implication: float, objective: str, beta: float | None, rate_step: float | None,
               start_from: Path | None, as_json: bool, output: Path, force: bool) -> None:
@@ -135,7 +138,7 @@ def train_cmd(data: str, arch: str, width: int, k: int | None, l1: float | None,
     given = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "beta": beta, "rate_step": rate_step,
              "target_mse": max_mse if objective == "mdl" else None}
     tcfg = TrainConfig(seed=seed, device=device, normalize=normalize, progress=not as_json, objective=objective,
-                       shuffle_buffer=shuffle_buffer,
+                       shuffle_buffer=shuffle_buffer, lr_warmup_steps=warmup_steps,
                        **{name: v for name, v in given.items() if v is not None})
     init = tree_from_flat(flat, ds.train, min_implication) if flat is not None else start
     tc = train_codec(cfg, ds.train, ds.test, tcfg, output, codec_step, max_mse, overwrite=force, init=init,

@@ -66,7 +66,9 @@ _VAL_SEED_KEY, _MEDIAN_SEED_KEY, _RATE_SEED_KEY = 1, 2, 3  # streams' seed keys 
 
 @dataclass
 class TrainConfig:
-    """Training settings. lr: Adam step size; batch_size, epochs: samples per step and passes over
+    """Training settings. lr: Adam step size (the default suits narrow SAEs such as MNIST's 128; on
+    SmolLM2-135M's residual stream at width 4,608, k 64, 3 epochs, 4e-3 left 51% of the latents dead
+    on the test split and 1e-3 2.4%: bench/train_speed.py); batch_size, epochs: samples per step and passes over
     the data (at most); lr rises linearly from lr / lr_warmup_steps to lr over the first
     `lr_warmup_steps` steps and decays linearly to 0 over the last `lr_decay_fraction` of the steps;
     normalize: scale inputs so that the mean squared norm of x * input_scale is d_in; auxk_alpha,
@@ -264,6 +266,8 @@ def train_sae(cfg: SAEConfig, train, val=None, tcfg: TrainConfig | None = None, 
     check_device(tcfg.device)
     if tcfg.batch_size <= 0 or tcfg.epochs <= 0 or tcfg.lr <= 0:
         raise ModelError("batch size, epochs and learning rate must be positive")
+    if isinstance(tcfg.lr_warmup_steps, bool) or not isinstance(tcfg.lr_warmup_steps, int) or tcfg.lr_warmup_steps < 0:
+        raise ModelError(f"lr_warmup_steps must be an integer >= 0, got {tcfg.lr_warmup_steps!r}", param="lr_warmup_steps")
     _check_objective(tcfg)
     cfg = copy.deepcopy(cfg)
     if tcfg.objective == "mdl":

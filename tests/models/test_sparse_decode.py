@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mdlcodec.core.errors import ModelError
 from mdlcodec.data import load_dataset
 from mdlcodec.models import SAEConfig, TrainConfig, make_sae, train_sae
 from mdlcodec.models.sparse_decode import sparse_decode, sparse_grad_pre_acts
@@ -86,6 +87,13 @@ def test_learning_rate_warms_up_linearly():
     total = 4 * steps    # the warm-up is capped at the steps before the decay: all of them here
     # the rate after each epoch's last step: the one the next step would use (0 once all have run)
     assert [h["lr"] for h in res.history] == pytest.approx([tcfg.lr * (e * steps + 1) / total for e in (1, 2, 3)] + [0])
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, True])
+def test_a_bad_warm_up_is_refused(bad):
+    ds = load_dataset("toy:n=300")
+    with pytest.raises(ModelError, match="lr_warmup_steps"):
+        train_sae(SAEConfig("topk", ds.d, 8, k=2), ds.train, None, TrainConfig(progress=False, lr_warmup_steps=bad))
 
 
 def test_dead_latents_are_counted_over_a_window_of_training_tokens():
