@@ -23,7 +23,7 @@ from mdlcodec.core.errors import ModelError
 
 @dataclass
 class SAEConfig:
-    """What defines an SAE besides its weights; JSON-serialisable (saved as cfg.json).
+    """What defines an SAE besides its weights; JSON-serialisable (saved as mdlcodec_sae.json, cfg.json before).
 
     arch: registry name ("topk", "batchtopk", "relu", ...). k: active latents per sample (topk) or
     on average over a batch (batchtopk). l1_coeff: weight of the L1 penalty (relu). threshold:
@@ -33,10 +33,10 @@ class SAEConfig:
     training so that an encoder can tell inputs on another scale; None where unknown (older models).
     apply_b_dec_to_input: whether the encoder subtracts b_dec from its input first (SAELens' field of
     that name); False for SAEs imported from peers that do not (SAELens with it false,
-    dictionary_learning's JumpReluAutoEncoder). cfg.json names it only when False, so the files of
+    dictionary_learning's JumpReluAutoEncoder). the config file names it only when False, so the files of
     every SAE that subtracts b_dec are unchanged. objective: what training minimised, "mdl" for
     MSE + beta * rate (models.rate); None (MSE and the architecture's own penalty, or unknown) is
-    left out of cfg.json.
+    left out of the config file.
     """
 
     arch: str
@@ -51,8 +51,8 @@ class SAEConfig:
     objective: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The cfg.json form: SAELens names the architecture field "architecture"; apply_b_dec_to_input
-        appears only when False (the default leaves cfg.json as it was before the field existed)."""
+        """The config file's form (models.io): SAELens names the architecture field "architecture"; apply_b_dec_to_input
+        appears only when False (the default leaves the file as it was before the field existed)."""
         d = dataclasses.asdict(self)
         if d["apply_b_dec_to_input"] is True:
             del d["apply_b_dec_to_input"]
@@ -77,7 +77,7 @@ class SAEConfig:
 
 
 def as_float32(v: float) -> float:
-    """v rounded to the nearest float32, as a Python float (so cfg.json and float32 tensors agree)."""
+    """v rounded to the nearest float32, as a Python float (so the config file and float32 tensors agree)."""
     return float(np.float32(v))
 
 
