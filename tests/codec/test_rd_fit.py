@@ -4,40 +4,21 @@ payload within 0.1% of the cross-entropy; it reports progress and takes latents 
 
 import numpy as np
 import pytest
-import torch
 
 import mdlcodec.codec.rd_fit as rd_fit
 from mdlcodec.codec import Codec
+from tests.codec.helpers import codes_mse, known_dictionary
 from mdlcodec.codec.files import payload_bits
 from mdlcodec.codec.precision import fit_codec
 from mdlcodec.codec.rd_fit import _requantise, fit_rd_codec
 from mdlcodec.codec.sparse import SparseCodes
-from mdlcodec.models import SAEConfig, make_sae
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def synthetic():
-    """(sae, train, test, tol): d_in 24, d_sae 48 (k 4), 3 active latents of value U(0.5, 2.5) per sample,
-    noise sd 0.02; tol 1.2 times the SAE's own (unquantised) test MSE."""
-    rng = np.random.default_rng(1)
-    sae = make_sae(SAEConfig(arch="topk", d_in=24, d_sae=48, k=4), torch.Generator().manual_seed(0))
-    W = sae.W_dec.detach().numpy()
-
-    def sample(n):
-        z = np.zeros((n, 48), np.float32)
-        for _ in range(3):
-            z[np.arange(n), rng.integers(0, 48, n)] = rng.uniform(0.5, 2.5, n)
-        return (z @ W + rng.normal(0, 0.02, (n, 24))).astype(np.float32)
-    train, test = sample(2000), sample(1200)
-    with torch.no_grad():
-        own = float(((sae(torch.tensor(test))[0].numpy().astype(np.float64) - test) ** 2).mean())
-    return sae, train, test, 1.2 * own
-
-
-def _mse(codec, codes, x):
-    return float(np.mean((codec.reconstruct(codes).astype(np.float64) - x) ** 2))
+    return known_dictionary(1, 2000, 1200)
 
 
 @pytest.fixture
@@ -57,8 +38,8 @@ def test_subsampled_search_meets_the_tolerance_on_the_whole_test_split(synthetic
     chosen = report["chosen"]
     assert codec.rdo_lambda is not None and chosen["rdo"]  # RDO wins on this data
     codes = codec.latents(test)
-    assert _mse(codec, codes, test) <= tol * (1 + 1e-9)
-    assert chosen["test_mse"] == pytest.approx(_mse(codec, codes, test), rel=1e-4)
+    assert codes_mse(codec, codes, test) <= tol * (1 + 1e-9)
+    assert chosen["test_mse"] == pytest.approx(codes_mse(codec, codes, test), rel=1e-4)
     assert chosen["bits_per_sample"] == pytest.approx(codec.chunk_coder.ideal_bits(codes)["total"] / len(test), rel=1e-3)
     plain, _ = fit_codec(sae, train, test, max_mse=tol, hierarchy="flat")
     assert payload_bits(codec.encode(test)) < payload_bits(plain.encode(test))
@@ -82,7 +63,7 @@ def test_rdo_files_decode_exactly_within_a_thousandth_of_the_cross_entropy(mnist
     codec, report = fit_rd_codec(sae, ds.train, ds.test, tol, per_feature=False, kappas=(1.4,))
     assert codec.rdo_lambda is not None and report["search_test_rows"] == 800
     codes = codec.latents(ds.test, 4096)
-    assert _mse(codec, codes, ds.test) <= tol * (1 + 1e-9)
+    assert codes_mse(codec, codes, ds.test) <= tol * (1 + 1e-9)
     data = codec.encode(ds.test, 4096)
     assert codec.decode_latents(data) == codes
     old = Codec(codec.decoder, codec.quantiser, codec.entropy_model)  # decode only: no encoder, no RDO

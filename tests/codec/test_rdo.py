@@ -7,36 +7,18 @@ import pytest
 import torch
 
 from mdlcodec.codec import Codec
+from tests.codec.helpers import codes_mse, known_dictionary
 from mdlcodec.codec.files import payload_bits
 from mdlcodec.codec.precision import fit_codec
 from mdlcodec.codec.rd_fit import STEP_GRID, allocate_steps, fit_rd_codec
 from mdlcodec.codec.rdo import CostTables, natural_lambda, optimise_codes
-from mdlcodec.models import SAEConfig, make_sae
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def synthetic():
-    """(sae, train, test, tol): d_in 24, d_sae 48, 3 active latents of value U(0.5, 2.5) per sample, noise
-    sd 0.02; tol 1.2 times the SAE's own (unquantised) test MSE."""
-    rng = np.random.default_rng(0)
-    sae = make_sae(SAEConfig(arch="topk", d_in=24, d_sae=48, k=4), torch.Generator().manual_seed(0))
-    W = sae.W_dec.detach().numpy()
-
-    def sample(n):
-        z = np.zeros((n, 48), np.float32)
-        for j in range(3):
-            z[np.arange(n), rng.integers(0, 48, n)] = rng.uniform(0.5, 2.5, n)
-        return (z @ W + rng.normal(0, 0.02, (n, 24))).astype(np.float32)
-    train, test = sample(1500), sample(600)
-    with torch.no_grad():
-        own = float(((sae(torch.tensor(test))[0].numpy().astype(np.float64) - test) ** 2).mean())
-    return sae, train, test, 1.2 * own
-
-
-def _mse(codec, codes, x):
-    return float(np.mean((codec.reconstruct(codes).astype(np.float64) - x) ** 2))
+    return known_dictionary(0, 1500, 600)
 
 
 def _plain(sae, train, step):
@@ -80,8 +62,8 @@ def test_rdo_file_never_longer_at_the_tolerance(synthetic):
     plain_codec, _ = fit_codec(sae, train, test, max_mse=tol, hierarchy="flat")
     data_rdo, data_plain = codec.encode(test), plain_codec.encode(test)
     assert payload_bits(data_rdo) < payload_bits(data_plain)
-    assert _mse(codec, codec.decode_latents(data_rdo), test) <= tol
-    assert _mse(plain_codec, plain_codec.decode_latents(data_plain), test) <= tol
+    assert codes_mse(codec, codec.decode_latents(data_rdo), test) <= tol
+    assert codes_mse(plain_codec, plain_codec.decode_latents(data_plain), test) <= tol
 
 
 def test_rdo_files_decode_exactly_and_match_the_entropy_estimate(synthetic, tmp_path):
@@ -118,7 +100,7 @@ def test_rdo_drops_latents_at_small_lambda_and_refits_at_large(synthetic):
     empty = optimise_codes(test, plain, codec.decoder, codec.quantiser, codec.entropy_model, 1e-9)
     assert empty.nnz == 0
     sharp = optimise_codes(test, plain, codec.decoder, codec.quantiser, codec.entropy_model, 1e6)
-    assert _mse(codec, sharp, test) < 0.9 * _mse(codec, plain, test)
+    assert codes_mse(codec, sharp, test) < 0.9 * codes_mse(codec, plain, test)
 
 
 def test_per_feature_steps_come_from_the_grid_and_meet_the_tolerance(synthetic):
