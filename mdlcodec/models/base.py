@@ -33,7 +33,7 @@ class SAEConfig:
     training so that an encoder can tell inputs on another scale; None where unknown (older models).
     apply_b_dec_to_input: whether the encoder subtracts b_dec from its input first (SAELens' field of
     that name); False for SAEs imported from peers that do not (SAELens with it false,
-    dictionary_learning's JumpReluAutoEncoder). the config file names it only when False, so the files of
+    dictionary_learning's JumpReluAutoEncoder). The config file names it only when False, so the files of
     every SAE that subtracts b_dec are unchanged. objective: what training minimised, "mdl" for
     MSE + beta * rate (models.rate); None (MSE and the architecture's own penalty, or unknown) is
     left out of the config file.
