@@ -1,17 +1,22 @@
 """MDL model selection of SAEs (the paper's Appendix C): calibrate k per width at a test-MSE
 tolerance, quantise as coarsely as the tolerance allows, measure description length from real
 files, select the shortest, and draw the paper's Figure 2. Uses the codec, never the reverse; may
-import core, data, theory, models, codec, baselines and workflow, through their public names."""
+import core, data, theory, models, codec, baselines and workflow, through their public names.
 
-from mdlcodec.selection.measure import (
-           feature_density,
-           measure_codec,
-           measure_pca,
-           measure_sae,
-)
-from mdlcodec.selection.pipeline import SelectionConfig, run_selection
-from mdlcodec.selection.results import write_results
-from mdlcodec.selection.sweep import SAECache, calibrate_width
+The names below are imported on first use (as the package's own ``mdlcodec.__getattr__`` does), so
+that importing one module of the package (``selection.tokens`` for the CLI's defaults) does not load
+the sweep, its plots and matplotlib."""
 
-__all__ = ["SAECache", "SelectionConfig", "calibrate_width", "feature_density", "measure_codec", "measure_pca",
-           "measure_sae", "run_selection", "write_results"]
+_LAZY = {"feature_density": "measure", "measure_codec": "measure", "measure_pca": "measure", "measure_sae": "measure",
+         "SelectionConfig": "pipeline", "run_selection": "pipeline", "write_results": "results",
+         "SAECache": "sweep", "calibrate_width": "sweep"}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"mdlcodec.selection.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'mdlcodec.selection' has no attribute {name!r}")
