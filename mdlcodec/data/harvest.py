@@ -308,7 +308,7 @@ def _windows(tokenizer, text: str, max_length: int, bos: int | None) -> Iterator
             yield ids, special
 
 
-class NormCut:
+class NormFilter:
     """Leaves out tokens whose activation norm exceeds ``ratio`` times the median norm of the first
     rows it is given (the module's docstring); counts what it leaves out."""
 
@@ -344,12 +344,12 @@ def harvest(model_path: str | Path, layer: int, out_dir: str | Path, texts: list
     every real token (at most ``tokens`` of them, all the text if None) into the shard folder
     ``out_dir`` (shards of ``shard_tokens`` rows of ``dtype``, and manifest.json), built beside it and
     renamed into place: a failure writes nothing. Refuses an existing out_dir unless ``overwrite``.
-    ``max_norm_ratio``: leave out the tokens of massive norm (``NormCut``, the module's docstring).
+    ``max_norm_ratio``: leave out the tokens of massive norm (``NormFilter``, the module's docstring).
 
     Returns the manifest's figures: output, model, layer, d, dtype, tokens, shards, seconds,
     tokens_per_s, early_stop (whether the forward passes stopped at the layer), and with
     max_norm_ratio norm_cut. Raises MdlcodecError (DataError, ModelError) with one line for bad input."""
-    cut = NormCut(max_norm_ratio) if max_norm_ratio is not None else None
+    cut = NormFilter(max_norm_ratio) if max_norm_ratio is not None else None
     if dtype not in DTYPES:
         raise DataError(f"dtype {dtype!r}; expected one of {', '.join(DTYPES)}", param="dtype")
     for name, v in (("tokens", tokens), ("shard_tokens", shard_tokens), ("max_length", max_length),

@@ -98,23 +98,24 @@ def _values(bound, what: str, top: float | None) -> list[float]:
     return out
 
 
-def tolerances(test: np.ndarray, max_mse=None, max_fvu=None) -> list[dict]:
+def tolerances(variance: float, max_mse=None, max_fvu=None) -> list[dict]:
     """[{max_mse, max_fvu}] from exactly one of the two bounds, each a number or a sequence of
-    numbers (FVU in (0, 1], MSE > 0), in the order given; max_mse = max_fvu * mean_variance(test).
-    MdlcodecError if not exactly one is given or a value is bad."""
+    numbers (FVU in (0, 1], MSE > 0), in the order given; max_mse = max_fvu * variance, the test
+    split's mean_variance. MdlcodecError if not exactly one is given or a value is bad."""
     if (max_mse is None) == (max_fvu is None):
         raise MdlcodecError("give one tolerance: a maximum test MSE or a maximum FVU", param="tolerance")
-    var = mean_variance(test)
     if max_fvu is not None:
-        return [{"max_mse": float(f * var), "max_fvu": f} for f in _values(max_fvu, "max_fvu", 1.0)]
-    return [{"max_mse": m, "max_fvu": float(m / var) if var > 0 else None} for m in _values(max_mse, "max_mse", None)]
+        return [{"max_mse": float(f * variance), "max_fvu": f} for f in _values(max_fvu, "max_fvu", 1.0)]
+    return [{"max_mse": m, "max_fvu": float(m / variance) if variance > 0 else None}
+            for m in _values(max_mse, "max_mse", None)]
 
 
 def tolerance(test: np.ndarray, max_mse: float | None = None, max_fvu: float | None = None) -> dict:
     """{max_mse, max_fvu, test_variance} from one of the two bounds (MdlcodecError if not exactly one)."""
     if isinstance(max_mse, (list, tuple)) or isinstance(max_fvu, (list, tuple)):
         raise MdlcodecError("give one tolerance here, not a list", param="tolerance")
-    return {**tolerances(test, max_mse, max_fvu)[0], "test_variance": mean_variance(test)}
+    variance = mean_variance(test)
+    return {**tolerances(variance, max_mse, max_fvu)[0], "test_variance": variance}
 
 
 def stored_rows(test: np.ndarray) -> list[dict]:
@@ -173,13 +174,6 @@ def _row(tol: dict, method: str, name: str, source: str, m: dict, n_test: int, *
             "file_with_decoder_bits": m["file_bits"] + m["decoder_bits"] / n_test, "decoded_exactly": True}
 
 
-def _tag(tol: dict, several: bool) -> str:
-    """The tolerance's part of a kept file's name: "" for one tolerance, else ".fvu0.1" (".mse0.02")."""
-    if not several:
-        return ""
-    return f".fvu{tol['max_fvu']:g}" if tol.get("given") == "fvu" else f".mse{tol['max_mse']:g}"
-
-
 def measure_saes(saes: list[tuple[str, str, object]], ds, max_mse=None, max_fvu=None, pca: bool = True,
                  out_dir: str | Path | None = None, device: str = "cpu", progress: Progress = quiet,
                  keep_tables: bool = False, stored: bool = True, rdo: bool = False, two_part: bool = False,
@@ -194,15 +188,18 @@ def measure_saes(saes: list[tuple[str, str, object]], ds, max_mse=None, max_fvu=
     them (``stored_rows``); with ``rdo``, each SAE's optimised encoding beside its plain one, with
     ``chow_liu`` its Chow-Liu code; FVU
     also over the test tokens whose norm is at most the ``norm_quantile`` quantile (``tokens.NormCut``)."""
-    tols = tolerances(ds.test, max_mse, max_fvu)
-    for t in tols:
-        t["given"] = "fvu" if max_fvu is not None else "mse"
+    variance = mean_variance(ds.test)
+    tols = tolerances(variance, max_mse, max_fvu)
     cut = NormCut.of(ds.test, norm_quantile)
-    n_test, several = len(ds.test), len(tols) > 1
+    n_test = len(ds.test)
     rows, skipped = [], []
 
     def path(name: str, tol: dict, suffix: str = "") -> Path | None:
-        return Path(out_dir) / f"{name}{_tag(tol, several)}{suffix}.mdlc" if out_dir is not None else None
+        """OUT_DIR/NAME[.fvuF | .mseM]SUFFIX.mdlc, the tolerance named only when there are several."""
+        if out_dir is None:
+            return None
+        tag = "" if len(tols) == 1 else (f".fvu{tol['max_fvu']:g}" if max_fvu is not None else f".mse{tol['max_mse']:g}")
+        return Path(out_dir) / f"{name}{tag}{suffix}.mdlc"
 
     saes = [(name, source, as_sae(sae)) for name, source, sae in saes]  # objects in memory: models.peers.objects
     for name, source, sae in saes:  # every SAE fits the data before any work
@@ -214,7 +211,6 @@ def measure_saes(saes: list[tuple[str, str, object]], ds, max_mse=None, max_fvu=
         latents = tuple(latents_in_chunks(encoder, x, ds.d, what, DEFAULT_CHUNK)
                         for x, what in ((ds.train, "training data"), (ds.test, "test data")))
         for tol in tols:
-            tol_out = {"max_mse": tol["max_mse"], "max_fvu": tol["max_fvu"]}
             at = f"test MSE <= {tol['max_mse']:.6g} (FVU <= {tol['max_fvu']:.4g})"
             progress(f"{name}: coarsest step for {at}")
             try:
@@ -223,7 +219,7 @@ def measure_saes(saes: list[tuple[str, str, object]], ds, max_mse=None, max_fvu=
             except MdlcodecError as e:
                 if getattr(e, "param", None) != "max_mse":
                     raise
-                skipped.append({**tol_out, "name": name, "source": source, "reason": str(e)})
+                skipped.append({**tol, "name": name, "source": source, "reason": str(e)})
                 progress(f"{name}: skipped at {at} ({e})")
                 continue
             progress(f"{name}: encode the test split, read it back")
@@ -231,7 +227,7 @@ def measure_saes(saes: list[tuple[str, str, object]], ds, max_mse=None, max_fvu=
             if keep_tables:
                 codec.save_tables(source, current=False)
             cfg = sae.cfg
-            rows.append(_row(tol_out, "sae", name, source, m, n_test, arch=cfg.arch, width=cfg.d_sae, k=cfg.k,
+            rows.append(_row(tol, "sae", name, source, m, n_test, arch=cfg.arch, width=cfg.d_sae, k=cfg.k,
                              file=str(path(name, tol)) if out_dir is not None else None))
             if rdo:
                 progress(f"{name}: per-feature steps and RDO for {at}")
@@ -248,24 +244,23 @@ def measure_saes(saes: list[tuple[str, str, object]], ds, max_mse=None, max_fvu=
                     forest.save_tables(source, current=False)
             if two_part:
                 progress(f"{name}: decoder precision and step of the two-part code")
-                rows[-1]["two_part"] = _two_part(codec, ds, tol_out, skipped, name, source,
+                rows[-1]["two_part"] = _two_part(codec, ds, tol, skipped, name, source,
                                                  path(name, tol, ".two_part"), latents)
     if pca:
         progress("PCA: principal components of the training split")
         model = PCA.fit(ds.train)
         for tol in tols:
-            tol_out = {"max_mse": tol["max_mse"], "max_fvu": tol["max_fvu"]}
             progress(f"PCA: components and step for test MSE <= {tol['max_mse']:.6g}")
             try:
                 codec, m = measure_pca(ds.train, ds.test, tol["max_mse"], model=model, cut=cut)
             except MdlcodecError as e:
-                skipped.append({**tol_out, "name": "pca", "source": "baselines.match_pca", "reason": str(e)})
+                skipped.append({**tol, "name": "pca", "source": "baselines.match_pca", "reason": str(e)})
                 continue
-            rows.append(_row(tol_out, "pca", f"pca m={m['components']}", "baselines.match_pca", m, n_test,
+            rows.append(_row(tol, "pca", f"pca m={m['components']}", "baselines.match_pca", m, n_test,
                              arch="pca", width=m["components"], k=None, file=None))
             if two_part:
                 progress("PCA: decoder precision and step of the two-part code")
-                rows[-1]["two_part"] = _two_part(codec, ds, tol_out, skipped, "pca", "baselines.match_pca",
+                rows[-1]["two_part"] = _two_part(codec, ds, tol, skipped, "pca", "baselines.match_pca",
                                                  path("pca", tol, ".two_part"))
     if two_part:
         _break_even(rows)
@@ -274,8 +269,8 @@ def measure_saes(saes: list[tuple[str, str, object]], ds, max_mse=None, max_fvu=
     skipped.sort(key=lambda r: order.get(r["max_mse"], 0))
     return {"schema": SCHEMA,
             "data": {"spec": ds.spec, "name": ds.name, "n_train": int(len(ds.train)), "n_test": n_test, "d": ds.d,
-                     "test_variance": mean_variance(ds.test), "norm_cut": cut.summary()},
-            "tolerances": [{"max_mse": t["max_mse"], "max_fvu": t["max_fvu"]} for t in tols], "rows": rows,
+                     "test_variance": variance, "norm_cut": cut.summary()},
+            "tolerances": tols, "rows": rows,
             "stored": stored_rows(ds.test) if stored else [], "skipped": skipped, "versions": versions(),
             "machine": machine()}
 
