@@ -25,8 +25,9 @@ import torch
 from mdlcodec import __version__
 from mdlcodec.codec.arrays import check_keys, check_memory, take
 from mdlcodec.codec.bitstream import ChunkCoder, StreamError
-from mdlcodec.codec.container import MAX_CHUNK_LATENTS, Header, Reader, Writer, new_file_id
+from mdlcodec.codec.container import MAX_CHUNK_LATENTS, VERSION, Header, Reader, Writer, new_file_id
 from mdlcodec.codec.decoder import Decoder, check_activations, check_shape
+from mdlcodec.codec.occupancy import ChunkTooLarge
 from mdlcodec.codec.sae_batches import on_device, sae_batches
 from mdlcodec.codec.entropy_model import EntropyModel
 from mdlcodec.codec.hierarchy import Hierarchy, chow_liu, prune_to_forest
@@ -366,39 +367,48 @@ class Codec:
         return self.decoder.reconstruct_sparse(codes.indptr, codes.indices, self.quantiser.values(codes))
 
     # -- files as bytes ---------------------------------------------------------------------------
-    def header(self, n: int, chunk_size: int, file_id: str | None = None) -> Header:
-        """The header of a file of n samples in chunks of chunk_size (a new random file_id unless given)."""
+    def coder(self, version: int = VERSION) -> ChunkCoder:
+        """The chunk coder of format ``version`` (``chunk_coder``, the current version's, by default)."""
+        return self.chunk_coder if version == self.chunk_coder.version else ChunkCoder(self.entropy_model, version)
+
+    def header(self, n: int, chunk_size: int, file_id: str | None = None, version: int = VERSION) -> Header:
+        """The header of a file of format ``version`` holding n samples in chunks of chunk_size (a new
+        random file_id unless given)."""
         n, chunk_size = operator.index(n), operator.index(chunk_size)
         return Header(n=n, d_in=self.decoder.d_in, d_sae=self.decoder.d_sae, chunk_size=chunk_size,
                       n_chunks=-(-n // chunk_size) if chunk_size > 0 else 0, sae_fingerprint=self.decoder.fingerprint(),
                       entropy_model_fingerprint=self.entropy_fingerprint, mdlcodec=__version__,
-                      file_id=file_id if file_id is not None else new_file_id())
+                      file_id=file_id if file_id is not None else new_file_id(), version=version)
 
     def write(self, f, chunks: Iterator[np.ndarray], n: int, chunk_size: int = DEFAULT_CHUNK,
-              embed_model: bool = False, file_id: str | None = None, what: str = "activations") -> None:
+              embed_model: bool = False, file_id: str | None = None, what: str = "activations",
+              version: int = VERSION) -> None:
         """Encode activation chunks (chunk_size rows each, the last n - ... rows) into an open binary
         file. CodecError, naming the row of the file and ``what``, for a latent the format cannot code
         (``Quantiser``) or whose reconstruction would overflow float32 (``Decoder.check_values``):
         nothing is written that the decoder would refuse, but what was written before stays in f
         (``files.encode_file`` writes to a temporary file)."""
-        writer = Writer(f, self.header(n, chunk_size, file_id), self.model_section() if embed_model else None)
+        writer = Writer(f, self.header(n, chunk_size, file_id, version), self.model_section() if embed_model else None)
         row = 0
         for x in chunks:
-            writer.write_chunk(len(x), self.chunk_words(x, row, what))
+            writer.write_chunk(len(x), self.chunk_words(x, row, what, version))
             row += len(x)
         writer.finish()
 
-    def chunk_words(self, x: np.ndarray, first_row: int = 0, what: str = "activations") -> np.ndarray:
+    def chunk_words(self, x: np.ndarray, first_row: int = 0, what: str = "activations",
+                    version: int = VERSION) -> np.ndarray:
         """One chunk's activations [rows, d_in] -> its ANS words [n_words] uint32, as a file stores
         them: the one encoding step of ``write``, of ``files.encode_file`` and of its workers
         (``parallel.encode_chunk``). CodecError, naming ``what`` and the row of the file (x's first
         being ``first_row``), for a latent the format cannot code or whose reconstruction would
         overflow float32 (``Decoder.check_values``)."""
-        return self.codes_words(self.latents(x, first_row=first_row, what=what), first_row, what)
+        return self.codes_words(self.latents(x, first_row=first_row, what=what), first_row, what, version)
 
-    def codes_words(self, codes: SparseCodes, first_row: int = 0, what: str = "activations") -> np.ndarray:
-        """One chunk's quantised latents -> its ANS words [n_words] uint32 (``chunk_words`` past the
-        encoder), with the same refusals, naming the row of the file (the chunk's first being ``first_row``)."""
+    def codes_words(self, codes: SparseCodes, first_row: int = 0, what: str = "activations",
+                    version: int = VERSION) -> np.ndarray:
+        """One chunk's quantised latents -> its ANS words [n_words] uint32 in the chunk stream of format
+        ``version`` (``chunk_words`` past the encoder), with the same refusals, naming the row of the
+        file (the chunk's first being ``first_row``)."""
         bad = self.decoder.check_values(codes, self.quantiser.step)
         if bad is not None:
             raise CodecError(f"{what}: row {first_row + bad} is too large to code: its reconstruction from "
@@ -409,16 +419,21 @@ class Codec:
                              f"beyond the format's {MAX_CHUNK_LATENTS:,} per chunk (decoding holds one chunk): a chunk "
                              f"size of at most {max(1, int(MAX_CHUNK_LATENTS // max(per_row, 1) // 2))} rows fits",
                              param="chunk_size")
-        return self.chunk_coder.encode(codes)
+        try:
+            return self.coder(version).encode(codes)
+        except ChunkTooLarge as e:
+            raise CodecError(f"{what}: rows {first_row} to {first_row + codes.n - 1}: {e} (a smaller chunk size fits)",
+                             param="chunk_size") from None
 
     def encode(self, x: np.ndarray, chunk_size: int = DEFAULT_CHUNK, embed_model: bool = False,
-               file_id: str | None = None) -> bytes:
-        """Activations [n, d_in] -> the bytes of an .mdlc file (format version 2; ``file_id``: 32 hex
-        digits, by default new random ones, so that two encodings of the same data differ only there)."""
+               file_id: str | None = None, version: int = VERSION) -> bytes:
+        """Activations [n, d_in] -> the bytes of an .mdlc file (format ``version``, by default the
+        current one; ``file_id``: 32 hex digits, by default new random ones, so that two encodings of
+        the same data differ only there)."""
         x = check_activations(x, self.decoder.d_in, "activations")
         buf = io.BytesIO()
         self.write(buf, (x[s:s + chunk_size] for s in range(0, len(x), max(chunk_size, 1))), len(x), chunk_size,
-                   embed_model, file_id)
+                   embed_model, file_id, version=version)
         return buf.getvalue()
 
     def check_header(self, header: Header) -> None:
@@ -450,24 +465,23 @@ class Codec:
     def read_codes(self, reader: Reader, stats: dict | None = None) -> Iterator[SparseCodes]:
         """Decode the chunks of an opened file, one SparseCodes per chunk; CodecError for a chunk whose
         stream does not decode under this model, is not the stream the encoder writes for what it
-        decodes to (each chunk is re-encoded and compared: an ANS decoder accepts some damaged streams,
-        the last symbols of a damaged first word among them), or whose latents the encoder would have
-        refused."""
+        decodes to (``ChunkCoder.decode`` checks: an ANS decoder accepts some damaged streams, the last
+        symbols of a damaged first word among them), or whose latents the encoder would have refused."""
         self.check_header(reader.header)
         for i, (n_rows, words) in enumerate(reader.chunks()):
-            yield self.chunk_codes(words, n_rows, f"chunk {i + 1} of {reader.header.n_chunks}", stats)
+            yield self.chunk_codes(words, n_rows, f"chunk {i + 1} of {reader.header.n_chunks}", stats,
+                                   reader.version)
 
-    def chunk_codes(self, words: np.ndarray, n_rows: int, what: str = "chunk", stats: dict | None = None) -> SparseCodes:
-        """One chunk's ANS words -> its quantised latents (n_rows rows), checked as ``read_codes``
-        says: the one decoding step of ``read_codes`` and of ``parallel.decode_chunk``. CodecError
-        naming ``what``; ``stats`` gains the chunk's activity and value bits."""
+    def chunk_codes(self, words: np.ndarray, n_rows: int, what: str = "chunk", stats: dict | None = None,
+                    version: int = VERSION) -> SparseCodes:
+        """One chunk's ANS words (in the chunk stream of format ``version``) -> its quantised latents
+        (n_rows rows), checked as ``read_codes`` says: the one decoding step of ``read_codes`` and of
+        ``parallel.decode_chunk``. CodecError naming ``what``; ``stats`` gains the chunk's activity and
+        value bits."""
         try:
-            codes = self.chunk_coder.decode(words, n_rows, stats)
+            codes = self.coder(version).decode(words, n_rows, stats)
         except StreamError as e:
             raise CodecError(f"{what}: {e}") from None
-        if not np.array_equal(self.chunk_coder.encode(codes), words):
-            raise CodecError(f"{what}: its stream is not what the encoder writes for what it decodes to "
-                             "(damaged words)")
         if self.decoder.check_values(codes, self.quantiser.step) is not None:
             raise CodecError(f"{what}: decodes to values whose reconstruction overflows float32")
         return codes

@@ -1,12 +1,18 @@
-"""The .mdlc file format, versions 1 and 2 (this code writes version 2 and reads both). This
-docstring is its specification.
+"""The .mdlc file format, versions 1, 2 and 3 (this code writes version 3, or 2 when asked, and reads
+all three). This docstring is its specification.
+
+Versions 2 and 3 share the container below; they differ only in the chunk stream, the ANS words of
+a chunk (``bitstream.py``): version 3 codes which features are active as the occupancy patterns of
+an 8-ary tree (``occupancy.py``, about 2.4 symbols per active latent at d_sae = 16,384), versions 1
+and 2 by binary range splitting (``activity.py``, 12.7 binary decisions there). The tables (the
+model section and the fingerprints) are the same in every version.
 
 All integers are little-endian; an offset counts bytes from the first byte of the magic.
 
     file    := preamble header [model] chunk* [footer]   (exactly header.n_chunks chunks; the footer
-               in version 2 only; then the end of the file)
+               from version 2 on; then the end of the file)
     preamble:= magic  b"MDLC\\x00\\r\\n\\x1a"   (8 bytes; the \\r\\n and \\x1a catch text-mode mangling)
-               version u16 (1 or 2)
+               version u16 (1, 2 or 3)
                flags   u16 (bit 0: the model section is present; other bits 0)
     header  := length u32, then that many bytes of UTF-8 JSON, then crc32 u32 over everything from
                the magic to the end of the JSON. The JSON is one flat object with the keys:
@@ -17,7 +23,7 @@ All integers are little-endian; an offset counts bytes from the first byte of th
                  sae_fingerprint         Decoder.fingerprint() of the decoder it was coded for
                  entropy_model_fingerprint  fingerprint of quantiser steps + entropy-model counts
                  mdlcodec                version that wrote it (informative)
-                 file_id                 version 2 only: 16 random bytes, new for every file, as 32 hex digits
+                 file_id                 versions 2 and 3 only: 16 random bytes, new for every file, as 32 hex digits
     model   := length u64, that many bytes of safetensors (decoder and tables, see codec.py; the
                table arrays are listed in entropy_model.py, a feature forest's among them when
                activity is coded hierarchically), crc32 u32 over the length and the bytes. Present
@@ -25,10 +31,10 @@ All integers are little-endian; an offset counts bytes from the first byte of th
     chunk   := n_rows u32, n_words u32, n_words * 4 bytes of ANS words (bitstream.py, activity.py),
                crc32 u32 over
                  version 1: n_rows, n_words and the words;
-                 version 2: file_id (its 16 bytes), the chunk's sequence number u32 (0 for the first),
+                 versions 2, 3: file_id (its 16 bytes), the chunk's sequence number u32 (0 for the first),
                             n_rows, n_words and the words,
-               so that a version-2 chunk met at another position or in another file fails its CRC.
-    footer  := version 2 only: tag b"MDLCIDX\\x00"; for each chunk in order, its offset u64 (where
+               so that a chunk of version 2 or 3 met at another position or in another file fails its CRC.
+    footer  := versions 2 and 3 only: tag b"MDLCIDX\\x00"; for each chunk in order, its offset u64 (where
                its n_rows field is) and its n_rows u32; file_crc u32, the crc32 of every byte from
                the magic to the end of the last chunk; crc32 u32 over file_id (16 bytes) and the
                footer from its tag to file_crc. It is 16 + 12 * n_chunks bytes and ends the file, so
@@ -44,7 +50,9 @@ it (one function, ``Header.validate``, checks both):
   chunk_size    an integer, 1 <= chunk_size <= 2**20 (MAX_CHUNK_ROWS); decoding holds one chunk
   chunk latents at most 2**21 active latents in a chunk (MAX_CHUNK_LATENTS), so that decoding one
                 holds a bounded number whatever a model makes them cost: the decoder stops as soon as
-                a chunk's activity passes it, the encoder refuses such a chunk (a smaller chunk_size fits)
+                a chunk's activity passes it, the encoder refuses such a chunk (a smaller chunk_size fits);
+                version 3 also at most 2**24 forest bits in a chunk (``occupancy.MAX_CHUNK_DECISIONS``:
+                children of the active features under a feature forest), refused alike
   n_chunks      ceil(n / chunk_size); every chunk holds chunk_size rows but the last, which holds
                 n - (n_chunks - 1) * chunk_size
   dtype, quantiser  "float32", "uniform"
@@ -58,11 +66,11 @@ it (one function, ``Header.validate``, checks both):
                 within the int32 bins, a feature forest at most 64 deep (hierarchy.py)
   chunk words   no more than the file has left
   chunk count   where the file's size is known (a file or bytes, not a pipe), a header claiming more
-                chunks than the bytes after it can frame (12 bytes each; 24 in version 2, plus 16 of
+                chunks than the bytes after it can frame (12 bytes each; 24 in versions 2 and 3, plus 16 of
                 footer) is refused before anything is decoded.
 A reader also refuses another magic or version, unknown flags, a bad CRC, a footer that does not
 match the chunks read (offsets, rows, file_crc), and bytes after the end. Every single-byte change and
-every truncation is caught; in version 2 so is a chunk swapped, repeated, dropped or taken from
+every truncation is caught; in versions 2 and 3 so is a chunk swapped, repeated, dropped or taken from
 another file, each with its CRCs recomputed. Random access (``chunk_index``, ``read_chunk``) reads
 chunk i only where the footer's entries i and i + 1 (or the footer) bound a span that the chunk's own
 framing fills exactly, so it meets each chunk at the place a sequential read does: it returns only
@@ -87,8 +95,10 @@ from mdlcodec.core.errors import CodecError
 from mdlcodec.core.jsonio import parse_json
 
 MAGIC = b"MDLC\x00\r\n\x1a"
-VERSION = 2
-VERSIONS = (1, 2)
+VERSION = 3
+VERSIONS = (1, 2, 3)
+WRITABLE = (2, 3)
+"""Versions ``Writer`` writes (3 by default; 2 for files an older mdlcodec must read)."""
 FLAG_MODEL = 1
 FOOTER_TAG = b"MDLCIDX\x00"
 FILE_ID_BYTES = 16
@@ -103,7 +113,7 @@ _READ_PIECE = 1 << 24
 
 _V1_KEYS = {"n", "d_in", "d_sae", "dtype", "chunk_size", "n_chunks", "quantiser",
             "sae_fingerprint", "entropy_model_fingerprint", "mdlcodec"}
-_KEYS = {1: _V1_KEYS, 2: _V1_KEYS | {"file_id"}}
+_KEYS = {1: _V1_KEYS, 2: _V1_KEYS | {"file_id"}, 3: _V1_KEYS | {"file_id"}}
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 
 
@@ -127,10 +137,11 @@ class Header:
     dtype: str = "float32"
     quantiser: str = "uniform"
     mdlcodec: str = ""
-    file_id: str | None = None  # version 2: 32 hex digits
+    file_id: str | None = None  # version 2 and later: 32 hex digits
+    version: int = VERSION  # the format version of the file (in its preamble, not in the JSON)
 
     def to_json(self) -> bytes:
-        fields = {k: v for k, v in self.__dict__.items() if k != "file_id" or v is not None}
+        fields = {k: v for k, v in self.__dict__.items() if k != "version" and (k != "file_id" or v is not None)}
         return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
@@ -148,13 +159,15 @@ class Header:
             raise CodecError("corrupted header (" + "; ".join(
                 ([f"missing {', '.join(missing)}"] if missing else [])
                 + ([f"unknown key(s) {', '.join(_show(k) for k in extra[:3])}"] if extra else [])) + ")")
-        header = cls(**fields)
+        header = cls(**fields, version=version)
         header.validate(version)
         return header
 
-    def validate(self, version: int = VERSION, problem: str = "corrupted header") -> None:
+    def validate(self, version: int | None = None, problem: str = "corrupted header") -> None:
         """CodecError "<problem> (...)" naming the first field of the wrong type or outside the limits
-        of the format docstring: the reader's and the writer's one check."""
+        of the format docstring, for a file of ``version`` (default: the header's): the reader's and the
+        writer's one check."""
+        version = self.version if version is None else version
 
         def integer(name: str, lo: int, hi: int) -> int:
             v = getattr(self, name)
@@ -191,7 +204,7 @@ class Header:
 
 
 def new_file_id() -> str:
-    """16 random bytes as 32 hex digits: a version-2 file's identifier."""
+    """16 random bytes as 32 hex digits: the identifier of a file of version 2 or 3."""
     return os.urandom(FILE_ID_BYTES).hex()
 
 
@@ -205,17 +218,20 @@ def _footer_length(n_chunks: int) -> int:
 
 
 class Writer:
-    """Writes a version-2 file: preamble, header and model section on construction, then
-    ``write_chunk`` for each chunk in order, then ``finish`` (the footer). Refuses (CodecError) a
-    header outside the format's limits and chunks whose rows the header does not say, so that it
-    never writes a file that ``Reader`` refuses."""
+    """Writes a file of the header's version (one of WRITABLE): preamble, header and model section on
+    construction, then ``write_chunk`` for each chunk in order (its words coded for that version),
+    then ``finish`` (the footer). Refuses (CodecError) a header outside the format's limits and chunks
+    whose rows the header does not say, so that it never writes a file that ``Reader`` refuses."""
 
     def __init__(self, f: BinaryIO, header: Header, model_bytes: bytes | None):
-        header.validate(VERSION, "cannot write this file")
+        if header.version not in WRITABLE:
+            raise CodecError(f"cannot write a version-{header.version} file (this mdlcodec writes versions "
+                             f"{', '.join(map(str, WRITABLE))})")
+        header.validate(header.version, "cannot write this file")
         if model_bytes is not None and len(model_bytes) > MAX_MODEL_BYTES:
             raise CodecError(f"the model section would be {len(model_bytes)} bytes, beyond the format's {MAX_MODEL_BYTES}")
         self.f, self.header, self.file_id = f, header, bytes.fromhex(header.file_id)
-        head = MAGIC + struct.pack("<HH", VERSION, FLAG_MODEL if model_bytes is not None else 0)
+        head = MAGIC + struct.pack("<HH", header.version, FLAG_MODEL if model_bytes is not None else 0)
         body = header.to_json()
         if len(body) > MAX_HEADER_BYTES:
             raise CodecError("the header would exceed the format's limit")
@@ -353,7 +369,7 @@ class Reader:
 
     @property
     def file_id(self) -> bytes | None:
-        """The 16 bytes every chunk's CRC covers (version 2); None for version 1."""
+        """The 16 bytes every chunk's CRC covers (versions 2 and 3); None for version 1."""
         return bytes.fromhex(self.header.file_id) if self.version >= 2 else None
 
     def _chunk(self, i: int, left: int | None, span: int | None = None) -> tuple[bytes, bytes, bytes]:
@@ -381,7 +397,7 @@ class Reader:
 
     def chunks(self) -> Iterator[tuple[int, np.ndarray]]:
         """Yields (n_rows, words) for each chunk in order, read sequentially from the end of the model
-        section, checking CRCs, row counts, the footer (version 2) and the end of the file."""
+        section, checking CRCs, row counts, the footer (versions 2 and 3) and the end of the file."""
         h = self.header
         pos, crc, index = self.preamble_bytes, self._crc, []
         footer = _footer_length(h.n_chunks) if self.version >= 2 else 0

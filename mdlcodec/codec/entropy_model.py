@@ -47,6 +47,7 @@ import numpy as np
 from mdlcodec.codec.activity import ActivityTables
 from mdlcodec.codec.arrays import take
 from mdlcodec.codec.hierarchy import Hierarchy
+from mdlcodec.codec.occupancy import OccupancyTables
 from mdlcodec.codec.quantiser import MAX_BIN
 from mdlcodec.codec.sparse import SparseCodes
 
@@ -137,6 +138,15 @@ class EntropyModel:
             return ActivityTables.from_counts(self.active_counts, self.n_samples)
         return ActivityTables.from_counts(self.active_counts, self.n_samples, h.parents, h.joint_counts,
                                           tree=h.kind == "tree")
+
+    @cached_property
+    def occupancy_tables(self) -> OccupancyTables:
+        """The activity tables of format version 3 (``occupancy.py``), from the same counts."""
+        h = self.hierarchy
+        if h is None:
+            return OccupancyTables.from_counts(self.active_counts, self.n_samples)
+        return OccupancyTables.from_counts(self.active_counts, self.n_samples, h.parents, h.joint_counts,
+                                           tree=h.kind == "tree")
 
     # -- storage ---------------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:

@@ -208,7 +208,7 @@ def _decoded(reader: Reader, codec: Codec, start: int, stop: int, run: Engine, r
         ref = CodecRef.of(codec, h)
     token = new_run()
     rows_fit = max(1, SLICE_BYTES // (4 * h.d_in))  # a task reconstructs a chunk only if it fits a slice
-    tasks = (DecodeTask(token, ref, i, h.n_chunks, n_rows, words, a, b, reconstruct and b - a <= rows_fit)
+    tasks = (DecodeTask(token, ref, i, h.n_chunks, n_rows, words, a, b, reconstruct and b - a <= rows_fit, reader.version)
              for i, n_rows, words, a, b in _chunks_for(reader, start, stop))
     for part in run.map(decode_rows, tasks):
         if reconstruct and isinstance(part, SparseCodes):

@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from mdlcodec.codec.codec import Codec
-from mdlcodec.codec.container import Header, Reader
+from mdlcodec.codec.container import VERSION, Header, Reader
 from mdlcodec.codec.sparse import SparseCodes
 from mdlcodec.core.errors import CodecError, MdlcodecError
 
@@ -119,8 +119,9 @@ class EncodeTask:
 
 @dataclass(frozen=True)
 class DecodeTask:
-    """Decode chunk ``index`` (``n_rows`` rows, its ANS ``words``) and keep its rows keep_start:keep_stop;
-    ``reconstruct``: return activations instead of quantised latents."""
+    """Decode chunk ``index`` (``n_rows`` rows, its ANS ``words``, in the chunk stream of format
+    ``version``) and keep its rows keep_start:keep_stop; ``reconstruct``: return activations instead of
+    quantised latents."""
 
     run: str
     codec: Codec | CodecRef
@@ -131,6 +132,7 @@ class DecodeTask:
     keep_start: int
     keep_stop: int
     reconstruct: bool = False
+    version: int = VERSION
 
 
 def new_run() -> str:
@@ -215,7 +217,8 @@ def encode_chunk(task: EncodeTask) -> np.ndarray:
 def decode_chunk(task: DecodeTask) -> SparseCodes:
     """The chunk's quantised latents, rows keep_start:keep_stop, after the checks of
     ``Codec.read_codes`` on the whole chunk (``Codec.chunk_codes``)."""
-    codes = _codec(task.codec).chunk_codes(task.words, task.n_rows, f"chunk {task.index + 1} of {task.n_chunks}")
+    codes = _codec(task.codec).chunk_codes(task.words, task.n_rows, f"chunk {task.index + 1} of {task.n_chunks}",
+                                           version=task.version)
     return slice_codes(codes, task.keep_start, task.keep_stop)
 
 

@@ -1,5 +1,5 @@
 """Golden files pin the .mdlc format: every version decodes bit-exactly, and re-encoding reproduces
-the current version's files byte for byte (the files are in tests/golden/, made by
+the files of versions 2 and 3 (the versions mdlcodec writes) byte for byte (the files are in tests/golden/, made by
 tests/golden/make_golden.py; the version-1 files were written by version 1 and are kept as they were)."""
 
 import io
@@ -15,6 +15,11 @@ GOLDEN = Path(__file__).parents[1] / "golden"
 FILE_ID = "00112233445566778899aabbccddeeff"  # make_golden.FILE_ID
 V1 = ["referenced.mdlc", "embedded.mdlc", "hierarchy.mdlc"]
 V2 = ["referenced_v2.mdlc", "embedded_v2.mdlc", "hierarchy_v2.mdlc"]
+V3 = ["referenced_v3.mdlc", "embedded_v3.mdlc", "hierarchy_v3.mdlc"]
+
+
+def _version_of(name: str) -> int:
+    return 3 if name in V3 else 2 if name in V2 else 1
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +32,10 @@ def _version(data: bytes) -> int:
     return Reader.open(io.BytesIO(data)).version
 
 
-@pytest.mark.parametrize("name", V1 + V2)
+@pytest.mark.parametrize("name", V1 + V2 + V3)
 def test_golden_decodes_exactly_with_the_model(name, expected):
     data = (GOLDEN / name).read_bytes()
-    assert _version(data) == (2 if name in V2 else 1)
+    assert _version(data) == _version_of(name)
     codec = Codec.load(GOLDEN / "model")
     own = Codec.from_model_section(Reader.open(io.BytesIO(data)).model_bytes) if "referenced" not in name else codec
     assert own.decode_latents(data) == expected
@@ -39,15 +44,27 @@ def test_golden_decodes_exactly_with_the_model(name, expected):
     assert codec.latents(x, chunk_size=10) == expected
 
 
-@pytest.mark.parametrize("name", ["referenced_v2.mdlc", "embedded_v2.mdlc"])
-def test_golden_v2_reencodes_byte_for_byte(name):
+@pytest.mark.parametrize("name", ["referenced_v2.mdlc", "embedded_v2.mdlc", "referenced_v3.mdlc", "embedded_v3.mdlc"])
+def test_golden_reencodes_byte_for_byte(name):
     data = (GOLDEN / name).read_bytes()
     codec = Codec.load(GOLDEN / "model")
     x = np.load(GOLDEN / "input.npy")
-    assert codec.encode(x, chunk_size=10, embed_model=name.startswith("embedded"), file_id=FILE_ID) == data
+    assert codec.encode(x, chunk_size=10, embed_model=name.startswith("embedded"), file_id=FILE_ID,
+                        version=_version_of(name)) == data
 
 
-@pytest.mark.parametrize("name", ["embedded.mdlc", "embedded_v2.mdlc"])
+def test_golden_v3_is_the_default_and_differs_from_v2_only_in_the_chunks():
+    """Files are written in version 3 unless told; the preamble's version, the chunks' words and what
+    covers them (chunk CRCs, file CRC, footer CRC) are all that differs from version 2."""
+    codec = Codec.load(GOLDEN / "model")
+    x = np.load(GOLDEN / "input.npy")
+    assert codec.encode(x, chunk_size=10, file_id=FILE_ID) == (GOLDEN / "referenced_v3.mdlc").read_bytes()
+    v2, v3 = (Reader.open(io.BytesIO((GOLDEN / f"embedded_v{v}.mdlc").read_bytes())) for v in (2, 3))
+    assert v2.header.to_json() == v3.header.to_json() and v2.model_bytes == v3.model_bytes
+    assert [w.tolist() for _, w in v2.chunks()] != [w.tolist() for _, w in v3.chunks()]
+
+
+@pytest.mark.parametrize("name", ["embedded.mdlc", "embedded_v2.mdlc", "embedded_v3.mdlc"])
 def test_golden_self_contained_file_needs_no_model(name, expected):
     data = (GOLDEN / name).read_bytes()
     reader = Reader.open(io.BytesIO(data))
@@ -56,25 +73,26 @@ def test_golden_self_contained_file_needs_no_model(name, expected):
     np.testing.assert_array_equal(codec.decode(data), Codec.load(GOLDEN / "model").decode(data))
 
 
-@pytest.mark.parametrize("name", ["hierarchy.mdlc", "hierarchy_v2.mdlc"])
+@pytest.mark.parametrize("name", ["hierarchy.mdlc", "hierarchy_v2.mdlc", "hierarchy_v3.mdlc"])
 def test_golden_hierarchical_file(name, expected):
     """A self-contained file whose activity is coded under a feature forest: it decodes exactly from
-    its own model section, and (version 2) the model plus that forest re-encode it byte for byte."""
+    its own model section, and (versions 2 and 3) the model plus that forest re-encode it byte for byte."""
     data = (GOLDEN / name).read_bytes()
     own = Codec.from_model_section(Reader.open(io.BytesIO(data)).model_bytes)
     forest = own.entropy_model.hierarchy
     assert forest.kind == "conditional"
     assert forest.parents.tolist() == [-1, 0, 0, 1, -1, 4, 4, 5, -1, 8, 9, 10, -1, 12, 12, 13]
     assert own.decode_latents(data) == expected
-    if name in V2:
+    if name in V2 + V3:
         codec = Codec.load(GOLDEN / "model").with_hierarchy(forest)
-        assert codec.encode(np.load(GOLDEN / "input.npy"), chunk_size=10, embed_model=True, file_id=FILE_ID) == data
+        assert codec.encode(np.load(GOLDEN / "input.npy"), chunk_size=10, embed_model=True, file_id=FILE_ID,
+                            version=_version_of(name)) == data
     assert data != (GOLDEN / name.replace("hierarchy", "embedded")).read_bytes()
 
 
 def test_golden_v2_chunk_index_matches_a_sequential_read():
-    """The version-2 footer locates every chunk (random access), and so does a version-1 file's chunk heads."""
-    for name in ("referenced_v2.mdlc", "referenced.mdlc"):
+    """The footer of versions 2 and 3 locates every chunk (random access), and so do a version-1 file's chunk heads."""
+    for name in ("referenced_v3.mdlc", "referenced_v2.mdlc", "referenced.mdlc"):
         data = (GOLDEN / name).read_bytes()
         reader = Reader.open(io.BytesIO(data))
         index = reader.chunk_index()

@@ -1,7 +1,7 @@
 """Writes the golden .mdlc files of the current format version. Run only when the format version
 changes on purpose, and add the new files beside the old ones (older versions must keep decoding):
 
-    python tests/golden/make_golden.py            # writes the *_v2.mdlc files
+    python tests/golden/make_golden.py            # writes the *_v2.mdlc and *_v3.mdlc files
     python tests/golden/make_golden.py --model    # also re-makes model/, input.npy, latents.npz (never needed)
 
 The model (``make_model``): a TopK SAE (d_in 8, d_sae 16, k 3, seeded random weights), step 0.05,
@@ -12,7 +12,9 @@ kind "conditional").
 Version 1 (referenced.mdlc, embedded.mdlc, hierarchy.mdlc) was written by this script at format
 version 1 and is kept as it was. Version 2 (referenced_v2.mdlc, embedded_v2.mdlc, hierarchy_v2.mdlc)
 is written from the committed model and input with the fixed file id FILE_ID, so that re-encoding
-reproduces it byte for byte.
+reproduces it byte for byte. Version 3 (referenced_v3.mdlc, embedded_v3.mdlc, hierarchy_v3.mdlc: the
+occupancy coding of activity, codec/occupancy.py) likewise. Writing them again must change no byte of
+the committed files (the tests re-encode them); a format change gets a new version and new files.
 """
 
 import sys
@@ -59,10 +61,12 @@ def main() -> None:
         make_model()
     codec = Codec.load(HERE / "model")
     x = np.load(HERE / "input.npy")
-    (HERE / "referenced_v2.mdlc").write_bytes(codec.encode(x, chunk_size=10, file_id=FILE_ID))
-    (HERE / "embedded_v2.mdlc").write_bytes(codec.encode(x, chunk_size=10, embed_model=True, file_id=FILE_ID))
-    (HERE / "hierarchy_v2.mdlc").write_bytes(forest_codec(codec).encode(x, chunk_size=10, embed_model=True,
-                                                                        file_id=FILE_ID))
+    for v in (2, 3):
+        (HERE / f"referenced_v{v}.mdlc").write_bytes(codec.encode(x, chunk_size=10, file_id=FILE_ID, version=v))
+        (HERE / f"embedded_v{v}.mdlc").write_bytes(codec.encode(x, chunk_size=10, embed_model=True, file_id=FILE_ID,
+                                                               version=v))
+        (HERE / f"hierarchy_v{v}.mdlc").write_bytes(forest_codec(codec).encode(x, chunk_size=10, embed_model=True,
+                                                                               file_id=FILE_ID, version=v))
 
 
 if __name__ == "__main__":
