@@ -67,16 +67,22 @@ def best_time(fn, repeats: int):
 
 
 def measure_file(codec, test_x: np.ndarray, codes, repeats: int) -> dict:
-    """Encode test_x with ``codec`` into a file, read its payload, decode it back (timed)."""
+    """Encode test_x with ``codec`` into a file (format version 3), read its payload, decode it back
+    (timed); the same in format version 2 (``*_v2``), to compare the two versions on the same codes."""
     from mdlcodec.codec.container import Reader
 
-    enc_s, data = best_time(lambda: codec.encode(test_x), repeats)
-    dec_s, decoded = best_time(lambda: codec.decode_latents(data), repeats)
-    n = len(test_x)
-    payload = sum(32 * len(words) for _, words in Reader.open(io.BytesIO(data)).chunks())
-    return {"file_bytes": len(data), "file_bits_per_sample": 8 * len(data) / n, "payload_bits_per_sample": payload / n,
-            "cross_entropy_bits_per_sample": codec.chunk_coder.ideal_bits(codes)["total"] / n,
-            "encode_s": enc_s, "decode_s": dec_s, "decoded_exactly": bool(decoded == codes)}
+    out = {}
+    for v, tag in ((3, ""), (2, "_v2")):
+        enc_s, data = best_time(lambda: codec.encode(test_x, version=v), repeats)
+        dec_s, decoded = best_time(lambda: codec.decode_latents(data), repeats)
+        n = len(test_x)
+        payload = sum(32 * len(words) for _, words in Reader.open(io.BytesIO(data)).chunks())
+        out.update({f"file_bytes{tag}": len(data), f"file_bits_per_sample{tag}": 8 * len(data) / n,
+                    f"payload_bits_per_sample{tag}": payload / n,
+                    f"cross_entropy_bits_per_sample{tag}": codec.coder(v).ideal_bits(codes)["total"] / n,
+                    f"encode_s{tag}": enc_s, f"decode_s{tag}": dec_s, f"decoded_exactly{tag}": bool(decoded == codes)})
+    out["payload_v3_over_v2_percent"] = 100 * (out["payload_bits_per_sample"] / out["payload_bits_per_sample_v2"] - 1)
+    return out
 
 
 def chowliu_savings(label: str, sae, train_x: np.ndarray, test_x: np.ndarray, max_mse: float | None,
@@ -182,15 +188,18 @@ def load_or_train_lm(ds, width: int, k: int, epochs: int, model: Path | None, ca
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| SAE | width | k | L0 | test MSE | step | flat bits/sample | Chow-Liu bits/sample | saving | saving % "
-             "| tables (bits) | net saving/sample | edges | depth | encode s flat / CL | decode s flat / CL |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| tables (bits) | net saving/sample | edges | depth | encode s flat / CL | decode s flat / CL "
+             "| v3 vs v2 payload flat / CL | v2 encode s flat / CL | v2 decode s flat / CL |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         f, c = r["flat"], r["chowliu"]
         lines.append(f"| {r['label']} | {r['width']} | {r['k']} | {r['quantised_l0']:.2f} | {r['quantised_test_mse']:.4g} | {r['step']:.4g} "
                      f"| {f['payload_bits_per_sample']:.2f} | {c['payload_bits_per_sample']:.2f} "
                      f"| {r['saving_bits_per_sample']:.2f} | {r['saving_percent']:.2f}% | {r['chowliu_table_bits']:,.0f} "
                      f"| {r['net_saving_bits_per_sample']:.2f} | {r['edges']} | {r['depth']} "
-                     f"| {f['encode_s']:.3f} / {c['encode_s']:.3f} | {f['decode_s']:.3f} / {c['decode_s']:.3f} |")
+                     f"| {f['encode_s']:.3f} / {c['encode_s']:.3f} | {f['decode_s']:.3f} / {c['decode_s']:.3f} "
+                     f"| {f['payload_v3_over_v2_percent']:+.2f}% / {c['payload_v3_over_v2_percent']:+.2f}% "
+                     f"| {f['encode_s_v2']:.3f} / {c['encode_s_v2']:.3f} | {f['decode_s_v2']:.3f} / {c['decode_s_v2']:.3f} |")
     return "\n".join(lines) + "\n"
 
 

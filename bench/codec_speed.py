@@ -1,39 +1,41 @@
 """Codec throughput on one core: SAE matmul time apart from entropy-coding time, flat and Chow-Liu
-coding, and how close the coder comes to constriction alone.
+coding, format version 3 against version 2 in the same run, and how close the coder comes to
+constriction alone.
 
     python bench/codec_speed.py [--samples 8192]
 
-Settings (issues 3 and 13): d=784, D=1024 and d=768, D=16384, each a TopK SAE with L0=64 (random
+Settings (issues 3, 13 and 21): d=784, D=1024 and d=768, D=16384, each a TopK SAE with L0=64 (random
 unit-norm dictionary: speed does not depend on training), inputs from the synthetic LM-like
 generator (d=768) or Gaussian (d=784). The quantiser step is a sixteenth of the median active
 value (about 5 bits per value). Prints samples/s and active latents/s for each stage, and the
 share of entropy coding in the encoder's total time (wall clock). Chunks of 4,096 samples.
 
 At D=16384 the chunk coder alone is then timed in CPU seconds (time.process_time, best of three
-passes over the test chunks: the figures hold on a shared machine), next to the coder before
-issue 13 (tests/codec/reference_coder.py, which writes the same streams) and constriction alone.
+passes over the test chunks: the figures hold on a shared machine) in format version 3 and in
+version 2, decoding with the check every file decode makes (the words are those the encoder writes
+for what they decode to), next to constriction alone on version 3's symbols. Bits per sample of
+both versions on the same codes, and the coded activity symbols per active latent (version 3:
+occupancy patterns and forest bits; version 2: binary decisions).
 
 Chow-Liu: a forest fit with ``hierarchy.chow_liu`` on the fit codes. A random SAE's latents share
-no information (no edges, so that coder is the flat one), hence a second code set at D=16384 with
-planted structure: 4,096 chains of 4 features (a child fires with 70% probability when its parent
-does, 0.02% otherwise; L0 about 64), where Chow-Liu finds a forest of depth 3.
+little information, hence a second code set at D=16384 with planted structure: 4,096 chains of 4
+features (a child fires with 70% probability when its parent does, 0.02% otherwise; L0 about 64),
+where Chow-Liu finds a forest of depth 3.
 
-"constriction ceiling": constriction alone coding the same symbols, precomputed, one call each:
-the chunk's activity bits with their probabilities (two-symbol Categorical rows, the coder's own
-model) and its value symbols (three-symbol rows of their exact intervals to encode; to decode,
-rows of each symbol's whole table, padded to the widest, so only an approximation of the work).
+"constriction ceiling": constriction alone coding the same version-3 symbols, precomputed, with
+the calls the format needs: one per active node of the tree with its model (patterns), one for the
+forest bits (two-symbol rows), values in one call of three-symbol rows of their exact intervals to
+encode and one call per active feature with its model to decode; no check.
 
-Targets (issue 13): entropy coding >= 3e6 active latents/s both ways at D=16384, Chow-Liu at most
-1.5x slower than flat.
+Targets (issue 21): at D=16384, L0=64, >= 3e6 active latents per CPU second decoding (the check
+included) and >= 4e6 encoding, Chow-Liu at most 1.5x the flat time.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
-from pathlib import Path
 
 import constriction
 import numpy as np
@@ -43,11 +45,9 @@ from mdlcodec.codec import Codec, Decoder, EntropyModel, Quantiser
 from mdlcodec.codec.activity import activity_decisions
 from mdlcodec.codec.bitstream import ChunkCoder, _bit_rows, _interval_rows
 from mdlcodec.codec.hierarchy import chow_liu
+from mdlcodec.codec.occupancy import occupancy_symbols
 from mdlcodec.codec.sparse import SparseCodes
 from mdlcodec.models import SAEConfig, make_sae
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the old coder lives in the tests
-from tests.codec.reference_coder import ReferenceCoder
 
 CHUNK = 4096
 REPEATS = 3
@@ -79,63 +79,65 @@ def best_rate(fn, parts: list, nnz: int) -> float:
     return nnz / best
 
 
-def coder_rates(coder: ChunkCoder, parts: list[SparseCodes]) -> dict:
-    """Encode and decode rates (active latents per CPU second) of the chunk coder, of the old coder
-    (tests/codec/reference_coder.py, the same streams) and of constriction alone."""
-    coder.tables, coder.model.value_models, coder.model.value_cdf  # noqa: B018 (built outside the timings)
-    old = ReferenceCoder(coder.model)
+def coder_rates(model: EntropyModel, parts: list[SparseCodes]) -> dict:
+    """Encode and decode rates (active latents per CPU second) of the chunk coder in format versions 3
+    and 2 (decoding includes each version's check that the words are what the encoder writes), and of
+    constriction alone on version 3's symbols (``ceiling``)."""
     nnz = sum(p.nnz for p in parts)
-    words = [coder.encode(p) for p in parts]
-    assert all(coder.decode(w, p.n) == p for w, p in zip(words, parts))
-    assert all(np.array_equal(old.encode(p), w) for w, p in zip(words, parts))
-    coded = list(zip(words, [p.n for p in parts]))
-    out = {"encode": best_rate(coder.encode, parts, nnz), "decode": best_rate(lambda wp: coder.decode(*wp), coded, nnz),
-           "old_encode": best_rate(old.encode, parts, nnz), "old_decode": best_rate(lambda wp: old.decode(*wp), coded, nnz),
-           "bits_per_sample": 32 * sum(len(w) for w in words) / sum(p.n for p in parts)}
-    out.update(ceiling(coder, parts, nnz))
+    out = {"activity_bits_per_latent_v2": sum(len(np.concatenate([b for b, _ in activity_decisions(p, model.activity_tables).steps]))
+                                              for p in parts) / nnz}
+    for v in (3, 2):
+        coder = ChunkCoder(model, v)
+        coder.model.activity_tables, coder.model.occupancy_tables, coder.model.value_models, coder.model.value_cdf  # noqa: B018 (built outside the timings)
+        words = [coder.encode(p) for p in parts]
+        assert all(coder.decode(w, p.n) == p for w, p in zip(words, parts))
+        coded = list(zip(words, [p.n for p in parts]))
+        out[f"v{v}"] = {"encode": best_rate(coder.encode, parts, nnz),
+                        "decode": best_rate(lambda wp: coder.decode(*wp), coded, nnz),
+                        "bits_per_sample": 32 * sum(len(w) for w in words) / sum(p.n for p in parts)}
+    out.update(ceiling(ChunkCoder(model, 3), parts, nnz))
     return out
 
 
 def ceiling(coder: ChunkCoder, parts: list[SparseCodes], nnz: int) -> dict:
-    """constriction alone on each chunk's symbols, precomputed (see the module docstring)."""
+    """constriction alone on each chunk's version-3 symbols, precomputed (see the module docstring)."""
     cat = constriction.stream.model.Categorical(perfect=False)
     m = coder.model
     starts, cdf = m.value_cdf
-    width = int(m.table_sizes.max()) + 1
-    weights = np.zeros((m.d_sae, width))  # each feature's table (weights), padded to the widest
-    for g in range(m.d_sae):
-        w = m.value_weights(g)
-        weights[g, :len(w)] = w
     pre = []
     for p in parts:
-        steps = activity_decisions(p, coder.tables).steps
-        bits = np.concatenate([b for b, _ in steps])
-        rows2 = _bit_rows(np.concatenate([q for _, q in steps]))
+        occ = occupancy_symbols(p, m.occupancy_tables)
         order = np.argsort(p.indices, kind="stable")
         f = p.indices[order]
         sym = m.value_symbols(f, p.bins[order])
         left = cdf[starts[f] + sym]
         s3, rows3 = _interval_rows(left, cdf[starts[f] + sym + 1] - left)
-        pre.append((bits, rows2, s3, rows3, weights[f]))
+        counts = np.bincount(f, minlength=m.d_sae)
+        active = np.flatnonzero(counts)
+        values = ([m.value_models[g] for g in active.tolist()], counts[active].tolist())
+        pre.append((occ.runs(), occ.bits, _bit_rows(occ.probs), s3, rows3, values, len(occ.bits)))
 
     def enc(x):
         c = constriction.stream.stack.AnsCoder()
-        c.encode_reverse(x[2], cat, x[3])
-        c.encode_reverse(x[0], cat, x[1])
+        c.encode_reverse(x[3], cat, x[4])
+        if x[6]:
+            c.encode_reverse(x[1], cat, x[2])
+        for model, masks in reversed(x[0]):
+            c.encode_reverse(masks, model)
         return c.get_compressed()
 
     def dec(x):
-        c = constriction.stream.stack.AnsCoder(x[5])
-        c.decode(cat, x[1])
-        c.decode(cat, x[4])
+        c = constriction.stream.stack.AnsCoder(x[7])
+        for model, masks in x[0]:
+            c.decode(model, len(masks))
+        if x[6]:
+            c.decode(cat, x[2])
+        list(map(c.decode, *x[5]))
 
-    for i, x in enumerate(pre):  # words to decode: the bits, then symbols under the padded tables
-        c = constriction.stream.stack.AnsCoder()
-        c.encode_reverse(np.zeros(len(x[4]), np.int32), cat, x[4])
-        c.encode_reverse(x[0], cat, x[1])
-        pre[i] = (*x, c.get_compressed())
+    pre = [(*x, enc(x)) for x in pre]
+    symbols = sum(sum(len(ms) for _, ms in x[0]) + x[6] for x in pre)
     return {"ceiling_encode": best_rate(enc, pre, nnz), "ceiling_decode": best_rate(dec, pre, nnz),
-            "activity_bits_per_latent": sum(len(x[0]) for x in pre) / nnz}
+            "activity_symbols_per_latent": symbols / nnz}
 
 
 def planted_forest_codes(rng: np.random.Generator, n: int, d_sae: int = 16384, l0: float = 64.0) -> SparseCodes:
@@ -200,25 +202,27 @@ def run(d_in: int, d_sae: int, k: int, n: int) -> dict:
            "decoder_total_samples_per_s": n / (t_dec + t_rec)}
     if d_sae >= 16384:
         model = codec.entropy_model
-        out["flat"] = coder_rates(ChunkCoder(model), parts)
+        out["flat"] = coder_rates(model, parts)
         forest = chow_liu(fit_codes)
-        out["chow_liu"] = {"edges": forest.n_edges, **coder_rates(ChunkCoder(model.with_hierarchy(forest)), parts)}
+        out["chow_liu"] = {"edges": forest.n_edges, **coder_rates(model.with_hierarchy(forest), parts)}
         planted = planted_forest_codes(np.random.default_rng(1), 2 * n, d_sae)
         fit_p, test_p = row_slice(planted, 0, n), chunks(row_slice(planted, n, 2 * n))
         flat_p = EntropyModel.fit(fit_p)
         forest_p = chow_liu(fit_p)
-        out["planted_flat"] = coder_rates(ChunkCoder(flat_p), test_p)
-        out["planted_chow_liu"] = {"edges": forest_p.n_edges,
-                                   **coder_rates(ChunkCoder(flat_p.with_hierarchy(forest_p)), test_p)}
+        out["planted_flat"] = coder_rates(flat_p, test_p)
+        out["planted_chow_liu"] = {"edges": forest_p.n_edges, **coder_rates(flat_p.with_hierarchy(forest_p), test_p)}
     return out
 
 
 def _rates_line(name: str, r: dict) -> str:
     edges = f" ({r['edges']} edges)" if "edges" in r else ""
-    return (f"  {name + edges:38s} {r['encode'] / 1e6:5.2f} / {r['decode'] / 1e6:5.2f}"
-            f"   old {r['old_encode'] / 1e6:5.2f} / {r['old_decode'] / 1e6:5.2f}"
+    v3, v2 = r["v3"], r["v2"]
+    return (f"  {name + edges:34s} v3 {v3['encode'] / 1e6:5.2f} / {v3['decode'] / 1e6:5.2f}"
             f"   ceiling {r['ceiling_encode'] / 1e6:5.2f} / {r['ceiling_decode'] / 1e6:5.2f}"
-            f"   {r['bits_per_sample']:6.1f} bits/sample, {r['activity_bits_per_latent']:.1f} activity bits/latent")
+            f"   v2 {v2['encode'] / 1e6:5.2f} / {v2['decode'] / 1e6:5.2f}"
+            f"   bits/sample v3 {v3['bits_per_sample']:7.1f} v2 {v2['bits_per_sample']:7.1f}"
+            f" ({100 * (v3['bits_per_sample'] / v2['bits_per_sample'] - 1):+.2f}%)"
+            f"   activity symbols/latent v3 {r['activity_symbols_per_latent']:.2f} v2 {r['activity_bits_per_latent_v2']:.1f}")
 
 
 def main() -> None:
@@ -242,17 +246,16 @@ def main() -> None:
               f"entropy coding is {100 * r['entropy_share_of_encoder']:.1f}% of it")
         print(f"  decoder total            {r['decoder_total_samples_per_s']:10.0f} samples/s")
         if "flat" in r:
-            print(f"  chunk coder, M active latents per CPU second (best of {REPEATS}), encode / decode; old = the coder"
-                  " before issue 13 (same streams); ceiling = constriction alone on the same symbols:")
-            print(_rates_line("SAE codes, flat", r["flat"]))
-            print(_rates_line("SAE codes, Chow-Liu", r["chow_liu"]))
-            print(_rates_line("planted chains, flat", r["planted_flat"]))
-            print(_rates_line("planted chains, Chow-Liu", r["planted_chow_liu"]))
+            print(f"  chunk coder, M active latents per CPU second (best of {REPEATS}), encode / decode (decoding"
+                  " includes the check that the words are the encoder's); ceiling = constriction alone on the"
+                  " same version-3 symbols; v2 = the coder of format version 2, timed in the same run:")
+            for key, name in (("flat", "SAE codes, flat"), ("chow_liu", "SAE codes, Chow-Liu"),
+                              ("planted_flat", "planted chains, flat"), ("planted_chow_liu", "planted chains, Chow-Liu")):
+                print(_rates_line(name, r[key]))
             pf, pc = r["planted_flat"], r["planted_chow_liu"]
-            print(f"  Chow-Liu / flat time on the planted chains: encode {pf['encode'] / pc['encode']:.2f}x, "
-                  f"decode {pf['decode'] / pc['decode']:.2f}x (old coder {pf['old_encode'] / pc['old_encode']:.2f}x, "
-                  f"{pf['old_decode'] / pc['old_decode']:.2f}x)")
-
+            for v in ("v3", "v2"):
+                print(f"  Chow-Liu / flat time on the planted chains, {v}: encode {pf[v]['encode'] / pc[v]['encode']:.2f}x, "
+                      f"decode {pf[v]['decode'] / pc[v]['decode']:.2f}x")
 
 if __name__ == "__main__":
     main()

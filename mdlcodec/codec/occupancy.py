@@ -63,6 +63,7 @@ MAX_CHUNK_DECISIONS = 1 << 24
 class ChunkTooLarge(ValueError):
     """A chunk whose forest bits pass MAX_CHUNK_DECISIONS: fewer rows per chunk fit."""
 
+
 _TOTAL = 1 << FIXED_BITS
 
 
@@ -197,7 +198,9 @@ class LevelPatterns:
 
     def parts(self) -> list[np.ndarray]:
         """masks split into each node's run."""
-        return np.split(self.masks, np.cumsum(self.counts)[:-1]) if len(self.counts) else []
+        stops = np.cumsum(self.counts).tolist()
+        masks = self.masks
+        return [masks[a:b] for a, b in zip([0, *stops[:-1]], stops)]
 
 
 @dataclass

@@ -25,12 +25,12 @@ under the fitted model (their cross-entropy), the formula ``theory.hierarchy_dl`
 0), and the source's entropy H(A, B) (which is the tree's formula). The saving DL_flat - DL_tree is
 drawn over a (p_A, p_B|A) grid; the paper's point is that it is never negative.
 
-The coder's free trailing zeros (see ``splitting.py``): constriction's ANS coder starts empty, so
-the symbols decoded last cost nothing while they are all 0. Both dictionaries' value symbols are
-(one bin each), and so is the flat dictionary's last activity step, "is B active, given A&~B is"
-(never: the features are exclusive), coded with P = P(B) once per A&~B sample. The flat file is
-therefore shorter than its cross-entropy by about P(A&~B) (-log2(1 - P(B))) bits per sample; it stays
-above the source entropy, which the tree's file reaches.
+The files reach their cross-entropy: format version 3 codes each sample's activity as one
+occupancy pattern of the two features (``occupancy.py``), decoded first. (Version 2 coded the flat
+dictionary's "is B active, given A&~B is" last, and since constriction's ANS coder starts empty its
+file came out shorter than its cross-entropy by about P(A&~B) (-log2(1 - P(B))) bits per sample;
+``Codec.encode(..., version=2)`` still writes such files.) Every file stays above the source
+entropy, which the tree's file reaches.
 """
 
 from __future__ import annotations
@@ -102,13 +102,6 @@ def hierarchy_codec(name: str, train_x: np.ndarray) -> Codec:
     return dictionary_codec(w, step, enc, train_x, parents, "tree")
 
 
-def free_trailing_bits(p_a: float, p_b_given_a: float) -> float:
-    """Bits per sample by which the flat file undercuts its cross-entropy (module docstring):
-    P(A&~B) (-log2(1 - P(B)))."""
-    p_b = p_a * p_b_given_a
-    return float((p_a - p_b) * -np.log2(1.0 - p_b)) if p_b < 1 else 0.0
-
-
 def hierarchy_point(p_a: float, p_b_given_a: float, n: int = 50_000, seed: int = 0) -> dict:
     """Both dictionaries at one (p_A, p_B|A): measured bits per sample beside the formulas."""
     train_x = activations(*sample_animals(p_a, p_b_given_a, n, seed))
@@ -118,8 +111,7 @@ def hierarchy_point(p_a: float, p_b_given_a: float, n: int = 50_000, seed: int =
     out = {"p_a": p_a, "p_b_given_a": p_b_given_a, "p_b": p_b, "n": n,
            "source_entropy": float(entropy_bits(np.array([p_b, p_a - p_b, 1.0 - p_a], float))),
            "formula": {"flat": float(f.flat_dl), "tree": float(f.tree_dl)},
-           "formula_l0": {"flat": float(f.flat_l0), "tree": float(f.tree_l0)},
-           "flat_free_trailing_bits": free_trailing_bits(p_a, p_b_given_a)}
+           "formula_l0": {"flat": float(f.flat_l0), "tree": float(f.tree_l0)}}
     for name in NAMES:
         out[name] = measure_codec(hierarchy_codec(name, train_x), test_x).__dict__
     out["saving"] = {"formula": out["formula"]["flat"] - out["formula"]["tree"],
@@ -157,8 +149,7 @@ def phase_diagram(p_as, p_bs, n: int = 20_000, seed: int = 0) -> dict:
 def plot_phase_diagram(result: dict, path) -> None:
     """Left: DL_flat - DL_tree from the cross-entropies over (p_A, p_B|A), with the formula's
     contours (white) and the measured ones (dashed) at the same levels; middle: the same from the
-    file payloads (smaller: the flat file's free trailing zeros, module docstring), cells where the
-    tree's file is longer marked; right: file and cross-entropy bits per sample against the formula for every
+    file payloads, cells where the tree's file is longer marked; right: file and cross-entropy bits per sample against the formula for every
     cell and both dictionaries."""
     import matplotlib
 
@@ -208,8 +199,7 @@ def plot_phase_diagram(result: dict, path) -> None:
     ax2.set_ylabel("measured (bits/sample)")
     ax2.set_title(f"cross-entropy vs formula: max error {max(result['cross_entropy']['max_relative_error'].values()):.2%}; "
                   f"file vs formula: max {result['payload']['max_relative_error']['tree']:.1%} (tree),\n"
-                  f"{result['payload']['max_relative_error']['flat']:.1%} (flat: below it by its free "
-                  "trailing zeros)", fontsize=8)
+                  f"{result['payload']['max_relative_error']['flat']:.1%} (flat)", fontsize=8)
     ax2.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
@@ -242,7 +232,7 @@ def summary(diagram: dict) -> str:
             f"and dictionary. Cross-entropy vs formula: max relative error "
             f"{d['cross_entropy']['max_relative_error']['flat']:.2%} (flat), {d['cross_entropy']['max_relative_error']['tree']:.2%} "
             f"(tree). File payload vs formula: max relative error {d['payload']['max_relative_error']['flat']:.2%} "
-            f"(flat, below the formula by the coder's free trailing zeros), "
+            f"(flat), "
             f"{d['payload']['max_relative_error']['tree']:.2%} (tree). Tree never longer than flat: formula "
             f"{d['formula']['tree_never_longer']}, cross-entropies {d['cross_entropy']['tree_never_longer']}, files "
             f"{d['payload']['tree_never_longer']} (in {d['payload']['cells_tree_not_longer']:.0%} of cells; where longer, "

@@ -13,7 +13,7 @@ and whose decoder rebuilds x exactly (up to float32 rounding):
 - unsplit {A, B}: W_dec rows a, b; latents (A, B); step 1, so every active latent is bin 1;
 - split {A&~B, B&~A, A&B}: W_dec rows a, b, (a + b)/sqrt(2); latents (A&~B, B&~A, sqrt(2) A&B);
   steps (1, 1, sqrt(2)), again bin 1 for every active latent.
-The codec codes each feature's activity independently (``activity.py``), exactly the paper's
+The codec codes each feature's activity independently (``occupancy.py``), exactly the paper's
 per-feature DL; a value costs -log2((c + 1)/(c + 2)) bits for a feature active c times in training
 (its one-bin table against the escape symbol), a few thousandths of a bit here, and is counted.
 
@@ -24,15 +24,14 @@ reach), the formula ``theory.feature_splitting_dl`` (bits_per_value 0), and the 
 source, H(A, B), below which no file may go. Over a (p, rho) grid, the sign of DL_split - DL_unsplit
 is the phase diagram, drawn under ``theory.splitting_phase_boundary``.
 
-One effect of the coder shows here. constriction's ANS coder starts from an empty state that symbol
-0 leaves unchanged, so the symbols decoded last cost nothing while they are all 0 (the decoder,
-knowing how many to read, gets zeros from an empty coder). With mutually exclusive features the
-split dictionary's last decoded symbols always are: all its value symbols (one bin each) and the
-whole last activity step ("is the right leaf active, given the left one is": never, for exclusive
-features and for padding). Its files are therefore shorter than the cross-entropy by those
-symbols' ideal bits, about n P(A and not B) (-log2(1 - P(A and not B))); the unsplit dictionary's
-last step (B given A) is not all zeros and it gets at most a few bits. The file stays above the
-source's entropy H(A, B). Both boundaries are reported: from the files, and from the cross-entropies.
+Both dictionaries' files reach their cross-entropy: format version 3 codes each sample's activity as
+one occupancy pattern of its two or three features (``occupancy.py``), decoded first. (Version 2
+coded the split dictionary's "is the right leaf active, given the left one is" last, never true for
+exclusive features, and since constriction's ANS coder starts from an empty state that symbol 0
+leaves unchanged, its files came out shorter than the cross-entropy by about n P(A and not B)
+(-log2(1 - P(A and not B))); ``Codec.encode(..., version=2)`` still writes such files.) The file
+stays above the source's entropy H(A, B). Both boundaries are reported: from the files, and from the
+cross-entropies.
 """
 
 from __future__ import annotations
