@@ -72,8 +72,8 @@ def codecs() -> tuple[Codec, Codec]:
 
 @lru_cache(maxsize=1)
 def bases() -> tuple[Base, ...]:
-    """The files every attack starts from: referenced and self-contained, flat and forest, several
-    chunk sizes, an empty file, and the golden version-1 files."""
+    """The files every attack starts from (format version 3): referenced and self-contained, flat and
+    forest, several chunk sizes, an empty file; and the golden files of versions 1 and 2."""
     flat, forest = codecs()
     x = np.load(GOLDEN / "input.npy")
     x40 = np.random.default_rng(7).normal(size=(40, 8)).astype(np.float32)
@@ -86,8 +86,9 @@ def bases() -> tuple[Base, ...]:
         data = codec.encode(rows, chunk_size=chunk, embed_model=embed, file_id=f"{len(out):02x}" * 16)
         out.append(Base(name, data, codec, embed, codec.decode(data)))
     for name in ("referenced", "embedded"):
-        data = (GOLDEN / f"{name}.mdlc").read_bytes()
-        out.append(Base(f"v1-{name}", data, flat, name == "embedded", flat.decode(data)))
+        for v, file in ((1, f"{name}.mdlc"), (2, f"{name}_v2.mdlc")):
+            data = (GOLDEN / file).read_bytes()
+            out.append(Base(f"v{v}-{name}", data, flat, name == "embedded", flat.decode(data)))
     return tuple(out)
 
 
@@ -306,7 +307,7 @@ def attacks() -> list[tuple[str, str, bytes]]:
     def add(base: str, name: str, p: Parts) -> None:
         out.append((base, name, build(p)))
 
-    for base in ("referenced", "embedded", "v1-referenced"):
+    for base in ("referenced", "embedded", "v1-referenced", "v2-referenced"):
         fields = parse(by_name[base].data).header_fields()
         ints = ("n", "d_in", "d_sae", "chunk_size", "n_chunks")
         for key in ints:
@@ -410,6 +411,7 @@ def attacks() -> list[tuple[str, str, bytes]]:
                 layout("footer spans 4 bytes wider than chunk 1", [bound(0)] + [bound(i) for i in range(1, k)],
                        index=[true_index[0]] + [(o + 4, r) for o, r in true_index[1:]])
             layout("read as version 1", src.chunks, version=1)
+            layout(f"read as version {5 - src.version}", src.chunks, version=5 - src.version)  # 2 <-> 3: other chunk streams
         else:
             layout("read as version 2", src.chunks, version=2)
         layout("unknown flag", src.chunks, flags=src.flags | 2)
@@ -662,7 +664,7 @@ def _canonical(data: bytes, codec: Codec | None) -> bool:
         p = parse(data)
         parts = list(own.read_codes(reader))
         for c, codes in zip(p.chunks, parts):
-            c.words = own.chunk_coder.encode(codes).astype("<u4").tobytes()
+            c.words = own.coder(reader.version).encode(codes).astype("<u4").tobytes()
         return build(p) == data
     except Exception:  # noqa: BLE001 - anything that does not re-encode is not canonical
         return False

@@ -60,7 +60,7 @@ _JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st
 
 
 @settings(FUZZ, max_examples=150)
-@given(name=st.sampled_from(["referenced", "embedded", "v1-referenced", "rows-of-one"]),
+@given(name=st.sampled_from(["referenced", "embedded", "v1-referenced", "v2-embedded", "rows-of-one"]),
        key=st.sampled_from(["n", "d_in", "d_sae", "chunk_size", "n_chunks", "dtype", "quantiser", "sae_fingerprint",
                             "entropy_model_fingerprint", "mdlcodec", "file_id", "other"]),
        value=_JSON)

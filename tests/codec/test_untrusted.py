@@ -115,7 +115,7 @@ def test_200000_chunks_of_zero_rows_are_refused_at_once(by_name, tmp_path):
 
 # -- 5. CRC-valid words that are not an ANS stream ------------------------------------------------------
 
-@pytest.mark.parametrize("base_name", ["referenced", "embedded", "forest-embedded", "v1-referenced"])
+@pytest.mark.parametrize("base_name", ["referenced", "embedded", "forest-embedded", "v1-referenced", "v2-embedded"])
 def test_words_that_are_not_an_ans_stream(by_name, base_name, tmp_path):
     base = by_name[base_name]
     p = fuzz.parse(base.data)
