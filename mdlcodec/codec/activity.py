@@ -1,5 +1,6 @@
-"""Which features are active: coded by splitting the feature range in halves, layer by layer of a
-feature forest.
+"""Which features are active, format versions 1 and 2: coded by splitting the feature range in halves,
+layer by layer of a feature forest. (Version 3 codes occupancy patterns instead, ``occupancy.py``,
+which takes this module's integer rule for a leaf's probability, ``leaf_values``.)
 
 Flat model (every feature a root). The features 0..d_sae-1 are the leaves of a complete binary
 tree (heap numbering: root 1, children of node h are 2h and 2h+1, leaf of feature f is P + f with

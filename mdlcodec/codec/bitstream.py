@@ -33,7 +33,7 @@ import constriction
 import numpy as np
 
 from mdlcodec.codec.activity import ActivityDecisions, ActivityTables, activity_decisions, decode_activity
-from mdlcodec.codec.container import MAX_CHUNK_LATENTS
+from mdlcodec.codec.container import MAX_CHUNK_LATENTS, VERSION
 from mdlcodec.codec.entropy_model import EntropyModel
 from mdlcodec.codec.occupancy import OccupancySymbols, decode_occupancy, occupancy_symbols
 from mdlcodec.codec.sparse import SparseCodes
@@ -106,7 +106,7 @@ class ChunkCoder:
     format ``version`` (1 and 2 share one; 3, ``occupancy.py``'s activity)."""
 
     model: EntropyModel
-    version: int = 3
+    version: int = VERSION
 
     @property
     def tables(self) -> ActivityTables:
