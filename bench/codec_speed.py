@@ -43,9 +43,9 @@ import torch
 
 from mdlcodec.codec import Codec, Decoder, EntropyModel, Quantiser
 from mdlcodec.codec.activity import activity_decisions
-from mdlcodec.codec.bitstream import ChunkCoder, _bit_rows, _interval_rows
+from mdlcodec.codec.bitstream import ChunkCoder, _interval_rows
 from mdlcodec.codec.hierarchy import chow_liu
-from mdlcodec.codec.occupancy import occupancy_symbols
+from mdlcodec.codec.occupancy import Patterns, occupancy_symbols
 from mdlcodec.codec.sparse import SparseCodes
 from mdlcodec.models import SAEConfig, make_sae
 
@@ -107,6 +107,12 @@ def ceiling(coder: ChunkCoder, parts: list[SparseCodes], nnz: int) -> dict:
     pre = []
     for p in parts:
         occ = occupancy_symbols(p, m.occupancy_tables)
+        ops = []  # the activity's calls in decoding order: (model, masks) per node, or (None, symbols, rows)
+        for step in occ.steps:
+            if isinstance(step, Patterns):
+                ops.extend(step.runs())
+            elif len(step.symbols):
+                ops.append((None, step.symbols, step.rows))
         order = np.argsort(p.indices, kind="stable")
         f = p.indices[order]
         sym = m.value_symbols(f, p.bins[order])
@@ -115,27 +121,29 @@ def ceiling(coder: ChunkCoder, parts: list[SparseCodes], nnz: int) -> dict:
         counts = np.bincount(f, minlength=m.d_sae)
         active = np.flatnonzero(counts)
         values = ([m.value_models[g] for g in active.tolist()], counts[active].tolist())
-        pre.append((occ.runs(), occ.bits, _bit_rows(occ.probs), s3, rows3, values, len(occ.bits)))
+        pre.append((ops, s3, rows3, values, occ.symbol_count()))
 
     def enc(x):
         c = constriction.stream.stack.AnsCoder()
-        c.encode_reverse(x[3], cat, x[4])
-        if x[6]:
-            c.encode_reverse(x[1], cat, x[2])
-        for model, masks in reversed(x[0]):
-            c.encode_reverse(masks, model)
+        c.encode_reverse(x[1], cat, x[2])
+        for op in reversed(x[0]):
+            if op[0] is None:
+                c.encode_reverse(op[1], cat, op[2])
+            else:
+                c.encode_reverse(op[1], op[0])
         return c.get_compressed()
 
     def dec(x):
-        c = constriction.stream.stack.AnsCoder(x[7])
-        for model, masks in x[0]:
-            c.decode(model, len(masks))
-        if x[6]:
-            c.decode(cat, x[2])
-        list(map(c.decode, *x[5]))
+        c = constriction.stream.stack.AnsCoder(x[5])
+        for op in x[0]:
+            if op[0] is None:
+                c.decode(cat, op[2])
+            else:
+                c.decode(op[0], len(op[1]))
+        list(map(c.decode, *x[3]))
 
     pre = [(*x, enc(x)) for x in pre]
-    symbols = sum(sum(len(ms) for _, ms in x[0]) + x[6] for x in pre)
+    symbols = sum(x[4] for x in pre)
     return {"ceiling_encode": best_rate(enc, pre, nnz), "ceiling_decode": best_rate(dec, pre, nnz),
             "activity_symbols_per_latent": symbols / nnz}
 

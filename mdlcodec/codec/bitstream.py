@@ -35,23 +35,13 @@ import numpy as np
 from mdlcodec.codec.activity import ActivityDecisions, ActivityTables, activity_decisions, decode_activity
 from mdlcodec.codec.container import MAX_CHUNK_LATENTS, VERSION
 from mdlcodec.codec.entropy_model import EntropyModel
-from mdlcodec.codec.occupancy import OccupancySymbols, decode_occupancy, occupancy_symbols
+from mdlcodec.codec.occupancy import OccupancySymbols, Patterns, decode_occupancy, occupancy_symbols
+from mdlcodec.codec.occupancy import bit_rows as _bit_rows
 from mdlcodec.codec.sparse import SparseCodes
 
 _CATEGORICAL = constriction.stream.model.Categorical(perfect=False)  # one row of probabilities per symbol
 _UINT16 = constriction.stream.model.Uniform(1 << 16)
 _ONE = 1 << 24
-
-
-def _bit_rows(probs: np.ndarray) -> np.ndarray:
-    """[m, 2] float64 rows (1 - p, p): constriction's Categorical (perfect=False) over {0, 1} with
-    these rows quantises every 24-bit fixed-point p exactly as its Bernoulli(perfect=False) does (the
-    same intervals, so the same stream; tests/codec/test_fast_coder.py checks all 2**24 - 1 of them),
-    and codes them about twice as fast."""
-    rows = np.empty((len(probs), 2))
-    rows[:, 1] = probs
-    np.subtract(1.0, probs, out=rows[:, 0])
-    return rows
 
 
 def _interval_rows(left: np.ndarray, width: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -153,11 +143,13 @@ class ChunkCoder:
         if len(f_sorted):
             self._encode_values(coder, f_sorted, sym)
         if isinstance(activity, OccupancySymbols):
-            if len(activity.bits):
-                coder.encode_reverse(activity.bits, _CATEGORICAL, _bit_rows(activity.probs))
             encode = coder.encode_reverse
-            for model, masks in reversed(activity.runs()):
-                encode(masks, model)
+            for step in reversed(activity.steps):
+                if isinstance(step, Patterns):
+                    for model, masks in reversed(step.runs()):
+                        encode(masks, model)
+                elif len(step.symbols):
+                    encode(step.symbols, _CATEGORICAL, step.rows)
             return
         bits = np.concatenate([b for b, _ in activity.steps])
         if len(bits):
@@ -195,7 +187,7 @@ class ChunkCoder:
         try:  # constriction refuses some words at once (a stream never ends in a zero word)
             coder = constriction.stream.stack.AnsCoder(words)
             if self.version >= 3:
-                rows, feats, activity = decode_occupancy(coder.decode, bits, n, self.model.occupancy_tables,
+                rows, feats, activity = decode_occupancy(coder.decode, n, self.model.occupancy_tables,
                                                          self.model.d_sae, MAX_CHUNK_LATENTS)
             else:
                 rows, feats = decode_activity(bits, n, self.tables, self.model.d_sae, MAX_CHUNK_LATENTS)

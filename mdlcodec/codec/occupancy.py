@@ -1,48 +1,61 @@
 """Which features are active, format version 3: the occupancy patterns of an 8-ary tree over the
-features and, under a feature forest, one bit for each child of an active feature.
+features and, under a feature forest, one tree per depth of the forest and one bit for each child
+of an active feature.
 
-Tree. The d_sae features are the leaves 0 .. 2**L - 1 of a tree, L = max(1, ceil(log2 d_sae))
-(leaves past d_sae are padding, never active). Level j of the tree has 2**b_j nodes, numbered by
-position; b_0 = 0 (the root), b_1 = r = ((L - 1) mod 3) + 1, b_{j+1} = b_j + 3, up to b_J = L (the
-leaves, where position = feature id). Node p of level j < J has the 2**s_j children
-(p << s_j) | c, c = 0 .. 2**s_j - 1, with s_0 = r and s_j = 3 below. A node is active in a sample
-when a feature below it is; its pattern is the mask of its active children (bit c: child c). Each
-sample codes its root's pattern (0 when nothing is active), then every active node below the root
-codes its pattern (never 0). At d_sae = 16,384 and 64 active features a sample codes about 150
-patterns, 2.4 per active feature (version 2 coded 12.7 binary decisions per active feature).
+Tree over m features (a layer). The features (by their position 0 .. m - 1 in the layer) are the
+leaves 0 .. 2**L - 1 of a tree, L = max(1, ceil(log2 m)) (leaves past m are padding, never
+active). Level j of the tree has 2**b_j nodes, numbered by position; b_0 = 0 (the root),
+b_1 = r = ((L - 1) mod 3) + 1, b_{j+1} = b_j + 3, up to b_J = L (the leaves). Node p of level j < J
+has the k_j = 2**s_j children (p << s_j) | c, c = 0 .. k_j - 1, with s_0 = r and s_j = 3 below. A
+node is active in a sample when a leaf below it is; its pattern is the mask of its active children
+(bit c: child c). Each sample codes its root's pattern (0 when nothing is active), then every
+active node below the root codes its pattern (never 0). At d_sae = 16,384 and 64 active features a
+sample codes about 150 patterns, 2.4 per active feature (version 2 coded 12.7 binary decisions per
+active feature).
 
-Probabilities: independent features, feature f active with the base probability q_f: P(f active)
-in a flat model and for a forest's roots, P(f active | parent inactive) for a forest's other
-features (0 in a "tree" model, where a child never fires without its parent). Then
+Probabilities: independent leaves, leaf f active with probability q_f, so
 P(pattern M of node p | p active) = prod_{c in M} q_c prod_{c not in M} (1 - q_c) / q_p (the root:
-the same product, undivided), so the patterns cost sum_f H(q_f) bits per sample in expectation,
-as version 2's binary splitting does. Integer rule, so that every machine derives the same
-intervals:
-  u_f = 1 - q_f in 32-bit fixed point by ``activity.leaf_values`` (Krichevsky-Trofimov on the counts;
-        ``ActivityTables.from_counts`` states which counts), 2**32 for padding and a tree's children
-  children c = 0 .. k - 1 of a node (k = 2**s), with u_c and q_c = 2**32 - u_c: v := [2**32]; for
-        each c in turn, v := (floor(v_M * u_c / 2**32) for every M) followed by (floor(v_M * q_c / 2**32)
+the same product, undivided), with q of a node the probability that a leaf below it is active; the
+patterns cost sum_f H(q_f) bits per sample in expectation, as version 2's binary splitting does.
+Integer rule, so that every machine derives the same intervals:
+  u_f = 1 - q_f in 32-bit fixed point by ``activity.leaf_values`` (Krichevsky-Trofimov on the counts,
+        as ``ActivityTables.from_counts`` states), 2**32 for padding and for a leaf masked in a sample
+  children c = 0 .. k - 1 of a node, with u_c and q_c = 2**32 - u_c: v := [2**32]; for each c in
+        turn, v := (floor(v_M * u_c / 2**32) for every M) followed by (floor(v_M * q_c / 2**32)
         for every M), so v has 2**k entries and v_M is the mask M's product; the node's own u is v_0
-  weights (integers): T = 2**24 - 2**k (a node of 8 children has 256 masks), V = the sum of v_M over the masks the node may code (all
-        for the root, M != 0 below it); w_M = floor(v_M * T / V) for those (0 if V = 0), w_0 = 0
-        below the root; the remainder T - sum w goes to the first mask of largest v_M among them
+  weights (integers): T = 2**24 - 2**k (a node of 8 children has 256 masks), V = the sum of v_M over
+        the masks the node may code (all for the root, M != 0 below it); w_M = floor(v_M * T / V) for
+        those (0 if V = 0), w_0 = 0 below the root; the remainder T - sum w goes to the first mask of
+        largest v_M among them
   intervals: mask M codes [c_M, c_M+1) of 2**24, c_M = sum_{M' < M} (w_M' + 1), which is
         constriction's Categorical(perfect=False) over the float64 weights w (they sum to T, so its
-        scale is 1)
-Forest (``parents``): the tree codes the set B of active features whose parent is inactive (the
-active roots and, in a "conditional" model, the children that fire without their parent). Then
-for each depth d = 1, 2, ...: for every active feature g of depth d - 1, in (sample, g) order, each
+        scale is 1): the node's own model when no leaf below it is masked in the sample, else a row
+        of the weights derived in that sample.
+The flat model is one layer of all features, q_f = P(f active), and nothing is masked.
+
+Forest (``parents``; a feature's depth is its number of ancestors): layer d holds the features of
+depth d (ascending ids). Layer 0 is coded as above with q_f = P(f active). Each layer d >= 1 is
+coded after layer d - 1: first, for every active feature g of layer d - 1 in (sample, g) order, each
 of g's children c in ascending id codes one bit, c active, with probability P(c | g active), a
 24-bit fixed-point p = ``activity._prob_solo`` of 2**32 - ``leaf_values(joint_c, a_g)``, handed to
-constriction as version 2's activity bits are. A decoded feature of B whose parent is active is
-refused. Against version 2's exact conditional coding, a conditional model pays -log2(1 - q_c)
-for each child c of an active parent (it is coded absent from B), a small fraction of a bit.
+constriction as a row (1 - p, p) (version 2's activity bits); then the layer's tree codes the
+layer's features that fire while their parent is inactive, with q_c = P(c | parent inactive), and,
+in each sample, the children of its active parents masked where q_c >= 2**-6 (u_c <= 2**32 - 2**26;
+below that a child of an active parent is only coded absent from the tree, at -log2(1 - q_c) < 0.023
+bits). In a "tree" model every child's u is 2**32: its layer's tree costs almost nothing (each
+sample's empty root pattern has probability 1 - 2**-16 or more), and a child that fires without its
+parent is still coded, at about 24 bits a level, never refused. The decoder refuses a feature coded
+in a layer's tree whose parent is active.
+A sample then costs sum_roots H(p_f) + sum_children [P(g) H(c | g) + (1 - P(g)) H(c | not g)] bits
+in expectation, but for the children below the masking threshold.
 
-Coding order (decoding order) of a chunk of n samples: the n root patterns; for each level
-j = 1 .. J - 1, the patterns of its active nodes, node by node (ascending position) and, within a
-node, sample by sample; then the forest's bits, depth by depth. Limits: a chunk's forest bits are at
-most MAX_CHUNK_DECISIONS (the encoder refuses a chunk with more, the decoder stops before decoding
-them), so that one chunk's decoding holds a bounded number whatever the model.
+Coding order (decoding order) of a chunk of n samples, layer after layer: the forest bits of the
+layer (d >= 1); then, level after level of its tree, the patterns of the active nodes with no masked
+leaf below them, node by node (ascending position) and within a node sample by sample (at the root:
+the n samples), then those of the active nodes above a masked leaf in (sample, position) order.
+Limits: a chunk's forest bits are at most MAX_CHUNK_DECISIONS (the encoder refuses a chunk with more,
+the decoder stops before decoding them), so that one chunk's decoding holds a bounded number
+whatever the model.
 """
 
 from __future__ import annotations
@@ -56,20 +69,34 @@ from mdlcodec.codec.activity import _U_ONE, FIXED_BITS, _mul, _prob_solo, leaf_v
 from mdlcodec.codec.sparse import SparseCodes
 from mdlcodec.core.forest import forest_depths
 
-MAX_CHUNK_DECISIONS = 1 << 24
+MAX_CHUNK_DECISIONS = 1 << 22
 """Most forest bits (children of active features) one chunk may code."""
+
+EXACT_BELOW = _U_ONE - np.uint64(1 << 26)
+"""A child's u at or below this (q >= 2**-6) is masked in its layer's tree where its parent is active."""
+
+_TOTAL = 1 << FIXED_BITS
+_ROWS = constriction.stream.model.Categorical(perfect=False)  # one row of weights per symbol
 
 
 class ChunkTooLarge(ValueError):
     """A chunk whose forest bits pass MAX_CHUNK_DECISIONS: fewer rows per chunk fit."""
 
 
-_TOTAL = 1 << FIXED_BITS
+def bit_rows(probs: np.ndarray) -> np.ndarray:
+    """[m, 2] float64 rows (1 - p, p): constriction's Categorical (perfect=False) over {0, 1} with
+    these rows quantises every 24-bit fixed-point p exactly as its Bernoulli(perfect=False) does (the
+    same intervals, so the same stream; tests/codec/test_fast_coder.py checks all 2**24 - 1 of them),
+    and codes them about twice as fast."""
+    rows = np.empty((len(probs), 2))
+    rows[:, 1] = probs
+    np.subtract(1.0, probs, out=rows[:, 0])
+    return rows
 
 
-def level_bits(d_sae: int) -> list[int]:
-    """[b_0 = 0, b_1 = r, ..., b_J = L]: the bits of the node positions at each level of the tree."""
-    L = max(1, (d_sae - 1).bit_length())
+def level_bits(m: int) -> list[int]:
+    """[b_0 = 0, b_1 = r, ..., b_J = L]: the bits of the node positions at each level of a tree over m leaves."""
+    L = max(1, (m - 1).bit_length())
     r = (L - 1) % 3 + 1
     return [0, *range(r, L + 1, 3)]
 
@@ -100,61 +127,37 @@ def pattern_weights(v: np.ndarray, root: bool) -> np.ndarray:
 
 
 @dataclass
-class OccupancyTables:
-    """The tree's intervals and the forest's bits of one entropy model.
+class LayerTree:
+    """The tree of one layer: features [m] int64, its features' global ids ascending; levels b_0 .. b_J
+    (``level_bits``); u[j] [2**b_j] uint64, every node's u (j = J: the leaves); cdf[j]
+    [2**b_j, 2**k_j + 1] int32, the interval bounds c_M of every node of level j < J; exact [m] bool,
+    the leaves masked where their parent is active (None for layer 0). Constriction's model of each
+    node is built when first used (``model``)."""
 
-    levels: b_0 .. b_J (``level_bits``); cdf[j]: [2**b_j, 2**(2**s_j) + 1] int32, the interval bounds
-    c_M of every node of level j < J; parents [d_sae] int64 (-1: root) or None when flat; depth [d_sae] int64;
-    child_ptr [d_sae + 1], children: each feature's children ascending, CSR; on_prob [d_sae] float64
-    P(f | parent active) as the coder receives it (24-bit fixed point; unused for roots). Constriction's
-    model of each node is built when first decoded with (``model``)."""
-
+    features: np.ndarray
     levels: list[int]
+    u: list[np.ndarray]
     cdf: list[np.ndarray]
-    parents: np.ndarray | None = None
-    depth: np.ndarray | None = None
-    child_ptr: np.ndarray | None = None
-    children: np.ndarray | None = None
-    on_prob: np.ndarray | None = None
+    exact: np.ndarray | None = None
     _models: list = field(default_factory=list, repr=False)
 
     @classmethod
-    def from_counts(cls, active_counts: np.ndarray, n_samples: int, parents: np.ndarray | None = None,
-                    joint_counts: np.ndarray | None = None, tree: bool = False) -> "OccupancyTables":
-        """Tables from the integer counts of ``ActivityTables.from_counts`` (the same arguments)."""
-        a = np.asarray(active_counts, np.int64)
-        d = len(a)
-        levels = level_bits(d)
+    def build(cls, features: np.ndarray, u_leaf: np.ndarray, child_layer: bool = False) -> "LayerTree":
+        """The tree over ``features`` with leaf values u_leaf [m] (a child layer's leaves may be masked)."""
+        m = len(features)
+        levels = level_bits(m)
         u = np.full(1 << levels[-1], _U_ONE, dtype=np.uint64)
-        if parents is None:
-            u[:d] = leaf_values(a, np.full(d, n_samples))
-        else:
-            parents, joint = np.asarray(parents, np.int64), np.asarray(joint_counts, np.int64)
-            root = parents < 0
-            u[:d][root] = leaf_values(a[root], np.full(int(root.sum()), n_samples))
-            child = np.flatnonzero(~root)
-            if not tree:
-                u[child] = leaf_values(a[child] - joint[child], n_samples - a[parents[child]])
-        cdf: list[np.ndarray] = [np.zeros(0)] * (len(levels) - 1)
+        u[:m] = u_leaf
+        us, cdf = [u], []
         for j in range(len(levels) - 2, -1, -1):
             s = levels[j + 1] - levels[j]
-            v = pattern_products(u.reshape(-1, 1 << s))
-            w = pattern_weights(v, root=j == 0)
-            c = np.zeros((len(w), w.shape[1] + 1), dtype=np.int32)
-            np.cumsum(w + 1, axis=1, out=c[:, 1:], dtype=np.int32)
-            cdf[j] = c
-            u = v[:, 0]
-        tables = cls(levels, cdf, _models=[[None] * len(c) for c in cdf])
-        if parents is not None:
-            child = np.flatnonzero(parents >= 0)
-            order = child[np.argsort(parents[child], kind="stable")]
-            ptr = np.zeros(d + 1, dtype=np.int64)
-            np.cumsum(np.bincount(parents[child], minlength=d), out=ptr[1:])
-            on = np.full(d, 0.5)
-            on[child] = _prob_solo(_U_ONE - leaf_values(joint[child], a[parents[child]]))
-            tables.parents, tables.depth = parents, forest_depths(parents)
-            tables.child_ptr, tables.children, tables.on_prob = ptr, order.astype(np.int64), on
-        return tables
+            v = pattern_products(us[0].reshape(-1, 1 << s))
+            c = np.zeros((len(v), v.shape[1] + 1), dtype=np.int32)
+            np.cumsum(pattern_weights(v, root=j == 0) + 1, axis=1, out=c[:, 1:], dtype=np.int32)
+            us.insert(0, v[:, 0])
+            cdf.insert(0, c)
+        exact = (np.asarray(u_leaf) <= EXACT_BELOW) if child_layer else None
+        return cls(np.asarray(features, np.int64), levels, us, cdf, exact, [[None] * len(c) for c in cdf])
 
     def model(self, j: int, p: int):
         """constriction's Categorical of node p of level j (built once)."""
@@ -164,74 +167,153 @@ class OccupancyTables:
             m = self._models[j][p] = constriction.stream.model.Categorical(w, perfect=False)
         return m
 
-    # -- the forest -----------------------------------------------------------------------------------
+    def context(self, masked: np.ndarray) -> list | None:
+        """For each level j < J, (sorted keys (sample << b_j) | position of the nodes above a masked
+        leaf, [m, k_j] their children's u with the masked leaves at 2**32); None when nothing is
+        masked. ``masked``: sorted keys (sample << L) | position of the masked leaves."""
+        if not len(masked):
+            return None
+        levels = self.levels
+        out: list = [None] * (len(levels) - 1)
+        keys, u_keys = masked, np.full(len(masked), _U_ONE, dtype=np.uint64)
+        for j in range(len(levels) - 2, -1, -1):
+            s = levels[j + 1] - levels[j]
+            nodes = np.unique(keys >> s)
+            children = (nodes[:, None] << s) | np.arange(1 << s)
+            u_child = self.u[j + 1][children & ((1 << levels[j + 1]) - 1)]
+            at = np.minimum(np.searchsorted(keys, children), len(keys) - 1)
+            hit = keys[at] == children
+            u_child[hit] = u_keys[at[hit]]
+            u_node = np.full(len(nodes), _U_ONE, dtype=np.uint64)
+            for c in range(1 << s):
+                u_node = _mul(u_node, u_child[:, c])
+            out[j] = (nodes, u_child)
+            keys, u_keys = nodes, u_node
+        return out
+
+    @staticmethod
+    def pattern_rows(j: int, u_child: np.ndarray) -> np.ndarray:
+        """[m, 2**k] float64 the weights of the nodes of level j with these children's u [m, k]."""
+        return pattern_weights(pattern_products(u_child), root=j == 0).astype(np.float64)
+
+
+@dataclass
+class OccupancyTables:
+    """The trees of an entropy model's layers and its forest's bits: layers (one when flat); layer_of,
+    local [d_sae] int64, each feature's layer and position in it; under a forest, parents [d_sae] int64
+    (-1: root), child_ptr [d_sae + 1] and children (each feature's children ascending, CSR), on_prob
+    [d_sae] float64 P(f | parent active) as the coder receives it (24-bit fixed point)."""
+
+    layers: list[LayerTree]
+    layer_of: np.ndarray
+    local: np.ndarray
+    parents: np.ndarray | None = None
+    child_ptr: np.ndarray | None = None
+    children: np.ndarray | None = None
+    on_prob: np.ndarray | None = None
+
+    @classmethod
+    def from_counts(cls, active_counts: np.ndarray, n_samples: int, parents: np.ndarray | None = None,
+                    joint_counts: np.ndarray | None = None, tree: bool = False) -> "OccupancyTables":
+        """Tables from the integer counts of ``ActivityTables.from_counts`` (the same arguments)."""
+        a = np.asarray(active_counts, np.int64)
+        d = len(a)
+        if parents is None:
+            flat = LayerTree.build(np.arange(d), leaf_values(a, np.full(d, n_samples)))
+            return cls([flat], np.zeros(d, dtype=np.int64), np.arange(d, dtype=np.int64))
+        parents, joint = np.asarray(parents, np.int64), np.asarray(joint_counts, np.int64)
+        depth = forest_depths(parents)
+        local = np.zeros(d, dtype=np.int64)
+        layers = []
+        for lvl in range(int(depth.max()) + 1):
+            feats = np.flatnonzero(depth == lvl)
+            local[feats] = np.arange(len(feats))
+            if lvl == 0:
+                u = leaf_values(a[feats], np.full(len(feats), n_samples))
+            elif tree:
+                u = np.full(len(feats), _U_ONE, dtype=np.uint64)
+            else:
+                u = leaf_values(a[feats] - joint[feats], n_samples - a[parents[feats]])
+            layers.append(LayerTree.build(feats, u, child_layer=lvl > 0))
+        child = np.flatnonzero(parents >= 0)
+        ptr = np.zeros(d + 1, dtype=np.int64)
+        np.cumsum(np.bincount(parents[child], minlength=d), out=ptr[1:])
+        on = np.full(d, 0.5)
+        on[child] = _prob_solo(_U_ONE - leaf_values(joint[child], a[parents[child]]))
+        return cls(layers, depth, local, parents, ptr, child[np.argsort(parents[child], kind="stable")], on)
+
     def child_pairs(self, rows: np.ndarray, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows, children) of every child of the active (rows, feats), in (row, feature, child) order
         when the pairs are sorted by (row, feature)."""
         start, stop = self.child_ptr[feats], self.child_ptr[feats + 1]
         counts = stop - start
-        total = int(counts.sum())
-        offs = np.repeat(start - np.cumsum(counts) + counts, counts) + np.arange(total)
+        offs = np.repeat(start - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
         return np.repeat(rows, counts), self.children[offs]
 
-    def decision_count(self, feats: np.ndarray) -> int:
-        """How many forest bits the active features ``feats`` give (their children)."""
-        return int((self.child_ptr[feats + 1] - self.child_ptr[feats]).sum())
 
+# -- the symbols of a chunk --------------------------------------------------------------------------
 
 @dataclass
-class LevelPatterns:
-    """The patterns of one level of the tree in coding order: nodes [a] int64, the positions of its
-    active nodes ascending; counts [a] int64, how many samples each is active in; masks [sum counts]
-    int32, node by node, each node's samples ascending (``parts`` splits them)."""
+class Patterns:
+    """Patterns of one level of a layer's tree coded with the nodes' own models: nodes [a] int64, the
+    positions of the active nodes ascending; counts [a] int64, the samples each codes; masks
+    [sum counts] int32, node by node, each node's samples ascending."""
 
+    tree: LayerTree
+    level: int
     nodes: np.ndarray
     counts: np.ndarray
     masks: np.ndarray
 
     @classmethod
-    def of(cls, pos: np.ndarray, masks: np.ndarray) -> "LevelPatterns":
-        """From the positions and masks of a level's active nodes in (sample, position) order."""
+    def of(cls, tree: LayerTree, level: int, pos: np.ndarray, masks: np.ndarray) -> "Patterns":
+        """From the positions and masks of active nodes in (sample, position) order."""
         counts = np.bincount(pos) if len(pos) else np.zeros(0, dtype=np.int64)
         nodes = np.flatnonzero(counts)
-        return cls(nodes, counts[nodes], masks[_node_major(pos)].astype(np.int32))
+        return cls(tree, level, nodes, counts[nodes], masks[_node_major(pos)].astype(np.int32))
 
-    def parts(self) -> list[np.ndarray]:
-        """masks split into each node's run."""
+    def runs(self) -> list[tuple[object, np.ndarray]]:
+        """(constriction model, masks) of each node's run of patterns, in coding order."""
         stops = np.cumsum(self.counts).tolist()
-        masks = self.masks
-        return [masks[a:b] for a, b in zip([0, *stops[:-1]], stops)]
+        model, j, masks = self.tree.model, self.level, self.masks
+        return [(model(j, p), masks[a:b]) for p, a, b in zip(self.nodes.tolist(), [0, *stops[:-1]], stops)]
+
+    def ideal_bits(self) -> float:
+        at = np.repeat(self.nodes, self.counts)
+        c = self.tree.cdf[self.level]
+        return float(-np.log2((c[at, self.masks + 1] - c[at, self.masks]) / _TOTAL).sum())
+
+
+@dataclass
+class Rows:
+    """Symbols [m] int32 each coded with its own row of weights [m, K] float64 (constriction's
+    Categorical(perfect=False)): forest bits (rows (1 - p, p): ``weights`` False) or the patterns of
+    nodes above a masked leaf (integer weights summing to 2**24 - K: ``weights`` True)."""
+
+    symbols: np.ndarray
+    rows: np.ndarray
+    weights: bool
+
+    def ideal_bits(self) -> float:
+        p = self.rows[np.arange(len(self.symbols)), self.symbols]
+        return float(-np.log2((p + 1) / _TOTAL if self.weights else p).sum())
 
 
 @dataclass
 class OccupancySymbols:
-    """A chunk's activity in coding order: the patterns of each level of the tree (``LevelPatterns``,
-    level 0 first), then the forest's bits (bits [k] int32, probs [k] float64 as constriction receives
-    them)."""
+    """A chunk's activity symbols in coding order (``Patterns`` and ``Rows``)."""
 
-    tables: OccupancyTables
-    levels: list[LevelPatterns]
-    bits: np.ndarray
-    probs: np.ndarray
-
-    def runs(self) -> list[tuple[object, np.ndarray]]:
-        """(constriction model, masks) of each node's run of patterns, in coding order."""
-        model = self.tables.model
-        return [(model(j, p), part) for j, lv in enumerate(self.levels)
-                for p, part in zip(lv.nodes.tolist(), lv.parts())]
-
-    def widths(self) -> np.ndarray:
-        """Each pattern's interval width, of 2**24, in coding order."""
-        out = []
-        for c, lv in zip(self.tables.cdf, self.levels):
-            at = np.repeat(lv.nodes, lv.counts)
-            out.append(c[at, lv.masks + 1] - c[at, lv.masks])
-        return np.concatenate(out)
+    steps: list
 
     def ideal_bits(self) -> float:
-        """Code length in bits: -log2 of each pattern's interval share and of each bit's probability."""
-        patterns = float(-np.log2(self.widths() / _TOTAL).sum())
-        return patterns + float(-np.log2(np.where(self.bits == 1, self.probs, 1.0 - self.probs)).sum())
+        """Code length in bits: -log2 of each symbol's interval share (a bit's: of its probability)."""
+        return sum(s.ideal_bits() for s in self.steps)
+
+    def pattern_count(self) -> int:
+        return sum(len(s.masks) if isinstance(s, Patterns) else len(s.symbols) * s.weights for s in self.steps)
+
+    def symbol_count(self) -> int:
+        return sum(len(s.masks) if isinstance(s, Patterns) else len(s.symbols) for s in self.steps)
 
 
 def _node_major(pos: np.ndarray) -> np.ndarray:
@@ -239,151 +321,170 @@ def _node_major(pos: np.ndarray) -> np.ndarray:
     return np.argsort(pos.astype(np.uint16) if len(pos) and pos.max() < 1 << 16 else pos, kind="stable")
 
 
-def _split_forest(tables: OccupancyTables, rows: np.ndarray, feats: np.ndarray, d: int) -> np.ndarray:
-    """[nnz] bool: which active (rows, feats) (sorted by row, then feature) belong to B (their parent
-    is a root's -1 or inactive in that row)."""
-    par = tables.parents[feats]
-    keys = rows * d + feats
-    has = par >= 0
-    want = rows[has] * d + par[has]
-    at = np.minimum(np.searchsorted(keys, want), max(len(keys) - 1, 0))
-    in_b = np.ones(len(feats), dtype=bool)
-    in_b[has] = keys[at] != want if len(keys) else True
-    return in_b
+def _member(keys: np.ndarray, want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(whether each of want is in the sorted keys, its index there where it is)."""
+    if not len(keys):
+        return np.zeros(len(want), dtype=bool), np.zeros(len(want), dtype=np.int64)
+    at = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+    return keys[at] == want, at
+
+
+def _tree_steps(tree: LayerTree, keys: np.ndarray, n: int, masked: np.ndarray) -> list:
+    """The steps of a layer's tree: keys, sorted (sample << L) | position of its active leaves."""
+    levels = tree.levels
+    per_level: list = []
+    for j in range(len(levels) - 2, -1, -1):  # bottom-up: each level's active nodes and their masks
+        s = levels[j + 1] - levels[j]
+        up = keys >> s
+        starts = np.flatnonzero(np.r_[True, up[1:] != up[:-1]]) if len(up) else np.zeros(0, dtype=np.int64)
+        masks = np.bitwise_or.reduceat(np.int64(1) << (keys & ((1 << s) - 1)), starts) if len(starts) else up[:0]
+        keys = up[starts]
+        per_level.append((keys, masks))
+    keys, masks = per_level[-1]  # the root: every sample, 0 where nothing is active
+    root = np.zeros(n, dtype=np.int64)
+    root[keys] = masks
+    per_level[-1] = (np.arange(n, dtype=np.int64), root)
+    ctx = tree.context(masked)
+    steps: list = []
+    for j, (keys, masks) in enumerate(reversed(per_level)):
+        inside, at = _member(ctx[j][0], keys) if ctx is not None else (np.zeros(len(keys), dtype=bool), None)
+        plain = ~inside
+        steps.append(Patterns.of(tree, j, keys[plain] & ((1 << levels[j]) - 1), masks[plain]))
+        if inside.any():
+            steps.append(Rows(masks[inside].astype(np.int32), tree.pattern_rows(j, ctx[j][1][at[inside]]), True))
+    return steps
+
+
+def _masked(tree: LayerTree, rows: np.ndarray, local: np.ndarray) -> np.ndarray:
+    """Sorted leaf keys of a layer's children of active parents (rows, local positions) that its tree masks."""
+    keep = tree.exact[local]
+    return np.sort((rows[keep] << tree.levels[-1]) | local[keep])
 
 
 def occupancy_symbols(codes: SparseCodes, tables: OccupancyTables) -> OccupancySymbols:
     """The symbols that describe which features are active in each sample, in decoding order.
     ChunkTooLarge for a chunk whose forest bits would pass MAX_CHUNK_DECISIONS."""
     rows, feats = codes.rows(), codes.indices.astype(np.int64)
-    d, L = codes.d_sae, tables.levels[-1]
-    bits = probs = np.zeros(0)
-    if tables.parents is not None:
-        in_b = _split_forest(tables, rows, feats, d)
-        bits, probs = _forest_bits(tables, rows, feats, d)
-        rows, feats = rows[in_b], feats[in_b]
-    keys = (rows << L) | feats  # sorted: rows ascending, features ascending within a row
-    per_level: list = []
-    for j in range(len(tables.levels) - 2, -1, -1):  # bottom-up: each level's nodes and masks
-        s = tables.levels[j + 1] - tables.levels[j]
-        up = keys >> s
-        new = np.r_[True, up[1:] != up[:-1]] if len(up) else np.zeros(0, dtype=bool)
-        starts = np.flatnonzero(new)
-        masks = np.bitwise_or.reduceat(np.int64(1) << (keys & ((1 << s) - 1)), starts) if len(starts) else up[:0]
-        keys = up[starts]
-        per_level.append((j, keys, masks))
-    j, keys, masks = per_level[-1]  # the root: every sample, 0 where nothing is active
-    root = np.zeros(codes.n, dtype=np.int32)
-    root[keys] = masks
-    levels = [LevelPatterns(np.zeros(1, dtype=np.int64), np.array([codes.n]), root)]
-    levels += [LevelPatterns.of(keys & ((1 << tables.levels[j]) - 1), masks) for j, keys, masks in per_level[-2::-1]]
-    return OccupancySymbols(tables, levels, bits, probs)
-
-
-def _forest_bits(tables: OccupancyTables, rows: np.ndarray, feats: np.ndarray, d: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """The forest's bits and probabilities of the active (rows, feats), in coding order."""
-    if tables.decision_count(feats) > MAX_CHUNK_DECISIONS:
+    if tables.parents is None:
+        tree = tables.layers[0]
+        return OccupancySymbols(_tree_steps(tree, (rows << tree.levels[-1]) | feats, codes.n, feats[:0]))
+    d = codes.d_sae
+    if int((tables.child_ptr[feats + 1] - tables.child_ptr[feats]).sum()) > MAX_CHUNK_DECISIONS:
         raise ChunkTooLarge(f"the chunk's active features have more than {MAX_CHUNK_DECISIONS:,} children, "
-                         "beyond the format's limit")
+                            "beyond the format's limit")
     keys = rows * d + feats
-    depth = tables.depth[feats]
-    bits, probs = [], []
-    for lvl in range(int(depth.max()) + 1 if len(depth) else 0):
-        at = depth == lvl
-        c_rows, c_feats = tables.child_pairs(rows[at], feats[at])
-        want = c_rows * d + c_feats
-        hit = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
-        bits.append((keys[hit] == want).astype(np.int32))
-        probs.append(tables.on_prob[c_feats])
-    if not bits:
-        return np.zeros(0, dtype=np.int32), np.zeros(0)
-    return np.concatenate(bits), np.concatenate(probs)
+    layer_of, local = tables.layer_of[feats], tables.local[feats]
+    steps: list = []
+    prev_rows = prev_feats = feats[:0]
+    for lvl, tree in enumerate(tables.layers):
+        mine = layer_of == lvl
+        r, f = rows[mine], feats[mine]
+        masked = feats[:0]
+        off = np.ones(len(f), dtype=bool)
+        if lvl:
+            c_rows, c_feats = tables.child_pairs(prev_rows, prev_feats)
+            on, _ = _member(keys, c_rows * d + c_feats)
+            steps.append(Rows(on.astype(np.int32), bit_rows(tables.on_prob[c_feats]), False))
+            masked = _masked(tree, c_rows, tables.local[c_feats])
+            off, _ = _member(prev_rows * d + prev_feats, r * d + tables.parents[f])
+            off = ~off
+        steps.extend(_tree_steps(tree, (r[off] << tree.levels[-1]) | local[mine][off], codes.n, masked))
+        prev_rows, prev_feats = r, f
+    return OccupancySymbols(steps)
 
 
-def decode_occupancy(decode, decode_bits, n: int, tables: OccupancyTables, d_sae: int,
-                     max_active: int | None = None) -> tuple[np.ndarray, np.ndarray, OccupancySymbols]:
-    """Inverse of occupancy_symbols. decode(model, count) -> [count] int32 reads pattern symbols in
-    order, decode_bits(probs) -> [len(probs)] int32 reads forest bits.
-
-    Returns rows [nnz] int64 and features [nnz] int32, sorted by (row, feature), and the symbols read
-    (what occupancy_symbols gives for them: the decoder refuses every other pattern). ValueError as soon
-    as the active nodes of a level pass ``max_active`` (never fewer than the active features below
-    them), for a pattern that cannot occur (an active node with no active child, a padding feature, a
-    feature coded in B whose parent is active) and for forest bits beyond MAX_CHUNK_DECISIONS.
-    """
-    levels = tables.levels
-    masks = decode(tables.model(0, 0), n)
-    read = [LevelPatterns(np.zeros(1, dtype=np.int64), np.array([n]), masks)]
+def _decode_tree(decode, tree: LayerTree, n: int, masked: np.ndarray, max_active: int | None,
+                 steps: list) -> np.ndarray:
+    """Sorted keys (sample << L) | position of a layer's tree's active leaves, decoded; appends the steps read."""
+    levels = tree.levels
+    ctx = tree.context(masked)
     keys = np.arange(n, dtype=np.int64)
     for j in range(len(levels) - 1):
-        if j:  # the patterns of level j's active nodes, node by node
-            pos = keys & ((1 << levels[j]) - 1)
-            order = _node_major(pos)
-            counts = np.bincount(pos) if len(pos) else np.zeros(0, dtype=np.int64)
-            nodes = np.flatnonzero(counts)
-            counts = counts[nodes]
-            parts = list(map(decode, [tables.model(j, p) for p in nodes.tolist()], counts.tolist()))
-            node_major = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
-            read.append(LevelPatterns(nodes, counts, node_major))
-            if len(node_major) and not node_major.all():
-                raise ValueError("an active node with no active child: the stream does not match the model")
-            masks = np.empty(len(keys), dtype=np.int32)
-            masks[order] = node_major
+        inside, at = _member(ctx[j][0], keys) if ctx is not None else (np.zeros(len(keys), dtype=bool), None)
+        plain = np.flatnonzero(~inside)
+        pos = keys[plain] & ((1 << levels[j]) - 1)
+        order = _node_major(pos)
+        counts = np.bincount(pos) if len(pos) else np.zeros(0, dtype=np.int64)
+        nodes = np.flatnonzero(counts)
+        counts = counts[nodes]
+        parts = list(map(decode, [tree.model(j, p) for p in nodes.tolist()], counts.tolist()))
+        node_major = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+        steps.append(Patterns(tree, j, nodes, counts, node_major))
+        masks = np.empty(len(keys), dtype=np.int64)
+        masks[plain[order]] = node_major
+        if inside.any():
+            rows = tree.pattern_rows(j, ctx[j][1][at[inside]])
+            sym = decode(_ROWS, rows)
+            steps.append(Rows(sym, rows, True))
+            masks[inside] = sym
+        if j and len(masks) and not masks.all():
+            raise ValueError("an active node with no active child: the stream does not match the model")
         s = levels[j + 1] - levels[j]
         pop = _POPCOUNT[s][masks]
         keys = np.repeat(keys << s, pop) + _SET_BITS[s][np.repeat(_FIRST[s][masks] - np.cumsum(pop) + pop, pop)
                                                           + np.arange(int(pop.sum()))]
         if max_active is not None and len(keys) > max_active:
             raise ValueError(f"more than {max_active:,} active latents in one chunk, beyond the format's limit")
-    L = levels[-1]
-    rows, feats = keys >> L, keys & ((1 << L) - 1)
-    if len(feats) and feats.max() >= d_sae:
+    if len(keys) and int((keys & ((1 << levels[-1]) - 1)).max()) >= len(tree.features):
         raise ValueError("decoded a padding feature: the stream does not match the model")
-    bits = probs = np.zeros(0)
-    if tables.parents is not None:
-        rows, feats, bits, probs = _decode_forest(decode_bits, tables, rows, feats, d_sae, max_active)
-    return rows, feats.astype(np.int32), OccupancySymbols(tables, read, bits, probs)
+    return keys
 
 
-def _decode_forest(decode_bits, tables: OccupancyTables, rows: np.ndarray, feats: np.ndarray, d: int,
-                   max_active: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """B's (rows, feats) -> every active (rows, feats), sorted, and the bits read and their probabilities,
-    decoding the forest's bits depth by depth."""
-    depth = tables.depth[feats]
-    all_rows, all_feats = [rows], [feats]
-    prev_rows, prev_feats = rows[depth == 0], feats[depth == 0]
-    decisions, total = 0, len(rows)
-    bits, probs = [np.zeros(0, dtype=np.int32)], [np.zeros(0)]
-    for lvl in range(1, int(tables.depth.max()) + 1):
-        decisions += tables.decision_count(prev_feats)
-        if decisions > MAX_CHUNK_DECISIONS:
-            raise ValueError(f"more than {MAX_CHUNK_DECISIONS:,} forest decisions in one chunk, beyond the format's limit")
-        c_rows, c_feats = tables.child_pairs(prev_rows, prev_feats)
-        p = tables.on_prob[c_feats]
-        b = decode_bits(p) if len(c_feats) else np.zeros(0, dtype=np.int32)
-        probs.append(p)
-        bits.append(b)
-        on = b.astype(bool)
-        c_rows, c_feats = c_rows[on], c_feats[on]
-        total += len(c_rows)
-        if max_active is not None and total > max_active:
-            raise ValueError(f"more than {max_active:,} active latents in one chunk, beyond the format's limit")
-        all_rows.append(c_rows)
-        all_feats.append(c_feats)
-        here = depth == lvl
-        r, f = np.concatenate([rows[here], c_rows]), np.concatenate([feats[here], c_feats])
+def decode_occupancy(decode, n: int, tables: OccupancyTables, d_sae: int, max_active: int | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, OccupancySymbols]:
+    """Inverse of occupancy_symbols. decode(model, count) -> [count] int32 and decode(model, rows) ->
+    [len(rows)] int32 read symbols in order (constriction's ``AnsCoder.decode``).
+
+    Returns rows [nnz] int64 and features [nnz] int32, sorted by (row, feature), and the symbols read
+    (what occupancy_symbols gives for them: the decoder refuses every other pattern). ValueError as soon
+    as the active nodes of a level pass ``max_active`` (never fewer than the active features below
+    them), for a pattern that cannot occur (an active node with no active child, a padding feature, a
+    feature coded in a layer's tree whose parent is active) and for forest bits beyond MAX_CHUNK_DECISIONS.
+    """
+    steps: list = []
+    if tables.parents is None:
+        tree = tables.layers[0]
+        keys = _decode_tree(decode, tree, n, np.zeros(0, dtype=np.int64), max_active, steps)
+        L = tree.levels[-1]
+        return keys >> L, (keys & ((1 << L) - 1)).astype(np.int32), OccupancySymbols(steps)
+    d = d_sae
+    all_rows, all_feats = [], []
+    prev_rows = prev_feats = np.zeros(0, dtype=np.int64)
+    decisions = total = 0
+    for lvl, tree in enumerate(tables.layers):
+        c_rows = c_feats = masked = np.zeros(0, dtype=np.int64)
+        if lvl:
+            decisions += int((tables.child_ptr[prev_feats + 1] - tables.child_ptr[prev_feats]).sum())
+            if decisions > MAX_CHUNK_DECISIONS:
+                raise ValueError(f"more than {MAX_CHUNK_DECISIONS:,} forest decisions in one chunk, beyond the format's limit")
+            c_rows, c_feats = tables.child_pairs(prev_rows, prev_feats)
+            rows2 = bit_rows(tables.on_prob[c_feats])
+            bits = decode(_ROWS, rows2) if len(c_feats) else np.zeros(0, dtype=np.int32)
+            steps.append(Rows(bits, rows2, False))
+            masked = _masked(tree, c_rows, tables.local[c_feats])
+            on = bits.astype(bool)
+            c_rows, c_feats = c_rows[on], c_feats[on]
+        keys = _decode_tree(decode, tree, n, masked, None if max_active is None else max_active - total, steps)
+        L = tree.levels[-1]
+        r, f = keys >> L, tree.features[keys & ((1 << L) - 1)]
+        if lvl:
+            parent_on, _ = _member(prev_rows * d + prev_feats, r * d + tables.parents[f])
+            if parent_on.any():
+                raise ValueError("a feature coded as firing without its parent has an active parent: "
+                                 "the stream does not match the model")
+        r, f = np.concatenate([c_rows, r]), np.concatenate([c_feats, f])
         order = np.argsort(r * d + f, kind="stable")
         prev_rows, prev_feats = r[order], f[order]
+        total += len(r)
+        if max_active is not None and total > max_active:
+            raise ValueError(f"more than {max_active:,} active latents in one chunk, beyond the format's limit")
+        all_rows.append(prev_rows)
+        all_feats.append(prev_feats)
     rows, feats = np.concatenate(all_rows), np.concatenate(all_feats)
-    order = np.argsort(rows * d + feats, kind="stable")
-    rows, feats = rows[order], feats[order]
-    in_b = np.zeros(len(rows), dtype=bool)
-    in_b[np.argsort(order)[:len(all_rows[0])]] = True
-    if not np.array_equal(_split_forest(tables, rows, feats, d), in_b):
-        raise ValueError("a feature coded as firing without its parent has an active parent: "
-                         "the stream does not match the model")
-    return rows, feats, np.concatenate(bits), np.concatenate(probs)
+    if len(tables.layers) > 1:
+        order = np.argsort(rows * d + feats, kind="stable")
+        rows, feats = rows[order], feats[order]
+    return rows, feats.astype(np.int32), OccupancySymbols(steps)
 
 
 def _bit_tables(s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ from mdlcodec.codec import occupancy
 from mdlcodec.codec.bitstream import ChunkCoder, StreamError, _interval_rows
 from mdlcodec.codec.entropy_model import EntropyModel
 from mdlcodec.codec.hierarchy import Hierarchy, prune_to_forest
-from mdlcodec.codec.occupancy import OccupancyTables, level_bits, occupancy_symbols
+from mdlcodec.codec.occupancy import OccupancyTables, Rows, level_bits, occupancy_symbols
 from mdlcodec.codec.sparse import SparseCodes
 from tests.codec.helpers import random_codes
 from tests.codec.test_fast_coder import _correlated_codes, _random_forest
@@ -25,9 +25,9 @@ def _payload(coder: ChunkCoder, codes: SparseCodes) -> int:
     return 32 * len(words)
 
 
-def _forest_model(rng, kind: str, d_sae: int = 300, n: int = 3000):
+def _forest_model(rng, kind: str, d_sae: int = 300, n: int = 3000, p_max: float = 0.05):
     parents = _random_forest(rng, d_sae, depth=4)
-    p = rng.random(d_sae) * 0.05
+    p = rng.random(d_sae) * p_max
     train = _correlated_codes(rng, n, d_sae, parents, p)
     test = _correlated_codes(rng, n, d_sae, parents, p)
     if kind == "tree":
@@ -65,12 +65,17 @@ def test_random_flat_codes_decode_exactly_at_the_cross_entropy(seed):
     assert _payload(coder, big) == pytest.approx(ideal, rel=1e-3, abs=64)
 
 
-@pytest.mark.parametrize("kind,seed", [("conditional", 0), ("conditional", 1), ("tree", 2), ("tree", 3)])
-def test_forests_decode_exactly_at_the_cross_entropy_and_as_short_as_version_2(kind, seed):
+@pytest.mark.parametrize("kind,seed,p_max", [("conditional", 0, 0.05), ("conditional", 1, 0.5), ("tree", 2, 0.05),
+                                             ("tree", 3, 0.5)])
+def test_forests_decode_exactly_at_the_cross_entropy_and_as_short_as_version_2(kind, seed, p_max):
+    """Sparse features (children of active parents rarely fire alone, below the masking threshold) and
+    dense ones (masked exactly, their nodes coded with rows of weights derived per sample)."""
     rng = np.random.default_rng(seed)
-    model, test = _forest_model(rng, kind)
+    model, test = _forest_model(rng, kind, p_max=p_max)
     v3 = ChunkCoder(model, 3)
     assert len(v3.model.occupancy_tables.children)
+    masked = [s for s in occupancy_symbols(test, model.occupancy_tables).steps if isinstance(s, Rows) and s.weights]
+    assert bool(masked) == (kind == "conditional")  # a tree's children never fire alone: nothing to mask
     for n in (1, 30):
         _payload(v3, SparseCodes(test.indptr[:n + 1], test.indices[:test.indptr[n]], test.bins[:test.indptr[n]], 300))
     payload = _payload(v3, test)
@@ -96,7 +101,7 @@ def test_about_four_symbols_per_active_latent_at_16384_features_and_l0_64():
     codes = random_codes(rng, 256, d_sae, p)
     model = EntropyModel.fit(codes)
     occ = occupancy_symbols(codes, model.occupancy_tables)
-    patterns = sum(len(lv.masks) for lv in occ.levels)
+    patterns = occ.symbol_count()
     assert 2.0 < patterns / codes.nnz < 2.8
     assert (patterns + codes.nnz) / codes.nnz <= 4
 
@@ -110,8 +115,7 @@ def test_extreme_counts():
     active = np.array([n, n - 1, 0, 1, 1 << 61] * 4, dtype=np.int64)
     model = EntropyModel(n, active, np.ones(d_sae, np.int32), np.arange(d_sae + 1, dtype=np.int64), active.copy(),
                          np.zeros(d_sae, np.int64))
-    tables = model.occupancy_tables
-    for c in tables.cdf:
+    for c in model.occupancy_tables.layers[0].cdf:
         assert (c[:, -1] == 1 << 24).all() and (np.diff(c, axis=1) >= 1).all()
     dense = np.zeros((300, d_sae), int)
     dense[:, active == n] = 1
@@ -133,7 +137,7 @@ def test_node_models_give_the_integer_rules_intervals():
     rng = np.random.default_rng(2)
     for d_sae in (3, 9, 100, 600):
         a = rng.integers(0, 1000, d_sae)
-        tables = OccupancyTables.from_counts(a, 1000)
+        tables = OccupancyTables.from_counts(a, 1000).layers[0]
         for j, c in enumerate(tables.cdf):
             assert (c[:, -1] == 1 << 24).all()
             if j:
@@ -152,39 +156,45 @@ def test_node_models_give_the_integer_rules_intervals():
 
 # -- the decoder refuses what the encoder never writes ---------------------------------------------
 
-def _stream(tables: OccupancyTables, patterns: list[tuple[int, int, list[int]]], bits=(), probs=()) -> np.ndarray:
-    """Words of hand-made activity symbols: patterns (level, node, masks) in decoding order, then bits."""
+def _stream(steps: list) -> np.ndarray:
+    """Words of hand-made activity symbols in decoding order: (tree, level, node, masks) patterns
+    and (bits, probs) forest bits."""
     coder = constriction.stream.stack.AnsCoder()
-    if len(bits):
-        coder.encode_reverse(np.array(bits, np.int32), _CAT, np.stack([1 - np.array(probs), np.array(probs)], 1))
-    for j, p, masks in reversed(patterns):
-        coder.encode_reverse(np.array(masks, np.int32), tables.model(j, p))
+    for step in reversed(steps):
+        if len(step) == 4:
+            tree, j, p, masks = step
+            coder.encode_reverse(np.array(masks, np.int32), tree.model(j, p))
+        else:
+            bits, probs = step
+            coder.encode_reverse(np.array(bits, np.int32), _CAT, np.stack([1 - np.array(probs), np.array(probs)], 1))
     return coder.get_compressed()
 
 
 def test_an_active_node_without_an_active_child_is_refused():
     model = EntropyModel.fit(random_codes(np.random.default_rng(0), 100, 16, np.full(16, 0.2)))
-    tables = model.occupancy_tables
-    assert tables.levels == [0, 1, 4]
-    words = _stream(tables, [(0, 0, [1]), (1, 0, [0])])  # node 0 active, with no active leaf
+    tree = model.occupancy_tables.layers[0]
+    assert tree.levels == [0, 1, 4]
+    words = _stream([(tree, 0, 0, [1]), (tree, 1, 0, [0])])  # node 0 active, with no active leaf
     with pytest.raises(StreamError, match="no active child"):
         ChunkCoder(model, 3).decode(words, 1)
 
 
 def test_a_padding_feature_is_refused():
     model = EntropyModel.fit(random_codes(np.random.default_rng(0), 100, 12, np.full(12, 0.2)))
-    tables = model.occupancy_tables
-    words = _stream(tables, [(0, 0, [2]), (1, 1, [1 << 4])])  # leaf 12 of 12 features
+    tree = model.occupancy_tables.layers[0]
+    words = _stream([(tree, 0, 0, [2]), (tree, 1, 1, [1 << 4])])  # leaf 12 of 12 features
     with pytest.raises(StreamError, match="padding"):
         ChunkCoder(model, 3).decode(words, 1)
 
 
 def test_a_feature_coded_without_its_parent_while_the_parent_fires_is_refused():
-    train = SparseCodes.from_dense(np.array([[1, 1], [1, 0], [0, 1], [0, 0]] * 10))
+    train = SparseCodes.from_dense(np.array([[1, 1]] * 10 + [[1, 0]] * 10 + [[0, 0]] * 200))
     model = EntropyModel.fit(train).with_hierarchy(Hierarchy.count(train, np.array([-1, 0]), "conditional"))
     tables = model.occupancy_tables
-    # B = {0, 1}, then feature 1's bit (its parent 0 is active) says "off": 1 was coded in B with its parent on
-    words = _stream(tables, [(0, 0, [3])], bits=[0], probs=[tables.on_prob[1]])
+    roots, children = tables.layers
+    assert not children.exact[0]  # P(1 | 0 inactive) < 2**-6: not masked, its own node model codes it
+    # feature 0 fires; its child 1's bit says "off"; then layer 1's tree codes 1 as firing without its parent
+    words = _stream([(roots, 0, 0, [1]), ([0], [tables.on_prob[1]]), (children, 0, 0, [1])])
     with pytest.raises(StreamError, match="active parent"):
         ChunkCoder(model, 3).decode(words, 1)
 
@@ -208,12 +218,9 @@ def test_an_escaped_bin_inside_its_table_is_refused():
     coder = ChunkCoder(model, 3)
     one = SparseCodes.from_dense(np.array([[1]]))
     good = coder.encode(one)
-    bad = constriction.stream.stack.AnsCoder()  # bin 1 sent as an escape: zigzag 2 in two halves
-    bad.encode_reverse(np.array([0, 2], np.int32), constriction.stream.model.Uniform(1 << 16))
-    bad.encode_reverse(np.array([model.table_sizes[0]], np.int32), model.value_models[0])
-    occ = occupancy_symbols(one, model.occupancy_tables)
-    for m, masks in reversed(occ.runs()):
-        bad.encode_reverse(masks, m)
+    bad = constriction.stream.stack.AnsCoder()  # bin 1 sent as an escape symbol, then as a raw 32-bit bin
+    coder._push(bad, np.array([0]), np.array([model.table_sizes[0]], np.int32), np.array([1]),
+                occupancy_symbols(one, model.occupancy_tables))
     bad = bad.get_compressed()
     assert not np.array_equal(bad, good)
     with pytest.raises(StreamError, match="not what the encoder writes"):
