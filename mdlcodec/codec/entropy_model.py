@@ -131,22 +131,21 @@ class EntropyModel:
         return EntropyModel(self.n_samples, self.active_counts, self.value_lo, self.value_offsets,
                             self.value_counts, self.escape_counts, hierarchy)
 
+    def _activity_counts(self) -> dict:
+        """The counts both versions' activity tables are built from (``ActivityTables.from_counts``)."""
+        h = self.hierarchy
+        forest = {} if h is None else {"parents": h.parents, "joint_counts": h.joint_counts, "tree": h.kind == "tree"}
+        return {"active_counts": self.active_counts, "n_samples": self.n_samples, **forest}
+
     @cached_property
     def activity_tables(self) -> ActivityTables:
-        h = self.hierarchy
-        if h is None:
-            return ActivityTables.from_counts(self.active_counts, self.n_samples)
-        return ActivityTables.from_counts(self.active_counts, self.n_samples, h.parents, h.joint_counts,
-                                          tree=h.kind == "tree")
+        """The activity tables of format versions 1 and 2 (``activity.py``)."""
+        return ActivityTables.from_counts(**self._activity_counts())
 
     @cached_property
     def occupancy_tables(self) -> OccupancyTables:
         """The activity tables of format version 3 (``occupancy.py``), from the same counts."""
-        h = self.hierarchy
-        if h is None:
-            return OccupancyTables.from_counts(self.active_counts, self.n_samples)
-        return OccupancyTables.from_counts(self.active_counts, self.n_samples, h.parents, h.joint_counts,
-                                           tree=h.kind == "tree")
+        return OccupancyTables.from_counts(**self._activity_counts())
 
     # -- storage ---------------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
