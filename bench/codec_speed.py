@@ -45,7 +45,7 @@ from mdlcodec.codec import Codec, Decoder, EntropyModel, Quantiser
 from mdlcodec.codec.activity import activity_decisions
 from mdlcodec.codec.bitstream import ChunkCoder, _interval_rows
 from mdlcodec.codec.hierarchy import chow_liu
-from mdlcodec.codec.occupancy import Patterns, occupancy_symbols
+from mdlcodec.codec.occupancy import ContextPatterns, Patterns, occupancy_symbols
 from mdlcodec.codec.sparse import SparseCodes
 from mdlcodec.models import SAEConfig, make_sae
 
@@ -111,6 +111,8 @@ def ceiling(coder: ChunkCoder, parts: list[SparseCodes], nnz: int) -> dict:
         for step in occ.steps:
             if isinstance(step, Patterns):
                 ops.extend(step.runs())
+            elif isinstance(step, ContextPatterns):
+                ops.extend((None, masks, rows) for masks, rows in step.batches())
             elif len(step.symbols):
                 ops.append((None, step.symbols, step.rows))
         order = np.argsort(p.indices, kind="stable")

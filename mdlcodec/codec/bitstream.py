@@ -35,7 +35,7 @@ import numpy as np
 from mdlcodec.codec.activity import ActivityDecisions, ActivityTables, activity_decisions, decode_activity
 from mdlcodec.codec.container import MAX_CHUNK_LATENTS, VERSION
 from mdlcodec.codec.entropy_model import EntropyModel
-from mdlcodec.codec.occupancy import OccupancySymbols, Patterns, decode_occupancy, occupancy_symbols
+from mdlcodec.codec.occupancy import ContextPatterns, OccupancySymbols, Patterns, decode_occupancy, occupancy_symbols
 from mdlcodec.codec.occupancy import bit_rows as _bit_rows
 from mdlcodec.codec.sparse import SparseCodes
 
@@ -148,6 +148,9 @@ class ChunkCoder:
                 if isinstance(step, Patterns):
                     for model, masks in reversed(step.runs()):
                         encode(masks, model)
+                elif isinstance(step, ContextPatterns):
+                    for masks, rows in step.batches(reverse=True):
+                        encode(masks, _CATEGORICAL, rows)
                 elif len(step.symbols):
                     encode(step.symbols, _CATEGORICAL, step.rows)
             return

@@ -61,6 +61,7 @@ whatever the model.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import constriction
 import numpy as np
@@ -69,7 +70,7 @@ from mdlcodec.codec.activity import _U_ONE, FIXED_BITS, _mul, _prob_solo, leaf_v
 from mdlcodec.codec.sparse import SparseCodes
 from mdlcodec.core.forest import forest_depths
 
-MAX_CHUNK_DECISIONS = 1 << 22
+MAX_CHUNK_DECISIONS = 1 << 21
 """Most forest bits (children of active features) one chunk may code."""
 
 EXACT_BELOW = _U_ONE - np.uint64(1 << 26)
@@ -167,34 +168,59 @@ class LayerTree:
             m = self._models[j][p] = constriction.stream.model.Categorical(w, perfect=False)
         return m
 
-    def context(self, masked: np.ndarray) -> list | None:
-        """For each level j < J, (sorted keys (sample << b_j) | position of the nodes above a masked
-        leaf, [m, k_j] their children's u with the masked leaves at 2**32); None when nothing is
-        masked. ``masked``: sorted keys (sample << L) | position of the masked leaves."""
+    def context(self, masked: np.ndarray) -> "Context | None":
+        """The nodes above the masked leaves (sorted keys (sample << L) | position) and their values
+        with those leaves at 2**32; None when nothing is masked."""
         if not len(masked):
             return None
         levels = self.levels
-        out: list = [None] * (len(levels) - 1)
-        keys, u_keys = masked, np.full(len(masked), _U_ONE, dtype=np.uint64)
+        ctx = Context(self, [np.zeros(0, dtype=np.int64)] * len(levels), [np.zeros(0, dtype=np.uint64)] * len(levels))
+        ctx.keys[-1], ctx.u[-1] = masked, np.full(len(masked), _U_ONE, dtype=np.uint64)
         for j in range(len(levels) - 2, -1, -1):
-            s = levels[j + 1] - levels[j]
-            nodes = np.unique(keys >> s)
-            children = (nodes[:, None] << s) | np.arange(1 << s)
-            u_child = self.u[j + 1][children & ((1 << levels[j + 1]) - 1)]
-            at = np.minimum(np.searchsorted(keys, children), len(keys) - 1)
-            hit = keys[at] == children
-            u_child[hit] = u_keys[at[hit]]
-            u_node = np.full(len(nodes), _U_ONE, dtype=np.uint64)
-            for c in range(1 << s):
-                u_node = _mul(u_node, u_child[:, c])
-            out[j] = (nodes, u_child)
-            keys, u_keys = nodes, u_node
-        return out
+            nodes = np.unique(ctx.keys[j + 1] >> (levels[j + 1] - levels[j]))
+            u = np.empty(len(nodes), dtype=np.uint64)
+            for a in range(0, len(nodes), _BATCH):
+                u_child = ctx.children_u(j, nodes[a:a + _BATCH])
+                acc = np.full(len(u_child), _U_ONE, dtype=np.uint64)
+                for c in range(u_child.shape[1]):
+                    acc = _mul(acc, u_child[:, c])
+                u[a:a + _BATCH] = acc
+            ctx.keys[j], ctx.u[j] = nodes, u
+        return ctx
 
-    @staticmethod
-    def pattern_rows(j: int, u_child: np.ndarray) -> np.ndarray:
-        """[m, 2**k] float64 the weights of the nodes of level j with these children's u [m, k]."""
-        return pattern_weights(pattern_products(u_child), root=j == 0).astype(np.float64)
+
+_BATCH = 1 << 13
+"""Nodes above masked leaves handled at once (their pattern rows take 2 KiB each)."""
+
+
+@dataclass
+class Context:
+    """The nodes of a layer's tree above the leaves masked in a chunk: keys[j] sorted keys
+    (sample << b_j) | position of those of level j (j = J: the masked leaves), u[j] their values."""
+
+    tree: LayerTree
+    keys: list[np.ndarray]
+    u: list[np.ndarray]
+
+    def children_u(self, j: int, nodes: np.ndarray) -> np.ndarray:
+        """[m, k_j] uint64 the children's values of the nodes (sorted keys at level j), masked leaves at 2**32."""
+        levels = self.tree.levels
+        s = levels[j + 1] - levels[j]
+        u_child = self.tree.u[j + 1][((nodes[:, None] << s) | np.arange(1 << s)) & ((1 << levels[j + 1]) - 1)]
+        below = self.keys[j + 1]
+        lo, hi = np.searchsorted(below, [nodes[0] << s, (nodes[-1] + 1) << s]) if len(nodes) else (0, 0)
+        below, u_below = below[lo:hi], self.u[j + 1][lo:hi]
+        hit, at = _member(nodes, below >> s)
+        u_child[at[hit], below[hit] & ((1 << s) - 1)] = u_below[hit]
+        return u_child
+
+    def rows(self, j: int, nodes: np.ndarray, reverse: bool = False) -> Iterator[tuple[slice, np.ndarray]]:
+        """(slice of nodes, [len, 2**k_j] float64 their pattern weights) in batches of _BATCH nodes, the
+        last batch first with ``reverse``."""
+        starts = range(0, len(nodes), _BATCH)
+        for a in reversed(starts) if reverse else starts:
+            u_child = self.children_u(j, nodes[a:a + _BATCH])
+            yield slice(a, a + _BATCH), pattern_weights(pattern_products(u_child), root=j == 0).astype(np.float64)
 
 
 @dataclass
@@ -285,23 +311,42 @@ class Patterns:
 
 
 @dataclass
+class ContextPatterns:
+    """Patterns of the active nodes of one level above a masked leaf, each coded with the row of weights
+    derived for it (``Context.rows``): nodes [m] their sorted keys, masks [m] int32."""
+
+    context: Context
+    level: int
+    nodes: np.ndarray
+    masks: np.ndarray
+    one_batch: np.ndarray | None = field(default=None, repr=False)  # the rows, kept when they are one batch
+
+    def batches(self, reverse: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(masks, rows) a batch at a time, in coding order (the last batch first with ``reverse``)."""
+        if self.one_batch is not None:
+            yield self.masks, self.one_batch
+            return
+        for at, rows in self.context.rows(self.level, self.nodes, reverse):
+            yield self.masks[at], rows
+
+    def ideal_bits(self) -> float:
+        return float(sum(-np.log2((rows[np.arange(len(m)), m] + 1) / _TOTAL).sum() for m, rows in self.batches()))
+
+
+@dataclass
 class Rows:
-    """Symbols [m] int32 each coded with its own row of weights [m, K] float64 (constriction's
-    Categorical(perfect=False)): forest bits (rows (1 - p, p): ``weights`` False) or the patterns of
-    nodes above a masked leaf (integer weights summing to 2**24 - K: ``weights`` True)."""
+    """Forest bits [m] int32, each coded with its row (1 - p, p) [m, 2] float64 (``bit_rows``)."""
 
     symbols: np.ndarray
     rows: np.ndarray
-    weights: bool
 
     def ideal_bits(self) -> float:
-        p = self.rows[np.arange(len(self.symbols)), self.symbols]
-        return float(-np.log2((p + 1) / _TOTAL if self.weights else p).sum())
+        return float(-np.log2(self.rows[np.arange(len(self.symbols)), self.symbols]).sum())
 
 
 @dataclass
 class OccupancySymbols:
-    """A chunk's activity symbols in coding order (``Patterns`` and ``Rows``)."""
+    """A chunk's activity symbols in coding order (``Patterns``, ``ContextPatterns`` and ``Rows``)."""
 
     steps: list
 
@@ -309,11 +354,9 @@ class OccupancySymbols:
         """Code length in bits: -log2 of each symbol's interval share (a bit's: of its probability)."""
         return sum(s.ideal_bits() for s in self.steps)
 
-    def pattern_count(self) -> int:
-        return sum(len(s.masks) if isinstance(s, Patterns) else len(s.symbols) * s.weights for s in self.steps)
-
     def symbol_count(self) -> int:
-        return sum(len(s.masks) if isinstance(s, Patterns) else len(s.symbols) for s in self.steps)
+        """Coded symbols: patterns and forest bits."""
+        return sum(len(s.symbols) if isinstance(s, Rows) else len(s.masks) for s in self.steps)
 
 
 def _node_major(pos: np.ndarray) -> np.ndarray:
@@ -347,11 +390,11 @@ def _tree_steps(tree: LayerTree, keys: np.ndarray, n: int, masked: np.ndarray) -
     ctx = tree.context(masked)
     steps: list = []
     for j, (keys, masks) in enumerate(reversed(per_level)):
-        inside, at = _member(ctx[j][0], keys) if ctx is not None else (np.zeros(len(keys), dtype=bool), None)
+        inside = _member(ctx.keys[j], keys)[0] if ctx is not None else np.zeros(len(keys), dtype=bool)
         plain = ~inside
         steps.append(Patterns.of(tree, j, keys[plain] & ((1 << levels[j]) - 1), masks[plain]))
         if inside.any():
-            steps.append(Rows(masks[inside].astype(np.int32), tree.pattern_rows(j, ctx[j][1][at[inside]]), True))
+            steps.append(ContextPatterns(ctx, j, keys[inside], masks[inside].astype(np.int32)))
     return steps
 
 
@@ -384,7 +427,7 @@ def occupancy_symbols(codes: SparseCodes, tables: OccupancyTables) -> OccupancyS
         if lvl:
             c_rows, c_feats = tables.child_pairs(prev_rows, prev_feats)
             on, _ = _member(keys, c_rows * d + c_feats)
-            steps.append(Rows(on.astype(np.int32), bit_rows(tables.on_prob[c_feats]), False))
+            steps.append(Rows(on.astype(np.int32), bit_rows(tables.on_prob[c_feats])))
             masked = _masked(tree, c_rows, tables.local[c_feats])
             off, _ = _member(prev_rows * d + prev_feats, r * d + tables.parents[f])
             off = ~off
@@ -400,7 +443,7 @@ def _decode_tree(decode, tree: LayerTree, n: int, masked: np.ndarray, max_active
     ctx = tree.context(masked)
     keys = np.arange(n, dtype=np.int64)
     for j in range(len(levels) - 1):
-        inside, at = _member(ctx[j][0], keys) if ctx is not None else (np.zeros(len(keys), dtype=bool), None)
+        inside = _member(ctx.keys[j], keys)[0] if ctx is not None else np.zeros(len(keys), dtype=bool)
         plain = np.flatnonzero(~inside)
         pos = keys[plain] & ((1 << levels[j]) - 1)
         order = _node_major(pos)
@@ -413,9 +456,10 @@ def _decode_tree(decode, tree: LayerTree, n: int, masked: np.ndarray, max_active
         masks = np.empty(len(keys), dtype=np.int64)
         masks[plain[order]] = node_major
         if inside.any():
-            rows = tree.pattern_rows(j, ctx[j][1][at[inside]])
-            sym = decode(_ROWS, rows)
-            steps.append(Rows(sym, rows, True))
+            nodes = keys[inside]
+            batches = [rows for _, rows in ctx.rows(j, nodes)]
+            sym = np.concatenate([decode(_ROWS, rows) for rows in batches])
+            steps.append(ContextPatterns(ctx, j, nodes, sym, batches[0] if len(batches) == 1 else None))
             masks[inside] = sym
         if j and len(masks) and not masks.all():
             raise ValueError("an active node with no active child: the stream does not match the model")
@@ -460,7 +504,7 @@ def decode_occupancy(decode, n: int, tables: OccupancyTables, d_sae: int, max_ac
             c_rows, c_feats = tables.child_pairs(prev_rows, prev_feats)
             rows2 = bit_rows(tables.on_prob[c_feats])
             bits = decode(_ROWS, rows2) if len(c_feats) else np.zeros(0, dtype=np.int32)
-            steps.append(Rows(bits, rows2, False))
+            steps.append(Rows(bits, rows2))
             masked = _masked(tree, c_rows, tables.local[c_feats])
             on = bits.astype(bool)
             c_rows, c_feats = c_rows[on], c_feats[on]

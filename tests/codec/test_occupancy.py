@@ -11,7 +11,7 @@ from mdlcodec.codec import occupancy
 from mdlcodec.codec.bitstream import ChunkCoder, StreamError, _interval_rows
 from mdlcodec.codec.entropy_model import EntropyModel
 from mdlcodec.codec.hierarchy import Hierarchy, prune_to_forest
-from mdlcodec.codec.occupancy import OccupancyTables, Rows, level_bits, occupancy_symbols
+from mdlcodec.codec.occupancy import ContextPatterns, OccupancyTables, level_bits, occupancy_symbols
 from mdlcodec.codec.sparse import SparseCodes
 from tests.codec.helpers import random_codes
 from tests.codec.test_fast_coder import _correlated_codes, _random_forest
@@ -74,7 +74,7 @@ def test_forests_decode_exactly_at_the_cross_entropy_and_as_short_as_version_2(k
     model, test = _forest_model(rng, kind, p_max=p_max)
     v3 = ChunkCoder(model, 3)
     assert len(v3.model.occupancy_tables.children)
-    masked = [s for s in occupancy_symbols(test, model.occupancy_tables).steps if isinstance(s, Rows) and s.weights]
+    masked = [s for s in occupancy_symbols(test, model.occupancy_tables).steps if isinstance(s, ContextPatterns)]
     assert bool(masked) == (kind == "conditional")  # a tree's children never fire alone: nothing to mask
     for n in (1, 30):
         _payload(v3, SparseCodes(test.indptr[:n + 1], test.indices[:test.indptr[n]], test.bins[:test.indptr[n]], 300))
