@@ -51,7 +51,7 @@ it (one function, ``Header.validate``, checks both):
   chunk latents at most 2**21 active latents in a chunk (MAX_CHUNK_LATENTS), so that decoding one
                 holds a bounded number whatever a model makes them cost: the decoder stops as soon as
                 a chunk's activity passes it, the encoder refuses such a chunk (a smaller chunk_size fits);
-                version 3 also at most 2**24 forest bits in a chunk (``occupancy.MAX_CHUNK_DECISIONS``:
+                version 3 also at most 2**21 forest bits in a chunk (``occupancy.MAX_CHUNK_DECISIONS``:
                 children of the active features under a feature forest), refused alike
   n_chunks      ceil(n / chunk_size); every chunk holds chunk_size rows but the last, which holds
                 n - (n_chunks - 1) * chunk_size
