@@ -240,7 +240,7 @@ class ChunkCoder:
         """Code length in bits of these codes under the model (the cross-entropy the coder should reach)."""
         self._check(codes)
         if self.version >= 3:
-            activity = occupancy_symbols(codes, self.model.occupancy_tables).ideal_bits()
+            activity = occupancy_symbols(codes, self.model.occupancy_tables, chunk=False).ideal_bits()
         else:
             activity = activity_decisions(codes, self.tables).ideal_bits()
         values = self.model.value_bits(codes.indices, codes.bins)

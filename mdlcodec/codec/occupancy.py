@@ -225,10 +225,14 @@ class Context:
 
 @dataclass
 class OccupancyTables:
-    """The trees of an entropy model's layers and its forest's bits: layers (one when flat); layer_of,
-    local [d_sae] int64, each feature's layer and position in it; under a forest, parents [d_sae] int64
-    (-1: root), child_ptr [d_sae + 1] and children (each feature's children ascending, CSR), on_prob
-    [d_sae] float64 P(f | parent active) as the coder receives it (24-bit fixed point)."""
+    """The trees of an entropy model's layers and its forest's children: layers (one when flat);
+    layer_of, local [d_sae] int64, each feature's layer and position in it. Under a forest: parents
+    [d_sae] int64 (-1: root); children (each feature's children ascending) as CSR (child_ptr,
+    children), and so are those coded with one bit each (bit_ptr, bit_children: the children of the
+    features of at most HUB_CHILDREN children) and those masked in their layer's tree (mask_ptr,
+    mask_children); slot [d_sae], each child's place among its parent's children; on_prob [d_sae]
+    float64 and u_on [d_sae] uint64, P(f | parent active) as a bit receives it (24-bit fixed point)
+    and as a leaf of its parent's own tree (``hub_tree``) does."""
 
     layers: list[LayerTree]
     layer_of: np.ndarray
@@ -236,7 +240,14 @@ class OccupancyTables:
     parents: np.ndarray | None = None
     child_ptr: np.ndarray | None = None
     children: np.ndarray | None = None
+    bit_ptr: np.ndarray | None = None
+    bit_children: np.ndarray | None = None
+    mask_ptr: np.ndarray | None = None
+    mask_children: np.ndarray | None = None
+    slot: np.ndarray | None = None
     on_prob: np.ndarray | None = None
+    u_on: np.ndarray | None = None
+    _hub_trees: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_counts(cls, active_counts: np.ndarray, n_samples: int, parents: np.ndarray | None = None,
@@ -262,19 +273,57 @@ class OccupancyTables:
                 u = leaf_values(a[feats] - joint[feats], n_samples - a[parents[feats]])
             layers.append(LayerTree.build(feats, u, child_layer=lvl > 0))
         child = np.flatnonzero(parents >= 0)
-        ptr = np.zeros(d + 1, dtype=np.int64)
-        np.cumsum(np.bincount(parents[child], minlength=d), out=ptr[1:])
+        child = child[np.argsort(parents[child], kind="stable")]  # by parent, ascending within one
+        counts = np.bincount(parents[child], minlength=d)
+        slot = np.zeros(d, dtype=np.int64)
+        slot[child] = np.arange(len(child)) - np.repeat(np.cumsum(counts) - counts, counts)
+        u_on = np.full(d, _U_ONE, dtype=np.uint64)
+        u_on[child] = leaf_values(joint[child], a[parents[child]])
         on = np.full(d, 0.5)
-        on[child] = _prob_solo(_U_ONE - leaf_values(joint[child], a[parents[child]]))
-        return cls(layers, depth, local, parents, ptr, child[np.argsort(parents[child], kind="stable")], on)
+        on[child] = _prob_solo(_U_ONE - u_on[child])
+        exact = np.zeros(d, dtype=bool)
+        for lv in layers[1:]:
+            exact[lv.features] = lv.exact
+        small = counts[parents[child]] <= HUB_CHILDREN
+        return cls(layers, depth, local, parents, *_csr(child, parents, d), *_csr(child[small], parents, d),
+                   *_csr(child[exact[child]], parents, d), slot, on, u_on)
 
-    def child_pairs(self, rows: np.ndarray, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, children) of every child of the active (rows, feats), in (row, feature, child) order
-        when the pairs are sorted by (row, feature)."""
-        start, stop = self.child_ptr[feats], self.child_ptr[feats + 1]
+    def hub_tree(self, g: int) -> LayerTree:
+        """The tree of feature g's children (g has more than HUB_CHILDREN), leaves P(c | g active) (built once)."""
+        t = self._hub_trees.get(g)
+        if t is None:
+            kids = self.children[self.child_ptr[g]:self.child_ptr[g + 1]]
+            t = self._hub_trees[g] = LayerTree.build(kids, self.u_on[kids])
+        return t
+
+    def hubs(self, feats: np.ndarray) -> np.ndarray:
+        """[len(feats)] bool: which of the features have their children coded by their own tree."""
+        return self.child_ptr[feats + 1] - self.child_ptr[feats] > HUB_CHILDREN
+
+    @staticmethod
+    def pairs(ptr: np.ndarray, kids: np.ndarray, rows: np.ndarray, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, children) of the active (rows, feats) in the CSR (ptr, kids), in (row, feature, child)
+        order when the pairs are sorted by (row, feature)."""
+        start, stop = ptr[feats], ptr[feats + 1]
         counts = stop - start
         offs = np.repeat(start - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
-        return np.repeat(rows, counts), self.children[offs]
+        return np.repeat(rows, counts), kids[offs]
+
+    def enumerated(self, feats: np.ndarray) -> int:
+        """How many children the active features ``feats`` make a chunk list (bits and masked leaves)."""
+        return int((self.bit_ptr[feats + 1] - self.bit_ptr[feats]).sum()
+                   + (self.mask_ptr[feats + 1] - self.mask_ptr[feats]).sum())
+
+
+HUB_CHILDREN = 8
+"""A feature with more children codes them with its own tree where it is active, not a bit each."""
+
+
+def _csr(child: np.ndarray, parents: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ptr [d + 1], children) of the children ``child`` (sorted by parent, ascending within one)."""
+    ptr = np.zeros(d + 1, dtype=np.int64)
+    np.cumsum(np.bincount(parents[child], minlength=d), out=ptr[1:])
+    return ptr, child.astype(np.int64)
 
 
 # -- the symbols of a chunk --------------------------------------------------------------------------
@@ -372,8 +421,9 @@ def _member(keys: np.ndarray, want: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return keys[at] == want, at
 
 
-def _tree_steps(tree: LayerTree, keys: np.ndarray, n: int, masked: np.ndarray) -> list:
-    """The steps of a layer's tree: keys, sorted (sample << L) | position of its active leaves."""
+def _tree_steps(tree: LayerTree, keys: np.ndarray, roots: np.ndarray, masked: np.ndarray) -> list:
+    """The steps of a tree coded in the samples ``roots`` (sorted): keys, sorted (sample << L) |
+    position of its active leaves."""
     levels = tree.levels
     per_level: list = []
     for j in range(len(levels) - 2, -1, -1):  # bottom-up: each level's active nodes and their masks
@@ -384,9 +434,9 @@ def _tree_steps(tree: LayerTree, keys: np.ndarray, n: int, masked: np.ndarray) -
         keys = up[starts]
         per_level.append((keys, masks))
     keys, masks = per_level[-1]  # the root: every sample, 0 where nothing is active
-    root = np.zeros(n, dtype=np.int64)
-    root[keys] = masks
-    per_level[-1] = (np.arange(n, dtype=np.int64), root)
+    root = np.zeros(len(roots), dtype=np.int64)
+    root[np.searchsorted(roots, keys)] = masks
+    per_level[-1] = (roots, root)
     ctx = tree.context(masked)
     steps: list = []
     for j, (keys, masks) in enumerate(reversed(per_level)):
@@ -404,17 +454,19 @@ def _masked(tree: LayerTree, rows: np.ndarray, local: np.ndarray) -> np.ndarray:
     return np.sort((rows[keep] << tree.levels[-1]) | local[keep])
 
 
-def occupancy_symbols(codes: SparseCodes, tables: OccupancyTables) -> OccupancySymbols:
+def occupancy_symbols(codes: SparseCodes, tables: OccupancyTables, chunk: bool = True) -> OccupancySymbols:
     """The symbols that describe which features are active in each sample, in decoding order.
-    ChunkTooLarge for a chunk whose forest bits would pass MAX_CHUNK_DECISIONS."""
+    ChunkTooLarge for a chunk whose active features list more than MAX_CHUNK_DECISIONS children
+    (``chunk`` False: codes that are not one chunk, for their ideal bits only)."""
     rows, feats = codes.rows(), codes.indices.astype(np.int64)
+    every = np.arange(codes.n, dtype=np.int64)
     if tables.parents is None:
         tree = tables.layers[0]
-        return OccupancySymbols(_tree_steps(tree, (rows << tree.levels[-1]) | feats, codes.n, feats[:0]))
+        return OccupancySymbols(_tree_steps(tree, (rows << tree.levels[-1]) | feats, every, feats[:0]))
     d = codes.d_sae
-    if int((tables.child_ptr[feats + 1] - tables.child_ptr[feats]).sum()) > MAX_CHUNK_DECISIONS:
-        raise ChunkTooLarge(f"the chunk's active features have more than {MAX_CHUNK_DECISIONS:,} children, "
-                            "beyond the format's limit")
+    if chunk and tables.enumerated(feats) > MAX_CHUNK_DECISIONS:
+        raise ChunkTooLarge(f"the chunk's active features have more than {MAX_CHUNK_DECISIONS:,} children "
+                            "to list, beyond the format's limit")
     keys = rows * d + feats
     layer_of, local = tables.layer_of[feats], tables.local[feats]
     steps: list = []
@@ -425,23 +477,44 @@ def occupancy_symbols(codes: SparseCodes, tables: OccupancyTables) -> OccupancyS
         masked = feats[:0]
         off = np.ones(len(f), dtype=bool)
         if lvl:
-            c_rows, c_feats = tables.child_pairs(prev_rows, prev_feats)
+            c_rows, c_feats = tables.pairs(tables.bit_ptr, tables.bit_children, prev_rows, prev_feats)
             on, _ = _member(keys, c_rows * d + c_feats)
             steps.append(Rows(on.astype(np.int32), bit_rows(tables.on_prob[c_feats])))
-            masked = _masked(tree, c_rows, tables.local[c_feats])
-            off, _ = _member(prev_rows * d + prev_feats, r * d + tables.parents[f])
-            off = ~off
-        steps.extend(_tree_steps(tree, (r[off] << tree.levels[-1]) | local[mine][off], codes.n, masked))
+            par = tables.parents[f]
+            off = ~_member(prev_rows * d + prev_feats, r * d + par)[0]
+            hub = np.flatnonzero(tables.hubs(prev_feats))
+            if len(hub):  # each active hub's tree over its children, hubs ascending
+                under = np.flatnonzero(~off & tables.hubs(par))
+                by_hub = under[np.lexsort((tables.slot[f[under]], r[under], par[under]))]
+                hub = hub[np.argsort(prev_feats[hub], kind="stable")]
+                for g, at in _groups(prev_feats[hub]):
+                    tree_g = tables.hub_tree(g)
+                    lo, hi = np.searchsorted(par[by_hub], [g, g + 1])
+                    kids = by_hub[lo:hi]
+                    steps.extend(_tree_steps(tree_g, (r[kids] << tree_g.levels[-1]) | tables.slot[f[kids]],
+                                             prev_rows[hub[at]], feats[:0]))
+            m_rows, m_feats = tables.pairs(tables.mask_ptr, tables.mask_children, prev_rows, prev_feats)
+            masked = np.sort((m_rows << tree.levels[-1]) | tables.local[m_feats])
+        steps.extend(_tree_steps(tree, (r[off] << tree.levels[-1]) | local[mine][off], every, masked))
         prev_rows, prev_feats = r, f
     return OccupancySymbols(steps)
 
 
-def _decode_tree(decode, tree: LayerTree, n: int, masked: np.ndarray, max_active: int | None,
+def _groups(values: np.ndarray) -> Iterator[tuple[int, slice]]:
+    """(value, slice) of each run of equal values in a sorted array."""
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]]) if len(values) else np.zeros(0, dtype=np.int64)
+    stops = np.r_[starts[1:], len(values)]
+    for v, a, b in zip(values[starts].tolist(), starts.tolist(), stops.tolist()):
+        yield v, slice(a, b)
+
+
+def _decode_tree(decode, tree: LayerTree, roots: np.ndarray, masked: np.ndarray, max_active: int | None,
                  steps: list) -> np.ndarray:
-    """Sorted keys (sample << L) | position of a layer's tree's active leaves, decoded; appends the steps read."""
+    """Sorted keys (sample << L) | position of the active leaves of a tree coded in the samples
+    ``roots`` (sorted), decoded; appends the steps read."""
     levels = tree.levels
     ctx = tree.context(masked)
-    keys = np.arange(n, dtype=np.int64)
+    keys = roots
     for j in range(len(levels) - 1):
         inside = _member(ctx.keys[j], keys)[0] if ctx is not None else np.zeros(len(keys), dtype=bool)
         plain = np.flatnonzero(~inside)
@@ -486,29 +559,46 @@ def decode_occupancy(decode, n: int, tables: OccupancyTables, d_sae: int, max_ac
     feature coded in a layer's tree whose parent is active) and for forest bits beyond MAX_CHUNK_DECISIONS.
     """
     steps: list = []
+    every = np.arange(n, dtype=np.int64)
     if tables.parents is None:
         tree = tables.layers[0]
-        keys = _decode_tree(decode, tree, n, np.zeros(0, dtype=np.int64), max_active, steps)
+        keys = _decode_tree(decode, tree, every, np.zeros(0, dtype=np.int64), max_active, steps)
         L = tree.levels[-1]
         return keys >> L, (keys & ((1 << L) - 1)).astype(np.int32), OccupancySymbols(steps)
     d = d_sae
     all_rows, all_feats = [], []
     prev_rows = prev_feats = np.zeros(0, dtype=np.int64)
-    decisions = total = 0
+    listed = total = 0
+
+    def room() -> int | None:
+        return None if max_active is None else max_active - total
+
     for lvl, tree in enumerate(tables.layers):
-        c_rows = c_feats = masked = np.zeros(0, dtype=np.int64)
+        on_rows, on_feats, masked = [], [], np.zeros(0, dtype=np.int64)
         if lvl:
-            decisions += int((tables.child_ptr[prev_feats + 1] - tables.child_ptr[prev_feats]).sum())
-            if decisions > MAX_CHUNK_DECISIONS:
-                raise ValueError(f"more than {MAX_CHUNK_DECISIONS:,} forest decisions in one chunk, beyond the format's limit")
-            c_rows, c_feats = tables.child_pairs(prev_rows, prev_feats)
+            listed += tables.enumerated(prev_feats)
+            if listed > MAX_CHUNK_DECISIONS:
+                raise ValueError(f"more than {MAX_CHUNK_DECISIONS:,} children of active features to list in one "
+                                 "chunk, beyond the format's limit")
+            c_rows, c_feats = tables.pairs(tables.bit_ptr, tables.bit_children, prev_rows, prev_feats)
             rows2 = bit_rows(tables.on_prob[c_feats])
             bits = decode(_ROWS, rows2) if len(c_feats) else np.zeros(0, dtype=np.int32)
             steps.append(Rows(bits, rows2))
-            masked = _masked(tree, c_rows, tables.local[c_feats])
             on = bits.astype(bool)
-            c_rows, c_feats = c_rows[on], c_feats[on]
-        keys = _decode_tree(decode, tree, n, masked, None if max_active is None else max_active - total, steps)
+            on_rows.append(c_rows[on])
+            on_feats.append(c_feats[on])
+            hub = np.flatnonzero(tables.hubs(prev_feats))
+            hub = hub[np.argsort(prev_feats[hub], kind="stable")]
+            for g, at in _groups(prev_feats[hub]):
+                tree_g = tables.hub_tree(g)
+                keys = _decode_tree(decode, tree_g, prev_rows[hub[at]], np.zeros(0, dtype=np.int64), room(), steps)
+                L = tree_g.levels[-1]
+                on_rows.append(keys >> L)
+                on_feats.append(tree_g.features[keys & ((1 << L) - 1)])
+                total += len(keys)
+            m_rows, m_feats = tables.pairs(tables.mask_ptr, tables.mask_children, prev_rows, prev_feats)
+            masked = np.sort((m_rows << tree.levels[-1]) | tables.local[m_feats])
+        keys = _decode_tree(decode, tree, every, masked, room(), steps)
         L = tree.levels[-1]
         r, f = keys >> L, tree.features[keys & ((1 << L) - 1)]
         if lvl:
@@ -516,10 +606,10 @@ def decode_occupancy(decode, n: int, tables: OccupancyTables, d_sae: int, max_ac
             if parent_on.any():
                 raise ValueError("a feature coded as firing without its parent has an active parent: "
                                  "the stream does not match the model")
-        r, f = np.concatenate([c_rows, r]), np.concatenate([c_feats, f])
+        r, f = np.concatenate([*on_rows, r]), np.concatenate([*on_feats, f])
         order = np.argsort(r * d + f, kind="stable")
         prev_rows, prev_feats = r[order], f[order]
-        total += len(r)
+        total += len(r) - sum(len(x) for x in on_rows[1:])
         if max_active is not None and total > max_active:
             raise ValueError(f"more than {max_active:,} active latents in one chunk, beyond the format's limit")
         all_rows.append(prev_rows)

@@ -27,6 +27,8 @@ def _payload(coder: ChunkCoder, codes: SparseCodes) -> int:
 
 def _forest_model(rng, kind: str, d_sae: int = 300, n: int = 3000, p_max: float = 0.05):
     parents = _random_forest(rng, d_sae, depth=4)
+    roots, depth1 = np.flatnonzero(parents < 0), np.flatnonzero((parents >= 0) & (parents[np.maximum(parents, 0)] < 0))
+    parents[depth1[:20]] = roots[0]  # a hub: a feature with more than HUB_CHILDREN children
     p = rng.random(d_sae) * p_max
     train = _correlated_codes(rng, n, d_sae, parents, p)
     test = _correlated_codes(rng, n, d_sae, parents, p)
@@ -73,7 +75,8 @@ def test_forests_decode_exactly_at_the_cross_entropy_and_as_short_as_version_2(k
     rng = np.random.default_rng(seed)
     model, test = _forest_model(rng, kind, p_max=p_max)
     v3 = ChunkCoder(model, 3)
-    assert len(v3.model.occupancy_tables.children)
+    tables = v3.model.occupancy_tables
+    assert len(tables.bit_children) and tables.hubs(np.arange(300)).any()  # children as bits and as hubs' trees
     masked = [s for s in occupancy_symbols(test, model.occupancy_tables).steps if isinstance(s, ContextPatterns)]
     assert bool(masked) == (kind == "conditional")  # a tree's children never fire alone: nothing to mask
     for n in (1, 30):
@@ -207,7 +210,7 @@ def test_forest_bits_beyond_the_limit_are_refused_both_ways(monkeypatch):
     monkeypatch.setattr(occupancy, "MAX_CHUNK_DECISIONS", 10)
     with pytest.raises(occupancy.ChunkTooLarge, match="children"):
         coder.encode(test)
-    with pytest.raises(StreamError, match="forest decisions"):
+    with pytest.raises(StreamError, match="children of active features to list"):
         coder.decode(words, test.n)
 
 
