@@ -35,27 +35,33 @@ The flat model is one layer of all features, q_f = P(f active), and nothing is m
 
 Forest (``parents``; a feature's depth is its number of ancestors): layer d holds the features of
 depth d (ascending ids). Layer 0 is coded as above with q_f = P(f active). Each layer d >= 1 is
-coded after layer d - 1: first, for every active feature g of layer d - 1 in (sample, g) order, each
-of g's children c in ascending id codes one bit, c active, with probability P(c | g active), a
-24-bit fixed-point p = ``activity._prob_solo`` of 2**32 - ``leaf_values(joint_c, a_g)``, handed to
-constriction as a row (1 - p, p) (version 2's activity bits); then the layer's tree codes the
-layer's features that fire while their parent is inactive, with q_c = P(c | parent inactive), and,
-in each sample, the children of its active parents masked where q_c >= 2**-6 (u_c <= 2**32 - 2**26;
-below that a child of an active parent is only coded absent from the tree, at -log2(1 - q_c) < 0.023
-bits). In a "tree" model every child's u is 2**32: its layer's tree costs almost nothing (each
+coded after layer d - 1, in three parts:
+  bits: for every active feature g of layer d - 1 with at most HUB_CHILDREN (8) children, in
+        (sample, g) order, each of g's children c in ascending id codes one bit, c active, with
+        probability P(c | g active), a 24-bit fixed-point p = ``activity._prob_solo`` of
+        2**32 - ``leaf_values(joint_c, a_g)``, handed to constriction as a row (1 - p, p) (version 2's
+        activity bits);
+  hubs: for every feature g of layer d - 1 with more children, in ascending g, a tree over g's
+        children (ascending ids) with leaves u_c = ``leaf_values(joint_c, a_g)``, coded as above in
+        the samples where g is active (its root's pattern once in each of them), nothing masked;
+  tree: the layer's tree codes the layer's features that fire while their parent is inactive, with
+        q_c = P(c | parent inactive), and, in each sample, the children of its active parents masked
+        where q_c >= 2**-6 (u_c <= 2**32 - 2**26; below that a child of an active parent is only coded
+        absent from the tree, at -log2(1 - q_c) < 0.023 bits).
+In a "tree" model every child's u is 2**32 in its layer's tree: the tree costs almost nothing (each
 sample's empty root pattern has probability 1 - 2**-16 or more), and a child that fires without its
 parent is still coded, at about 24 bits a level, never refused. The decoder refuses a feature coded
 in a layer's tree whose parent is active.
 A sample then costs sum_roots H(p_f) + sum_children [P(g) H(c | g) + (1 - P(g)) H(c | not g)] bits
 in expectation, but for the children below the masking threshold.
 
-Coding order (decoding order) of a chunk of n samples, layer after layer: the forest bits of the
-layer (d >= 1); then, level after level of its tree, the patterns of the active nodes with no masked
-leaf below them, node by node (ascending position) and within a node sample by sample (at the root:
-the n samples), then those of the active nodes above a masked leaf in (sample, position) order.
-Limits: a chunk's forest bits are at most MAX_CHUNK_DECISIONS (the encoder refuses a chunk with more,
-the decoder stops before decoding them), so that one chunk's decoding holds a bounded number
-whatever the model.
+Coding order (decoding order) of a chunk of n samples: layer after layer, its bits, its hubs' trees,
+its tree. Within a tree coded in a set of samples: level after level, the patterns of the active
+nodes with no masked leaf below them, node by node (ascending position) and within a node sample by
+sample (at the root: every sample of the set), then those of the active nodes above a masked leaf in
+(sample, position) order. Limits: the children a chunk lists (the bits, and the masked leaves) are
+at most MAX_CHUNK_DECISIONS (the encoder refuses a chunk with more, the decoder stops before
+listing them), so that one chunk's decoding holds a bounded number whatever the model.
 """
 
 from __future__ import annotations
