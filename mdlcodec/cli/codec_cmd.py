@@ -145,14 +145,16 @@ def encode_cmd(data: str, model: Path, output: Path, split: str, embed_model: bo
 
     With --workers N or --scheduler ADDRESS, each worker loads the model from its folder and reads its
     chunks' rows of DATA itself where DATA reads lazily (a .npy memory-mapped, a shard folder shard by
-    shard; other inputs' rows are sent to it); this process writes the chunks in order."""
+    shard; other inputs' rows are sent to it); this process writes the chunks in order and holds only
+    the decoder's weights and the tables (for the header, the fingerprints and the model section),
+    not the SAE's encoder."""
     import numpy as np
 
     from mdlcodec.codec import Codec, RowSource, encode_file
     from mdlcodec.core.errors import ModelError
     from mdlcodec.data import load_rows, spec_paths
 
-    codec = Codec.load(model, device)
+    codec = Codec.load(model, device, encoder=workers == 1 and scheduler is None)  # workers load their own
     stored = codec.entropy_model.hierarchy
     if hierarchy == "flat":
         codec = codec.with_hierarchy(None)

@@ -50,17 +50,19 @@ class Codec:
     """``rdo_lambda``: None for plain encoding (the SAE's code, quantised), or the lambda (bits per
     unit of squared error summed over a sample's d_in values) of rate-distortion optimised encoding
     (``rdo.optimise_codes``, on ``device``). An encoder setting only, kept in the tables file's metadata:
-    the files, their format and the decoder are the same either way."""
+    the files, their format and the decoder are the same either way. ``data_stats``: the SAE's training
+    data's statistics for a codec without an encoder (``load(encoder=False)``); one with an encoder
+    takes them from it (``data_stats``)."""
 
     def __init__(self, decoder: Decoder, quantiser: Quantiser, entropy_model: EntropyModel,
                  encoder: Callable[[np.ndarray], np.ndarray] | None = None, rdo_lambda: float | None = None,
-                 device: str = "cpu"):
+                 device: str = "cpu", data_stats: DataStats | None = None):
         if not (decoder.d_sae == quantiser.d_sae == entropy_model.d_sae):
             raise ModelError("decoder, quantiser and entropy model disagree on the dictionary size")
         if rdo_lambda is not None and not (np.isfinite(rdo_lambda) and rdo_lambda > 0):
             raise ModelError(f"rdo_lambda is {rdo_lambda}, not a finite number > 0")
         self.decoder, self.quantiser, self.entropy_model, self.encoder = decoder, quantiser, entropy_model, encoder
-        self.rdo_lambda, self.device = rdo_lambda, device
+        self.rdo_lambda, self.device, self._data_stats = rdo_lambda, device, data_stats
         self.chunk_coder = ChunkCoder(entropy_model)
         self.model_dir: Path | None = None  # the folder it was loaded from (Codec.load): its archived tables
 
@@ -70,7 +72,8 @@ class Codec:
         """x [n, d_in] float32 -> SparseLatents (``sae.encode_sparse``) in the batches of ``sae_encoder``
         (``encode_batch_rows``: the same matmuls, so bit for bit its nonzeros), padded to the widest batch:
         the codec's encoder. The matmul runs on ``device`` (cpu, cuda); only the active latents (values,
-        indices) come back. The function carries ``data_stats``, the SAE's training data's (``Codec.data_stats``)."""
+        indices) come back. The function carries ``data_stats``, the SAE's training data's (``Codec.data_stats``),
+        and ``sae``, the SAE it runs."""
         sae = on_device(sae, device)
 
         def encode(x: np.ndarray) -> SparseLatents:
@@ -79,7 +82,7 @@ class Codec:
                 for _, batch in sae_batches(sae, device, x):
                     out.append(tuple(t.cpu().numpy() for t in sae.encode_sparse(batch)))
             return SparseLatents.concat(out)
-        encode.data_stats = DataStats.from_config(sae.cfg)
+        encode.data_stats, encode.sae = DataStats.from_config(sae.cfg), sae
         return encode
 
     @staticmethod
@@ -164,13 +167,14 @@ class Codec:
     def with_hierarchy(self, hierarchy: Hierarchy | None) -> "Codec":
         """This codec with its activity coded under ``hierarchy`` (None: flat); same decoder and quantiser."""
         other = Codec(self.decoder, self.quantiser, self.entropy_model.with_hierarchy(hierarchy), self.encoder,
-                      self.rdo_lambda, self.device)
+                      self.rdo_lambda, self.device, self._data_stats)
         other.model_dir = self.model_dir
         return other
 
     def with_rdo(self, rdo_lambda: float | None) -> "Codec":
         """This codec encoding with rate-distortion optimisation at ``rdo_lambda`` (None: plain)."""
-        other = Codec(self.decoder, self.quantiser, self.entropy_model, self.encoder, rdo_lambda, self.device)
+        other = Codec(self.decoder, self.quantiser, self.entropy_model, self.encoder, rdo_lambda, self.device,
+                      self._data_stats)
         other.model_dir = self.model_dir
         return other
 
@@ -261,27 +265,39 @@ class Codec:
         if not path.exists():  # one that is there but not a regular file is refused by _read_tables
             return None
         other = Codec(self.decoder, *self._read_tables(path, self.decoder), self.encoder, self._read_rdo(path),
-                      self.device)
+                      self.device, self._data_stats)
         other.model_dir = self.model_dir
         return other if other.entropy_fingerprint == entropy_fingerprint else None
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str = "cpu", tables: str | None = None) -> "Codec":
+    def load(cls, model_dir: str | Path, device: str = "cpu", tables: str | None = None,
+             encoder: bool = True) -> "Codec":
         """An SAE directory with codec tables -> a codec that can encode and decode. ``tables``: the
         entropy fingerprint of a set in the folder's archive (``save_tables``) to load instead of
-        the current one, as a file coded with it names in its header; the current set if absent."""
-        from mdlcodec.models import load_sae
+        the current one, as a file coded with it names in its header; the current set if absent.
 
-        sae = load_sae(model_dir)
+        The codec holds one float32 W_dec [d_sae, d_in]: its decoder's array is the memory of its
+        SAE's (``Decoder.from_sae(share=True)``; a cuda ``device`` moves the SAE and leaves the
+        array). ``encoder`` False: no encoder and no torch SAE (only the decoder's tensors are read,
+        ``models.io.load_sae_weights``): a codec that decodes and writes a file's header and model
+        section, for the process that only writes the file of a parallel encode (its workers load
+        their own) and for decoding."""
+        from mdlcodec.models.io import load_sae, load_sae_weights
+
+        if encoder:
+            sae = load_sae(model_dir)
+            decoder = Decoder.from_sae(sae, share=True)
+        else:
+            cfg, w = load_sae_weights(model_dir, ("W_dec", "b_dec"))
+            decoder = Decoder.from_tensors(w["W_dec"], w["b_dec"], cfg.input_scale, share=True)
         path = Path(model_dir) / TABLES_FILE
         if tables is not None and re.fullmatch(r"[0-9a-f]{32}", tables):
             archived = Path(model_dir) / TABLES_DIR / f"{tables}.safetensors"
             path = archived if archived.exists() else path
         if not path.exists():
             raise ModelError(f"{model_dir} has no codec tables ({TABLES_FILE})", param="tables")
-        decoder = Decoder.from_sae(sae)
-        codec = cls(decoder, *cls._read_tables(path, decoder), cls.sae_sparse_encoder(sae, device), cls._read_rdo(path),
-                    device)
+        codec = cls(decoder, *cls._read_tables(path, decoder), cls.sae_sparse_encoder(sae, device) if encoder else None,
+                    cls._read_rdo(path), device, None if encoder else DataStats.from_config(cfg))
         codec.model_dir = Path(model_dir)
         return codec
 
@@ -326,7 +342,7 @@ class Codec:
         CodecError naming ``what`` and the row (x's first row being ``first_row``) of a latent the
         format cannot code."""
         if self.encoder is None and z is None:
-            raise ModelError("this codec was loaded from a file and has no encoder")
+            raise ModelError("this codec has no encoder (it was loaded from a file, or with Codec.load(encoder=False))")
         if chunk_size is not None and chunk_size < len(x):  # each chunk checked and read on its own
             check_shape(x, self.decoder.d_in, what)
             return SparseCodes.concat([
@@ -352,8 +368,9 @@ class Codec:
     @property
     def data_stats(self) -> DataStats | None:
         """Statistics of the data its SAE was trained on (``scale.scale_warning``), where the encoder
-        carries them (``sae_sparse_encoder`` of an SAE trained by this version); else None."""
-        return getattr(self.encoder, "data_stats", None)
+        carries them (``sae_sparse_encoder`` of an SAE trained by this version) or the codec was given
+        them (``load(encoder=False)``); else None."""
+        return self._data_stats if self._data_stats is not None else getattr(self.encoder, "data_stats", None)
 
     def quantise(self, z: np.ndarray | SparseLatents) -> SparseCodes:
         """Latents, dense [n, d_sae] or SparseLatents (the same codes either way), -> quantised latents;

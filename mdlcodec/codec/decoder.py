@@ -50,11 +50,23 @@ class Decoder:
             raise ValueError(f"input_scale is {self.input_scale}, not a finite number > 0")
 
     @classmethod
-    def from_sae(cls, sae) -> "Decoder":
-        """The SAE's decoder; ModelError if its weights cannot decode (NaN, Inf, input_scale <= 0)."""
+    def from_sae(cls, sae, share: bool = False) -> "Decoder":
+        """The SAE's decoder; ModelError if its weights cannot decode (NaN, Inf, input_scale <= 0).
+        ``share``: W_dec and b_dec are the SAE's own memory where its tensors are float32 on the CPU
+        (a codec loaded from a folder holds one W_dec, not two; its SAE must then not be trained
+        further), else copies (``Codec.fit``: the caller's SAE may change afterwards)."""
+        return cls.from_tensors(sae.W_dec, sae.b_dec, sae.cfg.input_scale, share)
+
+    @classmethod
+    def from_tensors(cls, W_dec, b_dec, input_scale: float, share: bool = False) -> "Decoder":
+        """The decoder of tensors W_dec [d_sae, d_in] and b_dec [d_in] (torch, any device and float
+        dtype) and ``input_scale``: float32 arrays, the tensors' memory where ``share`` and they are
+        float32 on the CPU, else copies. ModelError if they cannot decode (``__post_init__``)."""
+        W, b = (np.asarray(t.detach().cpu().numpy(), np.float32) for t in (W_dec, b_dec))
+        if not share:
+            W, b = W.copy(), b.copy()
         try:
-            return cls(sae.W_dec.detach().cpu().numpy().astype(np.float32),
-                       sae.b_dec.detach().cpu().numpy().astype(np.float32), float(np.float32(sae.cfg.input_scale)))
+            return cls(W, b, float(np.float32(input_scale)))
         except ValueError as e:
             raise ModelError(f"the SAE cannot be a codec's decoder: {e}") from None
 
@@ -83,8 +95,8 @@ class Decoder:
 
     @cached_property
     def _row_bound(self) -> np.ndarray:
-        """[d_sae] float64: the largest |weight| of each decoder row."""
-        return np.abs(self.W_dec).max(axis=1).astype(np.float64)
+        """[d_sae] float64: the largest |weight| of each decoder row (two reductions: no [d_sae, d_in] temporary)."""
+        return np.maximum(self.W_dec.max(axis=1), -self.W_dec.min(axis=1)).astype(np.float64)
 
     def check_values(self, codes: SparseCodes, step: np.ndarray) -> int | None:
         """The first row of codes (CSR) whose latent values bin * step or reconstruction could leave
@@ -145,9 +157,8 @@ class Decoder:
 
     def fingerprint(self) -> str:
         h = hashlib.sha256(b"mdlcodec-decoder-v1")
-        for a in (np.array(self.W_dec.shape, "<i8"), self.W_dec.astype("<f4"), self.b_dec.astype("<f4"),
-                  np.array([self.input_scale], "<f4")):
-            h.update(np.ascontiguousarray(a).tobytes())
+        for a in (np.array(self.W_dec.shape, "<i8"), self.W_dec, self.b_dec, np.array([self.input_scale], "<f4")):
+            h.update(memoryview(np.ascontiguousarray(a, "<f4" if a.dtype.kind == "f" else a.dtype)))  # not copied
         return h.hexdigest()[:32]
 
     def bits(self) -> int:

@@ -77,8 +77,11 @@ def encode_file(codec: Codec, x: np.ndarray, dst: str | Path, chunk_size: int = 
     processes, or with ``scheduler`` on a Dask cluster; those load the codec from its model folder
     (``Codec.load``; on ``device``) and read their rows from ``source`` (x opened where they run,
     e.g. RowSource(data.load_rows, (spec, split))), or without one are sent each chunk's rows by this
-    process. This process writes the chunks in order, a bounded number in flight; the bytes do not
-    depend on how the chunks were coded.
+    process. This process writes the chunks in order, a bounded number in flight (2 per worker); the
+    bytes do not depend on how the chunks were coded. It uses only codec's header, fingerprints,
+    tables and model section: for a run on workers, ``codec`` may be loaded without its encoder
+    (``Codec.load(encoder=False)``: no torch SAE here), and the model section (``embed_model``) is
+    held only while it is written.
 
     Returns {"samples": n, "bytes": size of the file, "warnings": lines for the user (scale.scale_warning
     on the first chunk: an input on another scale than the SAE's training data)}."""
@@ -87,7 +90,6 @@ def encode_file(codec: Codec, x: np.ndarray, dst: str | Path, chunk_size: int = 
     warnings = [w for w in (scale_warning(x[:chunk_size], codec.data_stats),) if w]
     header = codec.header(n, chunk_size, file_id)
     header.validate(problem="cannot write this file")
-    model = codec.model_section() if embed_model else None
     with engine(workers, scheduler, scheduler_timeout) as run:
         ref = codec if run.local else CodecRef.of(codec, header, device)
         token = new_run()
@@ -102,7 +104,7 @@ def encode_file(codec: Codec, x: np.ndarray, dst: str | Path, chunk_size: int = 
 
         with atomic_output(dst, _read_by(codec, *inputs), overwrite) as tmp:
             with open(tmp, "wb") as f:
-                writer = Writer(f, header, model)
+                writer = Writer(f, header, codec.model_section() if embed_model else None)
                 for i, words in enumerate(run.map(encode_chunk, tasks())):
                     writer.write_chunk(header.chunk_rows(i), words)
                 writer.finish()
@@ -205,7 +207,7 @@ def _decoded(reader: Reader, codec: Codec, start: int, stop: int, run: Engine, r
             raise CodecError("workers load a self-contained file's model from the file: give its path")
         ref = CodecRef(str(path.resolve()), h, embedded=True)
     else:
-        ref = CodecRef.of(codec, h)
+        ref = CodecRef.of(codec, h, encoder=False)
     token = new_run()
     rows_fit = max(1, SLICE_BYTES // (4 * h.d_in))  # a task reconstructs a chunk only if it fits a slice
     tasks = (DecodeTask(token, ref, i, h.n_chunks, n_rows, words, a, b, reconstruct and b - a <= rows_fit, reader.version)
@@ -422,10 +424,11 @@ def _per_sample(info: dict, n: int) -> dict:
     return info
 
 
-def codec_for_file(src: str | Path, model_dir: str | Path, device: str = "cpu") -> Codec:
+def codec_for_file(src: str | Path, model_dir: str | Path, device: str = "cpu", encoder: bool = False) -> Codec:
     """The codec in ``model_dir`` with the table set the .mdlc file ``src`` names in its header (the
     current set, or one kept in the folder's archive), so that files coded before a refit, or by
-    ``measure``, decode with the model folder."""
+    ``measure``, decode with the model folder; without its encoder (the torch SAE) unless ``encoder``:
+    decoding and ``inspect_file`` do not encode."""
     with open(src, "rb") as f:
         fingerprint = Reader.open(f).header.entropy_model_fingerprint
-    return Codec.load(model_dir, device, tables=fingerprint if isinstance(fingerprint, str) else None)
+    return Codec.load(model_dir, device, tables=fingerprint if isinstance(fingerprint, str) else None, encoder=encoder)

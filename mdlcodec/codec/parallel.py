@@ -11,8 +11,10 @@ self-contained .mdlc file whose model section holds it, and the fingerprints tha
 and the input as a ``RowSource`` (a function and its arguments, such as the data layer's
 ``load_rows(spec, split)``, that opens the rows where the worker runs: a .npy memory-mapped, a shard
 folder read lazily; an input held only in this process's memory travels as each chunk's rows
-instead). Each worker process loads a codec and opens a source once per run and keeps
-them; torch runs on one thread in each. Run in this process (``engine()``), a task holds the codec and
+instead). Each worker process loads a codec once per run and keeps it, and opens the source for each
+chunk it encodes, dropping it once the chunk's rows are read (a memory-mapped file's pages that stayed
+mapped would count in the worker's memory, up to two shards of a shard folder: ``_read``); torch runs
+on one thread in each. Run in this process (``engine()``), a task holds the codec and
 the array themselves. Decoding tasks carry the chunk's ANS words (a few bits per latent), which the
 parent reads and checks in order (CRCs, footer, whole-file CRC) or picks from the footer's index.
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import ctypes
 import multiprocessing
 import os
 import threading
@@ -57,25 +60,29 @@ back as latents and rebuilt by its reader in slices (``files._decoded``)."""
 @dataclass(frozen=True)
 class CodecRef:
     """How a worker loads the codec of a run: from the model folder ``path`` (``Codec.load``, on
-    ``device``), or with ``embedded`` from the model section of the .mdlc file ``path``; then the
-    table set of ``header`` (``Codec.for_header``: the current, flat or an archived set)."""
+    ``device``; with its encoder, the torch SAE, only if ``encoder``: a decoding worker does without),
+    or with ``embedded`` from the model section of the .mdlc file ``path``; then the table set of
+    ``header`` (``Codec.for_header``: the current, flat or an archived set)."""
 
     path: str
     header: Header
     embedded: bool = False
     device: str = "cpu"
+    encoder: bool = True
 
     @classmethod
-    def of(cls, codec: Codec, header: Header, device: str = "cpu") -> "CodecRef":
-        """The reference to a codec loaded from a model folder; CodecError if it was not."""
+    def of(cls, codec: Codec, header: Header, device: str = "cpu", encoder: bool = True) -> "CodecRef":
+        """The reference to a codec loaded from a model folder (with or without its encoder: the
+        workers load their own); CodecError if it was not."""
         if codec.model_dir is None:
             raise CodecError("workers load the codec from its model folder, and this codec has none "
                              "(load it with Codec.load)")
-        return cls(str(Path(codec.model_dir).resolve()), header, False, device)
+        return cls(str(Path(codec.model_dir).resolve()), header, False, device, encoder)
 
     def key(self) -> tuple:
         h = self.header
-        return (self.path, self.embedded, self.device, h.sae_fingerprint, h.entropy_model_fingerprint, h.file_id)
+        return (self.path, self.embedded, self.device, self.encoder, h.sae_fingerprint, h.entropy_model_fingerprint,
+                h.file_id)
 
     def load(self) -> Codec:
         if self.embedded:
@@ -86,14 +93,15 @@ class CodecRef:
             codec = Codec.from_model_section(reader.model_bytes)
             codec.check_header(self.header)
             return codec
-        return Codec.load(self.path, self.device, tables=self.header.entropy_model_fingerprint).for_header(self.header)
+        return Codec.load(self.path, self.device, tables=self.header.entropy_model_fingerprint,
+                          encoder=self.encoder).for_header(self.header)
 
 
 @dataclass(frozen=True)
 class RowSource:
     """Where a worker reads a run's input: ``opener(*args)`` returns the rows [n, d_in] (any matrix
-    that slices rows lazily: a memory-mapped .npy, a data.shards.ShardedRows), opened once per worker
-    and run. ``opener`` must be a module-level function (it is sent by name), ``args`` plain values."""
+    that slices rows lazily: a memory-mapped .npy, a data.shards.ShardedRows), opened for each chunk
+    (a few milliseconds: a shard folder's manifest and shard headers). ``opener`` must be a module-level function (it is sent by name), ``args`` plain values."""
 
     opener: Callable[..., Any]
     args: tuple = ()
@@ -140,7 +148,6 @@ def new_run() -> str:
 
 
 _codecs: dict[tuple, Codec] = {}
-_sources: dict[tuple, Any] = {}
 
 
 def _codec(ref: Codec | CodecRef) -> Codec:
@@ -158,18 +165,18 @@ def _codec(ref: Codec | CodecRef) -> Codec:
     return codec
 
 
-def _rows(task: EncodeTask):
-    """The task's input matrix: the array it holds, or its source opened once per worker and run."""
+def _read(task: EncodeTask) -> np.ndarray:
+    """The task's rows start:stop as float32 (``finite_rows``): from the array it holds, or from its
+    source opened for this chunk alone, so that no page of a memory-mapped input stays mapped in the
+    worker once the rows are copied out (mapped pages of the page cache count in its PSS and RSS)."""
     if not isinstance(task.rows, RowSource):
-        return task.rows
-    key = (task.run, task.rows)
-    x = _sources.get(key)
-    if x is None:
-        _sources.clear()  # another run's input: its file may have changed since
-        x = _sources[key] = task.rows.open()
-        if len(x) != task.n:
-            raise CodecError(f"{task.what} has {len(x)} rows where the worker reads it, {task.n} where the run began")
-    return x
+        return finite_rows(task.rows, task.start, task.stop, task.what, task.offset)
+    x = task.rows.open()
+    if len(x) != task.n:
+        raise CodecError(f"{task.what} has {len(x)} rows where the worker reads it, {task.n} where the run began")
+    part = finite_rows(x, task.start, task.stop, task.what, task.offset)
+    del x  # unmapped here (a memory-mapped .npy's rows are copied out first), not when the next chunk opens it
+    return part if part.flags.owndata else part.copy()
 
 
 def _one_thread() -> None:
@@ -209,9 +216,31 @@ def finite_rows(x, start: int, stop: int, what: str, offset: int = 0) -> np.ndar
 
 
 def encode_chunk(task: EncodeTask) -> np.ndarray:
-    """The chunk's ANS words [n_words] uint32 (``Codec.chunk_words``), read where the task runs."""
-    x = finite_rows(_rows(task), task.start, task.stop, task.what, task.offset)
-    return _codec(task.codec).chunk_words(x, task.offset + task.start, task.what)
+    """The chunk's ANS words [n_words] uint32 (``Codec.chunk_words``), read where the task runs; in a
+    worker, the heap's free pages are then given back (``_trim_heap``)."""
+    words = _codec(task.codec).chunk_words(_read(task), task.offset + task.start, task.what)
+    if isinstance(task.codec, CodecRef):
+        _trim_heap()
+    return words
+
+
+_malloc_trim: Any = None
+
+
+def _trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc's malloc_trim; nothing where there is
+    none). A worker's chunk allocates and frees its batches' pre-activations, its rows and the
+    coder's arrays; glibc keeps the freed pages, and the holes they leave grew a worker by about
+    400 MB over a few chunks of bench/scale_store.py's encode (D = 16,384), twice what it needs
+    between chunks, for about 3% more CPU time when trimmed after each."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
 
 
 def decode_chunk(task: DecodeTask) -> SparseCodes:

@@ -16,6 +16,7 @@ import os
 import stat
 from pathlib import Path
 
+import safetensors
 import safetensors.torch
 import torch
 
@@ -132,10 +133,13 @@ def _refuse_peer_folder(d: Path) -> None:
                      f"`mdlcodec import {d} -o MODEL` (in Python, mdlcodec.as_sae or models.peers.import_sae)")
 
 
-def load_sae(model_dir: str | Path, device: str = "cpu") -> SAE:
-    """Read an SAE saved by save_sae (by this version or, under the old names, an earlier one:
-    ``model_files``); ModelError (one line) if the directory is missing, damaged or its weights do
-    not have the shapes its config file implies."""
+def load_sae_weights(model_dir: str | Path, names: tuple[str, ...] | None = None) -> tuple[SAEConfig, dict[str, torch.Tensor]]:
+    """The config of the SAE saved in model_dir and its tensors named in ``names`` (all of them if
+    None), read from the weights file without building the SAE (only the named tensors are read into
+    memory): each float32 [the shape the config implies] and finite, a structure tensor int64. The
+    checks of ``load_sae`` (it reads through here): ModelError (one line) if the directory is missing,
+    damaged, holds a peer's SAE, or its weights file lacks a tensor, holds one the architecture does not
+    have, or one of another shape or dtype than the config implies."""
     d = Path(model_dir)
     if not d.is_dir():
         raise ModelError(f"model directory {d} does not exist")
@@ -153,35 +157,56 @@ def load_sae(model_dir: str | Path, device: str = "cpu") -> SAE:
         raise ModelError(f"{cfg_path}: {e}") from None
     cls = architecture(cfg)
     structure, extra = cls.structure, cls.extra_weights
+    floats = (*WEIGHT_NAMES, *extra)
+    layout = {"W_enc": [cfg.d_in, cfg.d_sae], "b_enc": [cfg.d_sae], "W_dec": [cfg.d_sae, cfg.d_in], "b_dec": [cfg.d_in]}
+    weights: dict[str, torch.Tensor] = {}
     try:
-        weights = safetensors.torch.load_file(str(w_path))
+        with safetensors.safe_open(str(w_path), "pt") as f:
+            present = set(f.keys())
+            missing = [n for n in (*floats, *structure) if n not in present]
+            if missing:
+                raise ModelError(f"{w_path} lacks weight(s) {', '.join(missing)}")
+            unknown = sorted(present - {*floats, *structure})
+            if unknown:
+                raise ModelError(f"{w_path} holds tensor(s) a {cfg.arch} SAE does not have: {', '.join(unknown[:5])}")
+            for n, shape in layout.items():  # before anything is read: sizes are allocated only if the file has them
+                got = list(f.get_slice(n).get_shape())
+                if got != shape:
+                    raise ModelError(f"{w_path}: {n} has shape {got}, {cfg_path.name} implies {shape}")
+            for n in (floats + structure if names is None else names):
+                weights[n] = f.get_tensor(n)
+    except ModelError:
+        raise
     except Exception as e:  # safetensors raises several types for damaged files
         raise ModelError(f"cannot read {w_path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    missing = [n for n in (*WEIGHT_NAMES, *extra, *structure) if n not in weights]
-    if missing:
-        raise ModelError(f"{w_path} lacks weight(s) {', '.join(missing)}")
-    unknown = sorted(set(weights) - {*WEIGHT_NAMES, *extra, *structure})
-    if unknown:
-        raise ModelError(f"{w_path} holds tensor(s) a {cfg.arch} SAE does not have: {', '.join(unknown[:5])}")
-    layout = {"W_enc": [cfg.d_in, cfg.d_sae], "b_enc": [cfg.d_sae], "W_dec": [cfg.d_sae, cfg.d_in], "b_dec": [cfg.d_in]}
-    for n, shape in layout.items():  # before the SAE is made: its sizes are allocated only if the file has them
-        if list(weights[n].shape) != shape:
-            raise ModelError(f"{w_path}: {n} has shape {list(weights[n].shape)}, {cfg_path.name} implies {shape}")
-    for n in structure:
-        if weights[n].dtype != torch.int64:
-            raise ModelError(f"{w_path}: {n} is {weights[n].dtype}, expected int64")
-    try:  # weights are overwritten; a seeded generator keeps the global RNG untouched
-        sae = make_sae(cfg, torch.Generator().manual_seed(0), **{n: weights[n] for n in structure})
+    for n, w in weights.items():
+        if n in structure:
+            if w.dtype != torch.int64:
+                raise ModelError(f"{w_path}: {n} is {w.dtype}, expected int64")
+            continue
+        if w.dtype != torch.float32:
+            raise ModelError(f"{w_path}: {n} is {w.dtype}, expected float32")
+        if not torch.isfinite(w).all():
+            raise ModelError(f"{w_path}: {n} holds NaN or Inf")
+    return cfg, weights
+
+
+def load_sae(model_dir: str | Path, device: str = "cpu") -> SAE:
+    """Read an SAE saved by save_sae (by this version or, under the old names, an earlier one:
+    ``model_files``); ModelError (one line) if the directory is missing, damaged or its weights do
+    not have the shapes its config file implies (``load_sae_weights``). The SAE's parameters are the
+    tensors read from the file (not copies of them): one copy of the weights in memory."""
+    cfg, weights = load_sae_weights(model_dir)
+    w_path = model_files(model_dir)[1]
+    cls = architecture(cfg)
+    try:  # weights are replaced; a seeded generator keeps the global RNG untouched
+        sae = make_sae(cfg, torch.Generator().manual_seed(0), **{n: weights[n] for n in cls.structure})
     except ModelError as e:  # cfg is valid: the structure tensors are not
         raise ModelError(f"{w_path}: {e}") from None
     with torch.no_grad():
-        for n in (*WEIGHT_NAMES, *extra):
-            p, w = getattr(sae, n), weights[n]
+        for n in (*WEIGHT_NAMES, *cls.extra_weights):
+            p, w = getattr(sae, n), weights.pop(n)
             if w.shape != p.shape:
-                raise ModelError(f"{w_path}: {n} has shape {list(w.shape)}, {cfg_path.name} implies {list(p.shape)}")
-            if w.dtype != torch.float32:
-                raise ModelError(f"{w_path}: {n} is {w.dtype}, expected float32")
-            if not torch.isfinite(w).all():
-                raise ModelError(f"{w_path}: {n} holds NaN or Inf")
-            p.copy_(w)
+                raise ModelError(f"{w_path}: {n} has shape {list(w.shape)}, the config implies {list(p.shape)}")
+            p.data = w  # the initial values are freed
     return sae.to(device).eval()
