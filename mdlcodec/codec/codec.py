@@ -70,7 +70,7 @@ class Codec:
     @staticmethod
     def sae_sparse_encoder(sae, device: str = "cpu") -> Callable[[np.ndarray], SparseLatents]:
         """x [n, d_in] float32 -> SparseLatents (``sae.encode_sparse``) in the batches of ``sae_encoder``
-        (``encode_batch_rows``: the same matmuls, so bit for bit its nonzeros), padded to the widest batch:
+        (``sae_batches.batch_rows``: the same matmuls, so bit for bit its nonzeros), padded to the widest batch:
         the codec's encoder. The matmul runs on ``device`` (cpu, cuda); only the active latents (values,
         indices) come back. The function carries ``data_stats``, the SAE's training data's (``Codec.data_stats``),
         and ``sae``, the SAE it runs."""
