@@ -3,7 +3,8 @@ stream of format version 3, or of versions 1 and 2 (``ChunkCoder.version``).
 
 Decoding order (the encoder writes the reverse, since ANS is last-in first-out):
   1. activity: version 3, the symbols of ``occupancy.py`` (the occupancy patterns of the tree over
-     the features, level by level, then a forest's bits, depth by depth); versions 1 and 2, the bits
+     the features, level by level; under a forest, depth by depth: the children's bits, the hubs'
+     trees, the depth's tree); versions 1 and 2, the bits
      of ``activity.py`` (per layer of the feature forest: root bits, then level by level);
   2. values: for each feature f in ascending order that is active in the chunk, the value symbols
      of its active latents in sample order, each from feature f's categorical (bin - value_lo[f],
@@ -71,25 +72,6 @@ class StreamError(ValueError):
     """The words do not decode to a valid chunk under this model."""
 
 
-def _encode_intervals(coder, sym: np.ndarray, left: np.ndarray, width: np.ndarray, ids: np.ndarray, model) -> None:
-    """Pushes symbols of known 24-bit intervals [left, left + width) onto the coder (reverse order):
-    in one call as three-symbol rows (``_interval_rows``), but for runs of intervals too wide for
-    that, which go with their own model, ``model(ids[i])`` (the same intervals), one call per run of
-    equal ids."""
-    wide = width > _ONE - 2
-    if not wide.any():
-        s3, rows = _interval_rows(left, width)
-        coder.encode_reverse(s3, _CATEGORICAL, rows)
-        return
-    brk = np.flatnonzero((wide[1:] != wide[:-1]) | (wide[1:] & (ids[1:] != ids[:-1]))) + 1
-    for s, e in reversed(list(pairwise(np.r_[0, brk, len(sym)].tolist()))):
-        if wide[s]:
-            coder.encode_reverse(sym[s:e], model(ids[s]))
-        else:
-            s3, rows = _interval_rows(left[s:e], width[s:e])
-            coder.encode_reverse(s3, _CATEGORICAL, rows)
-
-
 @dataclass
 class ChunkCoder:
     """Encodes and decodes chunks of SparseCodes under one entropy model, in the chunk stream of
@@ -115,17 +97,33 @@ class ChunkCoder:
     def _encode_values(self, coder, f_sorted: np.ndarray, sym: np.ndarray) -> None:
         """Value symbols in stream order (f_sorted ascending), pushed onto the coder (reverse order)."""
         cdf = self.model.value_cdf
-        models = self.model.value_models
+        encode = coder.encode_reverse
         if cdf is not None:
             starts, c = cdf
             at = starts[f_sorted] + sym
             left = c[at]
-            _encode_intervals(coder, sym, left, c[at + 1] - left, f_sorted, models.__getitem__)
+            width = c[at + 1] - left
+            wide = width > _ONE - 2  # cannot be coded as three symbols: their own feature's model
+            if not wide.any():
+                s3, rows = _interval_rows(left, width)
+                encode(s3, _CATEGORICAL, rows)
+                return
+            # runs of symbols alike: narrow ones in one call each, wide ones by feature
+            brk = np.flatnonzero((wide[1:] != wide[:-1]) | (wide[1:] & (f_sorted[1:] != f_sorted[:-1]))) + 1
+            bounds = np.r_[0, brk, len(sym)].tolist()
+            models = self.model.value_models
+            for s, e in reversed(list(pairwise(bounds))):
+                if wide[s]:
+                    encode(sym[s:e], models[int(f_sorted[s])])
+                else:
+                    s3, rows = _interval_rows(left[s:e], width[s:e])
+                    encode(s3, _CATEGORICAL, rows)
             return
         starts = np.flatnonzero(np.r_[True, f_sorted[1:] != f_sorted[:-1]])
+        models = self.model.value_models
         for f, s, e in zip(f_sorted[starts[::-1]].tolist(), starts[::-1].tolist(),
                            np.r_[starts[1:], len(f_sorted)][::-1].tolist()):
-            coder.encode_reverse(sym[s:e], models[f])
+            encode(sym[s:e], models[f])
 
     def _activity(self, codes: SparseCodes) -> OccupancySymbols | ActivityDecisions:
         """The activity symbols of the format version (``occupancy.py``; versions 1 and 2 ``activity.py``)."""

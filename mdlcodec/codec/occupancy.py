@@ -454,10 +454,19 @@ def _tree_steps(tree: LayerTree, keys: np.ndarray, roots: np.ndarray, masked: np
     return steps
 
 
-def _masked(tree: LayerTree, rows: np.ndarray, local: np.ndarray) -> np.ndarray:
-    """Sorted leaf keys of a layer's children of active parents (rows, local positions) that its tree masks."""
-    keep = tree.exact[local]
-    return np.sort((rows[keep] << tree.levels[-1]) | local[keep])
+def _masked(tables: OccupancyTables, tree: LayerTree, rows: np.ndarray, feats: np.ndarray) -> np.ndarray:
+    """Sorted keys, among the leaves of a layer's tree, of the children of the active (rows, feats) of
+    the layer above that the tree masks."""
+    m_rows, m_feats = tables.pairs(tables.mask_ptr, tables.mask_children, rows, feats)
+    return np.sort((m_rows << tree.levels[-1]) | tables.local[m_feats])
+
+
+def _active_hubs(tables: OccupancyTables, rows: np.ndarray, feats: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(g, the samples where it is active, ascending) for each hub among the active (rows, feats), g ascending."""
+    hub = np.flatnonzero(tables.hubs(feats))
+    hub = hub[np.argsort(feats[hub], kind="stable")]
+    for g, at in _groups(feats[hub]):
+        yield g, rows[hub[at]]
 
 
 def occupancy_symbols(codes: SparseCodes, tables: OccupancyTables, chunk: bool = True) -> OccupancySymbols:
@@ -488,19 +497,15 @@ def occupancy_symbols(codes: SparseCodes, tables: OccupancyTables, chunk: bool =
             steps.append(Rows(on.astype(np.int32), bit_rows(tables.on_prob[c_feats])))
             par = tables.parents[f]
             off = ~_member(prev_rows * d + prev_feats, r * d + par)[0]
-            hub = np.flatnonzero(tables.hubs(prev_feats))
-            if len(hub):  # each active hub's tree over its children, hubs ascending
-                under = np.flatnonzero(~off & tables.hubs(par))
-                by_hub = under[np.lexsort((tables.slot[f[under]], r[under], par[under]))]
-                hub = hub[np.argsort(prev_feats[hub], kind="stable")]
-                for g, at in _groups(prev_feats[hub]):
-                    tree_g = tables.hub_tree(g)
-                    lo, hi = np.searchsorted(par[by_hub], [g, g + 1])
-                    kids = by_hub[lo:hi]
-                    steps.extend(_tree_steps(tree_g, (r[kids] << tree_g.levels[-1]) | tables.slot[f[kids]],
-                                             prev_rows[hub[at]], feats[:0]))
-            m_rows, m_feats = tables.pairs(tables.mask_ptr, tables.mask_children, prev_rows, prev_feats)
-            masked = np.sort((m_rows << tree.levels[-1]) | tables.local[m_feats])
+            under = np.flatnonzero(~off & tables.hubs(par))  # children coded by their hub's tree
+            by_hub = under[np.lexsort((tables.slot[f[under]], r[under], par[under]))]
+            for g, roots in _active_hubs(tables, prev_rows, prev_feats):
+                tree_g = tables.hub_tree(g)
+                lo, hi = np.searchsorted(par[by_hub], [g, g + 1])
+                kids = by_hub[lo:hi]
+                steps.extend(_tree_steps(tree_g, (r[kids] << tree_g.levels[-1]) | tables.slot[f[kids]], roots,
+                                         feats[:0]))
+            masked = _masked(tables, tree, prev_rows, prev_feats)
         steps.extend(_tree_steps(tree, (r[off] << tree.levels[-1]) | local[mine][off], every, masked))
         prev_rows, prev_feats = r, f
     return OccupancySymbols(steps)
@@ -593,17 +598,14 @@ def decode_occupancy(decode, n: int, tables: OccupancyTables, d_sae: int, max_ac
             on = bits.astype(bool)
             on_rows.append(c_rows[on])
             on_feats.append(c_feats[on])
-            hub = np.flatnonzero(tables.hubs(prev_feats))
-            hub = hub[np.argsort(prev_feats[hub], kind="stable")]
-            for g, at in _groups(prev_feats[hub]):
+            for g, roots in _active_hubs(tables, prev_rows, prev_feats):
                 tree_g = tables.hub_tree(g)
-                keys = _decode_tree(decode, tree_g, prev_rows[hub[at]], np.zeros(0, dtype=np.int64), room(), steps)
+                keys = _decode_tree(decode, tree_g, roots, np.zeros(0, dtype=np.int64), room(), steps)
                 L = tree_g.levels[-1]
                 on_rows.append(keys >> L)
                 on_feats.append(tree_g.features[keys & ((1 << L) - 1)])
                 total += len(keys)
-            m_rows, m_feats = tables.pairs(tables.mask_ptr, tables.mask_children, prev_rows, prev_feats)
-            masked = np.sort((m_rows << tree.levels[-1]) | tables.local[m_feats])
+            masked = _masked(tables, tree, prev_rows, prev_feats)
         keys = _decode_tree(decode, tree, every, masked, room(), steps)
         L = tree.levels[-1]
         r, f = keys >> L, tree.features[keys & ((1 << L) - 1)]
