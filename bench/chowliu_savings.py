@@ -69,7 +69,7 @@ def best_time(fn, repeats: int):
 def measure_file(codec, test_x: np.ndarray, codes, repeats: int) -> dict:
     """Encode test_x with ``codec`` into a file (format version 3), read its payload, decode it back
     (timed); the same in format version 2 (``*_v2``), to compare the two versions on the same codes."""
-    from mdlcodec.codec.container import Reader
+    from mdlcodec.codec.format.container import Reader
 
     out = {}
     for v, tag in ((3, ""), (2, "_v2")):
@@ -88,7 +88,7 @@ def measure_file(codec, test_x: np.ndarray, codes, repeats: int) -> dict:
 def chowliu_savings(label: str, sae, train_x: np.ndarray, test_x: np.ndarray, max_mse: float | None,
                     repeats: int, source: dict) -> dict:
     """Fit the Chow-Liu codec, derive the flat one from the same tables, and measure both."""
-    from mdlcodec.codec.precision import fit_codec
+    from mdlcodec.codec.rate.precision import fit_codec
     from mdlcodec.core.forest import forest_depths
 
     t = time.perf_counter()

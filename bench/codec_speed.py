@@ -42,10 +42,10 @@ import numpy as np
 import torch
 
 from mdlcodec.codec import Codec, Decoder, EntropyModel, Quantiser
-from mdlcodec.codec.activity import activity_decisions
-from mdlcodec.codec.bitstream import ChunkCoder, _interval_rows
-from mdlcodec.codec.hierarchy import chow_liu
-from mdlcodec.codec.occupancy import ContextPatterns, Patterns, occupancy_symbols
+from mdlcodec.codec.entropy.activity import activity_decisions
+from mdlcodec.codec.entropy.hierarchy import chow_liu
+from mdlcodec.codec.entropy.occupancy import ContextPatterns, Patterns, occupancy_symbols
+from mdlcodec.codec.format.bitstream import ChunkCoder, _interval_rows
 from mdlcodec.codec.sparse import SparseCodes
 from mdlcodec.models import SAEConfig, make_sae
 

@@ -33,9 +33,9 @@ from pathlib import Path
 import torch
 
 from mdlcodec.data import load_dataset
+from mdlcodec.measurement.compare import measure_saes
 from mdlcodec.models import SAEConfig, TrainConfig, save_sae, train_sae
 from mdlcodec.models.jumprelu import jumprelu_from
-from mdlcodec.selection.compare import measure_saes
 
 TOL = 0.015
 WIDTH, K = 128, 16

@@ -15,11 +15,11 @@ import time
 
 import torch
 
-from mdlcodec.codec.precision import fit_codec
-from mdlcodec.codec.rd_fit import fit_rd_codec
+from mdlcodec.codec.rate.precision import fit_codec
+from mdlcodec.codec.rate.rd_fit import fit_rd_codec
 from mdlcodec.data import load_dataset
+from mdlcodec.measurement.measure import measure_codec, measure_pca
 from mdlcodec.models import load_sae
-from mdlcodec.selection.measure import measure_codec, measure_pca
 
 
 def encode_seconds(codec, x, repeats: int = 3) -> float:

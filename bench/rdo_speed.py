@@ -11,8 +11,8 @@ import time
 
 import torch
 
-from mdlcodec.codec.precision import fit_codec
-from mdlcodec.codec.rdo import natural_lambda
+from mdlcodec.codec.rate.precision import fit_codec
+from mdlcodec.codec.rate.rdo import natural_lambda
 from mdlcodec.data import load_dataset
 from mdlcodec.models import load_sae
 

@@ -10,8 +10,8 @@ The Python API a notebook needs (imported on first use, so that ``import mdlcode
 
 __version__ = "0.1.0"
 
-_LAZY = {"measure": "mdlcodec.selection.api", "Codec": "mdlcodec.codec", "as_sae": "mdlcodec.models.peers",
-         "run_eval": "mdlcodec.selection.saebench", "MDLEvalConfig": "mdlcodec.selection.saebench"}
+_LAZY = {"measure": "mdlcodec.measurement.api", "Codec": "mdlcodec.codec", "as_sae": "mdlcodec.models.peers",
+         "run_eval": "mdlcodec.measurement.saebench", "MDLEvalConfig": "mdlcodec.measurement.saebench"}
 
 __all__ = ["__version__", *_LAZY]
 

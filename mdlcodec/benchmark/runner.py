@@ -40,10 +40,10 @@ from mdlcodec.baselines import (
 )
 from mdlcodec.benchmark.timing import measure
 from mdlcodec.codec import Codec, EntropyModel, Quantiser
-from mdlcodec.codec.sparse import SparseLatents
 from mdlcodec.codec.codec import DEFAULT_CHUNK
-from mdlcodec.codec.hierarchy import Hierarchy, chow_liu, prune_to_forest
-from mdlcodec.codec.rd_fit import fit_rd_codec
+from mdlcodec.codec.entropy.hierarchy import Hierarchy, chow_liu, prune_to_forest
+from mdlcodec.codec.rate.rd_fit import fit_rd_codec
+from mdlcodec.codec.sparse import SparseLatents
 from mdlcodec.core.errors import MdlcodecError
 from mdlcodec.core.progress import Progress, quiet
 from mdlcodec.core.runinfo import machine

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from mdlcodec.cli.options import max_fvu_option, parallel_options, resolve_max_mse, threads_option
-from mdlcodec.codec.container import MAX_CHUNK_ROWS
+from mdlcodec.codec.format.container import MAX_CHUNK_ROWS
 
 _model_dir = click.Path(exists=True, file_okay=False, path_type=Path)
 _in_file = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -62,7 +62,7 @@ def _fmt_bits(info: dict) -> list[str]:
 def fit_codec_cmd(model: Path, data: str, step: float | None, max_mse: float | None, max_fvu: float | None,
                   hierarchy: str, device: str, rdo: bool, as_json: bool) -> None:
     """Fit MODEL's quantiser and entropy tables on DATA's training split (writes MODEL/codec.safetensors)."""
-    from mdlcodec.codec.precision import fit_codec
+    from mdlcodec.codec.rate.precision import fit_codec
     from mdlcodec.data import load_dataset
     from mdlcodec.models import load_sae
 
@@ -75,7 +75,7 @@ def fit_codec_cmd(model: Path, data: str, step: float | None, max_mse: float | N
     ds = load_dataset(data)
     max_mse = resolve_max_mse(ds.test, max_mse, max_fvu)
     if rdo:
-        from mdlcodec.codec.rd_fit import fit_rd_codec
+        from mdlcodec.codec.rate.rd_fit import fit_rd_codec
 
         say = (lambda m: None) if as_json else (lambda m: click.echo(f"  {m}", err=True))
         codec, rd_report = fit_rd_codec(load_sae(model), ds.train, ds.test, max_mse, device, hierarchy, progress=say)

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from mdlcodec.cli.options import threads_option
-from mdlcodec.selection.tokens import DEFAULT_NORM_QUANTILE
+from mdlcodec.measurement.tokens import DEFAULT_NORM_QUANTILE
 
 
 def _list(value: str | None) -> list[str] | None:
@@ -58,10 +58,10 @@ def measure_cmd(paths: tuple[str, ...], max_fvu: str | None, max_mse: str | None
     from mdlcodec.core.atomic import write_text
     from mdlcodec.core.errors import MdlcodecError
     from mdlcodec.data import load_dataset
+    from mdlcodec.measurement.compare import markdown_table, measure_saes
+    from mdlcodec.measurement.plots import plot_rate_distortion
     from mdlcodec.models import load_sae
     from mdlcodec.models.train import check_device
-    from mdlcodec.selection.compare import markdown_table, measure_saes
-    from mdlcodec.selection.plots import plot_rate_distortion
 
     if len(paths) < 2:
         raise click.UsageError("give one or more SAE folders, then DATA")

@@ -81,6 +81,6 @@ def resolve_max_mse(test, max_mse: float | None, max_fvu: float | None) -> float
         return max_mse
     if max_mse is not None:
         raise click.UsageError("give --max-mse or --max-fvu, not both")
-    from mdlcodec.selection.compare import tolerance
+    from mdlcodec.measurement.compare import tolerance
 
     return tolerance(test, max_fvu=max_fvu)["max_mse"]

@@ -23,25 +23,30 @@ import safetensors.numpy
 import torch
 
 from mdlcodec import __version__
-from mdlcodec.codec.arrays import check_keys, check_memory, take
-from mdlcodec.codec.bitstream import ChunkCoder, StreamError
-from mdlcodec.codec.container import MAX_CHUNK_LATENTS, VERSION, Header, Reader, Writer, new_file_id
+from mdlcodec.codec.arrays import check_memory
 from mdlcodec.codec.decoder import Decoder, check_activations, check_shape
-from mdlcodec.codec.occupancy import ChunkTooLarge
+from mdlcodec.codec.entropy.entropy_model import EntropyModel
+from mdlcodec.codec.entropy.hierarchy import Hierarchy, chow_liu, prune_to_forest
+from mdlcodec.codec.entropy.occupancy import ChunkTooLarge
+from mdlcodec.codec.format.bitstream import ChunkCoder, StreamError
+from mdlcodec.codec.format.container import MAX_CHUNK_LATENTS, VERSION, Header, Reader, Writer, new_file_id
+from mdlcodec.codec.rate.quantiser import Quantiser, RowError
 from mdlcodec.codec.sae_batches import on_device, sae_batches
-from mdlcodec.codec.entropy_model import EntropyModel
-from mdlcodec.codec.hierarchy import Hierarchy, chow_liu, prune_to_forest
-from mdlcodec.codec.quantiser import Quantiser, RowError
 from mdlcodec.codec.scale import DataStats
 from mdlcodec.codec.sparse import SparseCodes, SparseLatents
-from mdlcodec.core.atomic import atomic_output
+from mdlcodec.codec.tables_file import (
+    TABLES_DIR,
+    TABLES_FILE,
+    read_rdo,
+    read_tables,
+    tables_arrays,
+    tables_from_arrays,
+    write_tables,
+)
 from mdlcodec.core.errors import CodecError, MdlcodecError, ModelError
-from mdlcodec.core.paths import regular_file
 from mdlcodec.data.inmemory import as_rows
 from mdlcodec.models.peers import as_sae
 
-TABLES_FILE = "codec.safetensors"
-TABLES_DIR = "tables"
 DEFAULT_CHUNK = 4096
 HIERARCHIES = ("auto", "flat", "chowliu")
 
@@ -184,16 +189,10 @@ class Codec:
         return h.table_bits(self.entropy_model.n_samples) if h is not None else 0.0
 
     def tables_arrays(self) -> dict[str, np.ndarray]:
-        return {"step": self.quantiser.step, **self.entropy_model.to_arrays()}
+        return tables_arrays(self.quantiser, self.entropy_model)
 
-    @staticmethod
-    def _tables_from_arrays(a: dict[str, np.ndarray], others: set[str] = frozenset()) -> tuple[Quantiser, EntropyModel]:
-        """The tables in ``a`` (a tables file's arrays, or with ``others`` the model section's):
-        exactly the arrays ``tables_arrays`` writes, each checked by dtype and shape against the
-        others (step: float32 [d_sae], finite, > 0) before use. ValueError naming the problem."""
-        check_keys(a, {"step"} | EntropyModel.ARRAYS | set(others), Hierarchy.ARRAYS)
-        model = EntropyModel.from_arrays(a)
-        return Quantiser(take(a, "step", np.float32, (model.d_sae,))), model
+    def _write_tables(self, path: Path, replace: bool = True) -> None:
+        write_tables(path, self.quantiser, self.entropy_model, self.decoder.fingerprint(), self.rdo_lambda, replace)
 
     def save_tables(self, model_dir: str | Path, current: bool = True) -> Path:
         """Make these tables the model's current set, MODEL/codec.safetensors, and keep every set ever
@@ -209,7 +208,7 @@ class Codec:
         current = d / TABLES_FILE
         if current.exists():  # a set fitted before the archive existed: keep it too
             try:
-                old = Codec(self.decoder, *self._read_tables(current, self.decoder))
+                old = Codec(self.decoder, *read_tables(current, self.decoder))
             except MdlcodecError:
                 old = None  # damaged or fitted for other weights: nothing a file of this SAE could need
             if old is not None:
@@ -217,44 +216,6 @@ class Codec:
         self._write_tables(archived, replace=False)
         self._write_tables(current)
         return current
-
-    def _write_tables(self, path: Path, replace: bool = True) -> None:
-        if path.exists() and not replace:
-            return
-        with atomic_output(path) as tmp:
-            meta = {"sae_fingerprint": self.decoder.fingerprint()}
-            if self.rdo_lambda is not None:
-                meta["rdo_lambda"] = repr(float(self.rdo_lambda))
-            tmp.write_bytes(safetensors.numpy.save(self.tables_arrays(), metadata=meta))  # OSErrors as OSErrors
-
-    @staticmethod
-    def _read_rdo(path: Path) -> float | None:
-        """The encoder's rdo_lambda in a tables file's metadata (``_write_tables``), or None (plain
-        encoding; also for a value that is not a finite number > 0)."""
-        try:
-            with safetensors.safe_open(str(path), "np") as f:
-                lam = float((f.metadata() or {}).get("rdo_lambda", "nan"))
-        except Exception:
-            return None
-        return lam if np.isfinite(lam) and lam > 0 else None
-
-    @classmethod
-    def _read_tables(cls, path: Path, decoder: Decoder) -> tuple[Quantiser, EntropyModel]:
-        """The tables in ``path``; ModelError if not a regular file (a FIFO would block the read),
-        unreadable or fitted for other SAE weights."""
-        regular_file(path, error=ModelError)
-        try:
-            arrays = safetensors.numpy.load_file(str(path))
-            with safetensors.safe_open(str(path), "np") as f:
-                fitted_for = (f.metadata() or {}).get("sae_fingerprint")
-        except Exception as e:
-            raise ModelError(f"cannot read {path}: {e}") from None
-        if fitted_for != decoder.fingerprint():
-            raise ModelError(f"the codec tables in {path} were fitted for other SAE weights", param="tables")
-        try:
-            return cls._tables_from_arrays(arrays)
-        except ValueError as e:
-            raise ModelError(f"the codec tables in {path} are damaged ({e})") from None
 
     def archived(self, entropy_fingerprint: str) -> "Codec | None":
         """The codec with this SAE and the table set of that fingerprint from its model folder's
@@ -264,7 +225,7 @@ class Codec:
         path = self.model_dir / TABLES_DIR / f"{entropy_fingerprint}.safetensors"
         if not path.exists():  # one that is there but not a regular file is refused by _read_tables
             return None
-        other = Codec(self.decoder, *self._read_tables(path, self.decoder), self.encoder, self._read_rdo(path),
+        other = Codec(self.decoder, *read_tables(path, self.decoder), self.encoder, read_rdo(path),
                       self.device, self._data_stats)
         other.model_dir = self.model_dir
         return other if other.entropy_fingerprint == entropy_fingerprint else None
@@ -296,8 +257,8 @@ class Codec:
             path = archived if archived.exists() else path
         if not path.exists():
             raise ModelError(f"{model_dir} has no codec tables ({TABLES_FILE})", param="tables")
-        codec = cls(decoder, *cls._read_tables(path, decoder), cls.sae_sparse_encoder(sae, device) if encoder else None,
-                    cls._read_rdo(path), device, None if encoder else DataStats.from_config(cfg))
+        codec = cls(decoder, *read_tables(path, decoder), cls.sae_sparse_encoder(sae, device) if encoder else None,
+                    read_rdo(path), device, None if encoder else DataStats.from_config(cfg))
         codec.model_dir = Path(model_dir)
         return codec
 
@@ -316,7 +277,7 @@ class Codec:
             raise CodecError(f"the file's model section is damaged ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
         try:
             rows = Decoder.CODED_ARRAYS if "W_dec" not in a and "W_dec_words" in a else Decoder.ARRAYS
-            quantiser, model = cls._tables_from_arrays(a, rows)
+            quantiser, model = tables_from_arrays(a, rows)
             decoder = Decoder.from_arrays(a)
             if decoder.d_sae != model.d_sae:
                 raise ValueError(f"W_dec has {decoder.d_sae} rows, the tables {model.d_sae} features")
@@ -359,7 +320,7 @@ class Codec:
     def optimise(self, x: np.ndarray, codes: SparseCodes) -> SparseCodes:
         """The rate-distortion optimised codes of x [n, d_in] (float32) from their plain ones, at this
         codec's rdo_lambda (``rdo.optimise_codes``); under a "tree" hierarchy pruned to its forest."""
-        from mdlcodec.codec.rdo import optimise_codes
+        from mdlcodec.codec.rate.rdo import optimise_codes
 
         codes = optimise_codes(x, codes, self.decoder, self.quantiser, self.entropy_model, self.rdo_lambda, self.device)
         h = self.entropy_model.hierarchy

@@ -11,8 +11,8 @@ from functools import cached_property
 import numpy as np
 
 from mdlcodec.codec.arrays import take
-from mdlcodec.codec.decoder_code import ARRAYS as CODED_ROW_ARRAYS
-from mdlcodec.codec.decoder_code import CodedRows
+from mdlcodec.codec.rate.decoder_code import ARRAYS as CODED_ROW_ARRAYS
+from mdlcodec.codec.rate.decoder_code import CodedRows
 from mdlcodec.codec.sparse import SparseCodes
 from mdlcodec.core.errors import CodecError, ModelError
 

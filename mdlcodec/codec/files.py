@@ -21,11 +21,11 @@ import numpy as np
 
 from mdlcodec.codec.arrays import check_memory
 from mdlcodec.codec.codec import DEFAULT_CHUNK, Codec
-from mdlcodec.codec.container import Reader, Writer
+from mdlcodec.codec.format.container import Reader, Writer
 from mdlcodec.codec.parallel import (
     DEFAULT_SCHEDULER_TIMEOUT,
-    CodecRef,
     SLICE_BYTES,
+    CodecRef,
     DecodeTask,
     EncodeTask,
     Engine,

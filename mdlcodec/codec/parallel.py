@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from mdlcodec.codec.codec import Codec
-from mdlcodec.codec.container import VERSION, Header, Reader
+from mdlcodec.codec.format.container import VERSION, Header, Reader
 from mdlcodec.codec.sparse import SparseCodes
 from mdlcodec.core.errors import CodecError, MdlcodecError
 

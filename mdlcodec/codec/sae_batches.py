@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mdlcodec.codec.quantiser import RowError
+from mdlcodec.codec.rate.quantiser import RowError
 
 PRE_ACTIVATION_BYTES = 16 << 20
 """The budget of one encoding batch: its dense float32 pre-activations [rows, d_sae] take at most

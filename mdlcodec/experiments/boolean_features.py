@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from mdlcodec.codec import Codec, Decoder, EntropyModel, Quantiser, payload_bits
-from mdlcodec.codec.hierarchy import Hierarchy
+from mdlcodec.codec.entropy.hierarchy import Hierarchy
 from mdlcodec.core.errors import MdlcodecError
 
 

@@ -24,7 +24,7 @@ def run_demo(out_dir: str | Path, device: str = "cpu", seed: int = 0, progress: 
     Writes out_dir/model (the SAE and its codec tables), out_dir/test.npy, out_dir/test.mdlc and
     out_dir/test_decoded.npy. Bits are per sample of the test split. With ``curve``, also the SAE's
     and PCA's file bits at FVU tolerances of CURVE_FVU times the SAE's own (``measure``'s
-    selection.compare.measure_saes) and their plot, out_dir/rd.png.
+    measurement.compare.measure_saes) and their plot, out_dir/rd.png.
     """
     from mdlcodec.codec import Codec, decode_file, encode_file, inspect_file
     from mdlcodec.codec.codec import DEFAULT_CHUNK
@@ -56,8 +56,8 @@ def run_demo(out_dir: str | Path, device: str = "cpu", seed: int = 0, progress: 
     exact = bool(np.array_equal(np.load(recon_path), codec.reconstruct(codec.latents(ds.test, chunk_size=DEFAULT_CHUNK))))
     extra = {}
     if curve:
-        from mdlcodec.selection.compare import measure_saes
-        from mdlcodec.selection.plots import plot_rate_distortion
+        from mdlcodec.measurement.compare import measure_saes
+        from mdlcodec.measurement.plots import plot_rate_distortion
 
         tols = [min(1.0, round(m * ev["fvu"], 4)) for m in CURVE_FVU]
         res = measure_saes([("sae", str(model_dir), sae)], ds, max_fvu=sorted(set(tols)), device=device, stored=False)

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from mdlcodec.codec import Codec
 from mdlcodec.codec.codec import DEFAULT_CHUNK
-from mdlcodec.codec.hierarchy import Hierarchy, chow_liu
+from mdlcodec.codec.entropy.hierarchy import Hierarchy, chow_liu
 from mdlcodec.core.atomic import save_figure
 
 

@@ -1,5 +1,6 @@
 """SAE architectures behind one registry, their training, evaluation, and save/load. Knows nothing
-of bits; may import core and data.
+of bits; may import core and data. Which library saved a folder is ``formats.py``, read by both
+``io.py`` and the peers' importers (``peers/``).
 
 Add an architecture by writing a module with an `SAE` subclass decorated `@register("name")` and
 importing it below.

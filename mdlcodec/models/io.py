@@ -21,15 +21,11 @@ import safetensors.torch
 import torch
 
 from mdlcodec.core.atomic import atomic_folder, atomic_output
-from mdlcodec.core import jsonio
 from mdlcodec.core.errors import ModelError
 from mdlcodec.core.paths import regular_file
 from mdlcodec.models.base import SAE, SAEConfig, architecture, make_sae
+from mdlcodec.models.formats import CFG_FILE, OLD_CFG_FILE, OLD_WEIGHTS_FILE, WEIGHTS_FILE, detect, read_json_object
 
-CFG_FILE = "mdlcodec_sae.json"
-WEIGHTS_FILE = "mdlcodec_sae.safetensors"
-OLD_CFG_FILE = "cfg.json"  # the names before issue 20 (SAELens'): read, never written
-OLD_WEIGHTS_FILE = "sae_weights.safetensors"
 WEIGHT_NAMES = ("W_enc", "b_enc", "W_dec", "b_dec")
 
 
@@ -113,18 +109,9 @@ def holds_sae(d: str | Path) -> bool:
                for n in (CFG_FILE, WEIGHTS_FILE, OLD_CFG_FILE, OLD_WEIGHTS_FILE))
 
 
-def read_json_object(path: Path) -> dict:
-    """The JSON object in ``path`` (a model's mdlcodec_sae.json, a peer's config), read by core.jsonio; ModelError
-    (one line) if the file is missing, not a regular file, unreadable, not acceptable JSON (too large,
-    nested too deep, NaN, a key twice, ...), or holds anything but an object."""
-    return jsonio.read_json_object(path, error=ModelError)
-
-
 def _refuse_peer_folder(d: Path) -> None:
     """ModelError saying how to import it if folder d holds a peer's SAE (SAELens, sparsify,
     dictionary_learning) rather than an mdlcodec model."""
-    from mdlcodec.models.peers import detect  # peers reads files through this module
-
     try:
         fmt = detect(d)
     except ModelError:

@@ -25,7 +25,6 @@ from mdlcodec.models.base import SAE, SAEConfig, compact_sparse, encode_batch_ro
 from mdlcodec.models.batchtopk import BatchTopKSAE
 
 
-
 def _activity_csr(active, n_features: int | None) -> scipy.sparse.csr_matrix:
     """Activity bits as a float64 CSR matrix [n, F] of ones."""
     if scipy.sparse.issparse(active):

@@ -1,14 +1,13 @@
 """MDL model selection of SAEs (the paper's Appendix C): calibrate k per width at a test-MSE
 tolerance, quantise as coarsely as the tolerance allows, measure description length from real
-files, select the shortest, and draw the paper's Figure 2. Uses the codec, never the reverse; may
-import core, data, theory, models, codec, baselines and workflow, through their public names.
+files (``measurement``), select the shortest, and draw the paper's Figure 2. Uses the codec and the
+measurement, never the reverse; may import core, data, theory, models, codec, baselines, workflow
+and measurement, through their public names.
 
 The names below are imported on first use (as the package's own ``mdlcodec.__getattr__`` does), so
-that importing one module of the package (``selection.tokens`` for the CLI's defaults) does not load
-the sweep, its plots and matplotlib."""
+that importing one module of the package does not load the sweep, its plots and matplotlib."""
 
-_LAZY = {"feature_density": "measure", "measure_codec": "measure", "measure_pca": "measure", "measure_sae": "measure",
-         "SelectionConfig": "pipeline", "run_selection": "pipeline", "write_results": "results",
+_LAZY = {"SelectionConfig": "pipeline", "run_selection": "pipeline", "write_results": "results",
          "SAECache": "sweep", "calibrate_width": "sweep"}
 
 __all__ = sorted(_LAZY)

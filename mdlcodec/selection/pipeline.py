@@ -41,9 +41,9 @@ from mdlcodec.core.errors import MdlcodecError
 from mdlcodec.core.progress import Progress, quiet
 from mdlcodec.core.runinfo import machine, versions
 from mdlcodec.data.stream import DEFAULT_BUFFER_ROWS
+from mdlcodec.measurement.measure import feature_density, measure_optimised, measure_pca, measure_sae
 from mdlcodec.models import TrainConfig
 from mdlcodec.models.jumprelu import jumprelu_from
-from mdlcodec.selection.measure import feature_density, measure_optimised, measure_pca, measure_sae
 from mdlcodec.selection.sweep import DEFAULT_SLOPE, SAECache, calibrate_width
 
 FULL_WIDTHS = (32, 64, 128, 256, 512, 1024, 2048, 4096)

@@ -1,5 +1,5 @@
 """The one train -> save -> fit-codec sequence that every command, experiment, sweep, bench and test
-fixture uses (``trained_codec``). Sits above models and codec and below selection, benchmark,
+fixture uses (``trained_codec``). Sits above models and codec and below measurement, selection, benchmark,
 experiments and cli; may import core, data, models and codec."""
 
 from mdlcodec.workflow.trained_codec import (

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mdlcodec.codec import Codec
-from mdlcodec.codec.precision import fit_codec
+from mdlcodec.codec.rate.precision import fit_codec
 from mdlcodec.core.errors import ModelError
 from mdlcodec.models import SAE, SAEConfig, TrainConfig, TrainResult, save_sae, train_sae
 from mdlcodec.models.io import holds_sae

@@ -10,7 +10,7 @@ import pytest
 
 from mdlcodec.baselines import COMPRESSORS, PCA, CodecMethod, IntCompressed, StoredFloat, pca_codec
 from mdlcodec.codec import Codec
-from mdlcodec.codec.container import Reader
+from mdlcodec.codec.format.container import Reader
 from mdlcodec.core.errors import CodecError
 
 

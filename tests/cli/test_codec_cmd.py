@@ -90,7 +90,7 @@ def test_bad_input_is_one_line_error(files):
     save_sae(sae, other)
     shutil.copy(model / "codec.safetensors", other / "codec.safetensors")  # stale tables
     one_line_error(run("decode", good, "-m", other, "-o", tmp / "o.npy"), "fitted for other SAE weights")
-    from mdlcodec.codec.precision import fit_codec
+    from mdlcodec.codec.rate.precision import fit_codec
     fit_codec(sae, ds.train, ds.test)[0].save_tables(other)
     one_line_error(run("decode", good, "-m", other, "-o", tmp / "o.npy"), "does not match")
     # a referenced file without its model

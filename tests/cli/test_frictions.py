@@ -74,7 +74,7 @@ def test_fit_codec_max_fvu_is_max_mse_times_the_test_variance(toy_model_dir, tmp
     import json
     import shutil
 
-    from mdlcodec.selection.compare import mean_variance
+    from mdlcodec.measurement.compare import mean_variance
 
     model, ds = toy_model_dir
     a, b = tmp_path / "a", tmp_path / "b"

@@ -154,7 +154,7 @@ def test_a_write_the_filesystem_refuses_is_one_line_naming_the_output_and_leaves
 def test_every_oserror_of_a_write_is_one_line_naming_the_output(small, tmp_path, monkeypatch, err):
     """The errors a test machine's root user cannot provoke for real, raised where the bytes are written."""
     model, root = small
-    from mdlcodec.codec import container
+    from mdlcodec.codec.format import container
 
     def refuse(self, data):
         raise OSError(err, os.strerror(err))

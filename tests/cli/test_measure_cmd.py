@@ -102,7 +102,7 @@ def test_measure_two_part_codes_the_decoder_and_gives_the_break_even(toy_model_d
     self-contained file read back within it, and the SAE's break-even against PCA coded alike."""
     import json
 
-    from mdlcodec.codec.two_part import break_even
+    from mdlcodec.codec.rate.two_part import break_even
 
     src, ds = toy_model_dir
     model = tmp_path / "model"  # measure -o adds its tables to the model folder: a private copy
@@ -156,7 +156,7 @@ def test_measure_over_several_tolerances_gives_the_curve(toy_model_dir, tmp_path
 def test_measure_reports_fvu_below_a_norm_quantile(toy_model_dir, tmp_path):
     """Issue 18 §5: a few massive tokens dominate FVU over all tokens; FVU below the norm quantile
     leaves them out, and data.norm_cut says how many tokens that keeps."""
-    from mdlcodec.selection.tokens import NormCut
+    from mdlcodec.measurement.tokens import NormCut
 
     shared, ds = toy_model_dir
     x = np.concatenate([ds.train, ds.test]).astype(np.float32)

@@ -29,7 +29,7 @@ def tiny_model(tmp_path_factory):
     """A tiny BatchTopK SAE trained 2 epochs on toy data, saved with codec tables: (model_dir, dataset)."""
     import torch
 
-    from mdlcodec.codec.precision import fit_codec
+    from mdlcodec.codec.rate.precision import fit_codec
     from mdlcodec.data import load_dataset
     from mdlcodec.models import SAEConfig, TrainConfig, save_sae, train_sae
 

@@ -36,10 +36,10 @@ import numpy as np
 import safetensors.numpy
 
 from mdlcodec.codec import Codec, decode_file, inspect_file
-from mdlcodec.codec.container import FOOTER_TAG, MAGIC, MAX_CHUNK_LATENTS, Reader
+from mdlcodec.codec.entropy.hierarchy import Hierarchy
 from mdlcodec.codec.files import decode_range
+from mdlcodec.codec.format.container import FOOTER_TAG, MAGIC, MAX_CHUNK_LATENTS, Reader
 from mdlcodec.codec.parallel import SLICE_BYTES
-from mdlcodec.codec.hierarchy import Hierarchy
 from mdlcodec.core.errors import MdlcodecError
 
 GOLDEN = Path(__file__).parents[1] / "golden"
@@ -460,9 +460,8 @@ def bomb(codec: Codec, chunk: int, n_chunks: int) -> bytes:
     """A self-contained file of n_chunks chunks of ``chunk`` rows of zeros, each the stream of one
     chunk as the chunk coder writes it (bypassing the encoder's refusal of a chunk past the format's
     latent limit, as an attacker would)."""
-    from mdlcodec.codec.container import Header, Writer
-
     from mdlcodec.codec import SparseCodes
+    from mdlcodec.codec.format.container import Header, Writer
 
     d = codec.decoder.d_sae
     per_row = d if codec.entropy_model.active_counts[0] else 0  # free_codec's latents: all or none

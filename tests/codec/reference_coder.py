@@ -1,6 +1,6 @@
 """Test-only reference: the chunk coder as it was before issue 13 (one constriction call per active
 feature and per activity step, Bernoulli bits), kept verbatim so that the fast coder in
-mdlcodec/codec/bitstream.py can be compared with it byte for byte. Not part of the package."""
+mdlcodec/codec/format/bitstream.py can be compared with it byte for byte. Not part of the package."""
 
 from __future__ import annotations
 

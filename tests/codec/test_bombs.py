@@ -15,7 +15,7 @@ import scipy.sparse
 
 from mdlcodec.codec import decode_file, inspect_file
 from mdlcodec.codec import files as codec_files
-from mdlcodec.codec.container import MAX_CHUNK_LATENTS
+from mdlcodec.codec.format.container import MAX_CHUNK_LATENTS
 from mdlcodec.core.errors import CodecError
 from tests.codec import fuzz
 

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mdlcodec.codec import Codec, Decoder, EntropyModel, Quantiser
-from mdlcodec.codec.container import Reader
-from mdlcodec.codec.precision import fit_codec
+from mdlcodec.codec.format.container import Reader
+from mdlcodec.codec.rate.precision import fit_codec
 from mdlcodec.core.errors import CodecError
 from mdlcodec.models import SAEConfig, make_sae
 from tests.codec.helpers import linear_topk_codec

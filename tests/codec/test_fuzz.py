@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mdlcodec.codec import Codec, encode_file
-from mdlcodec.codec.container import Reader
+from mdlcodec.codec.format.container import Reader
 from mdlcodec.core.errors import CodecError
 from tests.codec import fuzz
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mdlcodec.codec import Codec, SparseCodes, decode_file, decode_range, encode_file
-from mdlcodec.codec.container import Reader
+from mdlcodec.codec.format.container import Reader
 from mdlcodec.codec.parallel import slice_codes
 from mdlcodec.core.errors import CodecError
 

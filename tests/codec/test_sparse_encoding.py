@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from mdlcodec.codec import Codec, Decoder, EntropyModel, Quantiser, SparseCodes, SparseLatents
-from mdlcodec.codec.hierarchy import Hierarchy, prune_to_forest
-from mdlcodec.codec.precision import coarsest_step, default_step, quantised_mse
+from mdlcodec.codec.entropy.hierarchy import Hierarchy, prune_to_forest
+from mdlcodec.codec.rate.precision import coarsest_step, default_step, quantised_mse
 from mdlcodec.models import SAEConfig, load_sae, make_sae
 
 pytestmark = pytest.mark.usefixtures("one_thread")

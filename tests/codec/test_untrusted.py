@@ -16,8 +16,8 @@ import pytest
 import safetensors.numpy
 
 from mdlcodec.codec import Codec, Decoder, decode_file, encode_file, inspect_file
-from mdlcodec.codec.bitstream import StreamError
-from mdlcodec.codec.container import MAX_CHUNK_ROWS, Reader
+from mdlcodec.codec.format.bitstream import StreamError
+from mdlcodec.codec.format.container import MAX_CHUNK_ROWS, Reader
 from mdlcodec.core.errors import CodecError, ModelError
 from tests.codec import fuzz
 

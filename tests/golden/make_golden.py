@@ -13,7 +13,7 @@ Version 1 (referenced.mdlc, embedded.mdlc, hierarchy.mdlc) was written by this s
 version 1 and is kept as it was. Version 2 (referenced_v2.mdlc, embedded_v2.mdlc, hierarchy_v2.mdlc)
 is written from the committed model and input with the fixed file id FILE_ID, so that re-encoding
 reproduces it byte for byte. Version 3 (referenced_v3.mdlc, embedded_v3.mdlc, hierarchy_v3.mdlc: the
-occupancy coding of activity, codec/occupancy.py) likewise. Writing them again must change no byte of
+occupancy coding of activity, codec/entropy/occupancy.py) likewise. Writing them again must change no byte of
 the committed files (the tests re-encode them); a format change gets a new version and new files.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from mdlcodec.codec import Codec, Decoder, EntropyModel, Quantiser
-from mdlcodec.codec.hierarchy import Hierarchy
+from mdlcodec.codec.entropy.hierarchy import Hierarchy
 from mdlcodec.models import SAEConfig, make_sae, save_sae
 
 HERE = Path(__file__).parent

@@ -1,4 +1,4 @@
-"""mdlcodec.selection.measure: every measured SAE meets the tolerance and its file matches theory."""
+"""mdlcodec.measurement.measure: every measured SAE meets the tolerance and its file matches theory."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ from mdlcodec.core.errors import ModelError
 from mdlcodec.core.paths import regular_file
 from mdlcodec.data.files import load_torch_file
 from mdlcodec.models.base import SAEConfig
-from mdlcodec.models.io import read_json_object
+from mdlcodec.models.formats import read_json_object
 from mdlcodec.models.peers.common import (
     Imported,
     build,

@@ -65,7 +65,8 @@ import torch
 from mdlcodec import __version__
 from mdlcodec.core.errors import ModelError
 from mdlcodec.models.base import SAE, SAEConfig
-from mdlcodec.models.io import read_json_object, write_folder
+from mdlcodec.models.formats import read_json_object
+from mdlcodec.models.io import write_folder
 from mdlcodec.models.peers.common import (
     Imported,
     build,

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from mdlcodec.core.errors import ModelError
 from mdlcodec.models.base import SAEConfig
-from mdlcodec.models.io import read_json_object
+from mdlcodec.models.formats import read_json_object
 from mdlcodec.models.peers.common import (
     Imported,
     build,
