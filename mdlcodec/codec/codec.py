@@ -11,7 +11,6 @@ counts); a self-contained file carries the decoder and the tables in its model s
 
 from __future__ import annotations
 
-import hashlib
 import io
 import operator
 import re
@@ -37,6 +36,7 @@ from mdlcodec.codec.sparse import SparseCodes, SparseLatents
 from mdlcodec.codec.tables_file import (
     TABLES_DIR,
     TABLES_FILE,
+    entropy_fingerprint,
     read_rdo,
     read_tables,
     tables_arrays,
@@ -267,10 +267,14 @@ class Codec:
         return safetensors.numpy.save({**self.decoder.to_arrays(), **self.tables_arrays()})
 
     @classmethod
-    def from_model_section(cls, data: bytes) -> "Codec":
+    def from_model_section(cls, data: bytes, header: Header | None = None) -> "Codec":
         """A decode-only codec from a self-contained file's model section: CodecError unless it holds
         exactly the decoder's and the tables' arrays, each of the dtype and shape ``model_section``
-        writes, consistent with each other, finite, input_scale > 0 (``Decoder``, ``_tables_from_arrays``)."""
+        writes, consistent with each other, finite, input_scale > 0 (``Decoder``, ``_tables_from_arrays``).
+        ``header``: the file's, checked (``check_header``) as early as each part allows: shapes and the
+        tables' fingerprint before the decoder's rows are decoded, the decoder's fingerprint as they
+        are (``Decoder.from_arrays``), so that a section the header does not name costs no more than
+        its symbols."""
         try:
             a = safetensors.numpy.load(data)
         except Exception as e:  # safetensors raises several types for damaged bytes
@@ -278,7 +282,14 @@ class Codec:
         try:
             rows = Decoder.CODED_ARRAYS if "W_dec" not in a and "W_dec_words" in a else Decoder.ARRAYS
             quantiser, model = tables_from_arrays(a, rows)
-            decoder = Decoder.from_arrays(a)
+            if header is not None:
+                d_in = a["b_dec"].shape[0] if a["b_dec"].ndim == 1 and a["b_dec"].dtype == np.float32 else header.d_in
+                if (header.d_sae, header.d_in) != (model.d_sae, d_in):  # else the arrays' own checks name them
+                    raise CodecError(f"the file's header says d_in={header.d_in}, d_sae={header.d_sae}; its model "
+                                     f"section holds b_dec of {d_in} and tables of {model.d_sae} features")
+                if header.entropy_model_fingerprint != entropy_fingerprint(quantiser, model):
+                    raise CodecError("the model does not match the file (codec tables fingerprint differs)")
+            decoder = Decoder.from_arrays(a, header.sae_fingerprint if header is not None else None)
             if decoder.d_sae != model.d_sae:
                 raise ValueError(f"W_dec has {decoder.d_sae} rows, the tables {model.d_sae} features")
         except ValueError as e:
@@ -288,9 +299,7 @@ class Codec:
     # -- latents ----------------------------------------------------------------------------------
     @property
     def entropy_fingerprint(self) -> str:
-        h = hashlib.sha256(self.quantiser.step.astype("<f4").tobytes())
-        h.update(self.entropy_model.fingerprint().encode())
-        return h.hexdigest()[:32]
+        return entropy_fingerprint(self.quantiser, self.entropy_model)
 
     def latents(self, x: np.ndarray, chunk_size: int | None = None, first_row: int = 0,
                 what: str = "activations", z: SparseLatents | None = None) -> SparseCodes:

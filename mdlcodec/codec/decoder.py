@@ -71,17 +71,28 @@ class Decoder:
             raise ModelError(f"the SAE cannot be a codec's decoder: {e}") from None
 
     @classmethod
-    def from_arrays(cls, a: dict[str, np.ndarray]) -> "Decoder":
+    def from_arrays(cls, a: dict[str, np.ndarray], fingerprint: str | None = None) -> "Decoder":
         """The decoder in a model section's arrays, its rows float32 (W_dec) or coded (decoder_code);
         ValueError naming the array if one is missing, not float32, of another shape than W_dec
-        [d_sae, d_in], b_dec [d_in], input_scale [1], or unfit (above)."""
+        [d_sae, d_in], b_dec [d_in], input_scale [1], or unfit (above), and coded rows that are not
+        what the writer writes (``CodedRows.decode``). ``fingerprint``: the one the decoder must have
+        (a file's header): checked as soon as the rows are known, coded rows while they are decoded,
+        before they are built (CodecError: the file and its model section disagree)."""
         scale = float(take(a, "input_scale", np.float32, (1,))[0])
         if "W_dec" not in a and "W_dec_words" in a:
             b = take(a, "b_dec", np.float32, (None,))
             coded = CodedRows.from_arrays(a, len(b))
-            return cls(coded.decode(), b, scale, coded)
+            h = _hash_start((len(coded.row_scale), len(b)))
+
+            def checked() -> None:
+                if fingerprint is not None and _hash_end(h, b, scale) != fingerprint:
+                    raise CodecError(_NOT_THIS_DECODER)
+            return cls(coded.decode(lambda rows: h.update(memoryview(rows.astype("<f4"))), checked), b, scale, coded)
         W = take(a, "W_dec", np.float32, (None, None))
-        return cls(W, take(a, "b_dec", np.float32, (W.shape[1],)), scale)
+        decoder = cls(W, take(a, "b_dec", np.float32, (W.shape[1],)), scale)
+        if fingerprint is not None and decoder.fingerprint() != fingerprint:
+            raise CodecError(_NOT_THIS_DECODER)
+        return decoder
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The model section's arrays of this decoder (``ARRAYS`` or ``CODED_ARRAYS``)."""
@@ -156,16 +167,32 @@ class Decoder:
         return self.reconstruct_sparse(indptr, cols, z[rows, cols])
 
     def fingerprint(self) -> str:
-        h = hashlib.sha256(b"mdlcodec-decoder-v1")
-        for a in (np.array(self.W_dec.shape, "<i8"), self.W_dec, self.b_dec, np.array([self.input_scale], "<f4")):
-            h.update(memoryview(np.ascontiguousarray(a, "<f4" if a.dtype.kind == "f" else a.dtype)))  # not copied
-        return h.hexdigest()[:32]
+        """32 hex digits of sha256 over W_dec's shape, W_dec, b_dec and input_scale (little-endian)."""
+        h = _hash_start(self.W_dec.shape)
+        h.update(memoryview(np.ascontiguousarray(self.W_dec, "<f4")))  # not copied
+        return _hash_end(h, self.b_dec, self.input_scale)
 
     def bits(self) -> int:
         """Bits of the decoder as stored in a self-contained file: its rows (float32, or coded), the
         float32 bias and input scale."""
         rows = self.coded.bits() if self.coded is not None else 32 * self.W_dec.size
         return rows + 32 * (self.b_dec.size + 1)
+
+
+_NOT_THIS_DECODER = "the model does not match the file (SAE decoder fingerprint differs)"
+
+
+def _hash_start(shape: tuple[int, int]):
+    """The fingerprint's hash up to W_dec's weights, which follow in row order (in one piece or in blocks)."""
+    h = hashlib.sha256(b"mdlcodec-decoder-v1")
+    h.update(memoryview(np.array(shape, "<i8")))
+    return h
+
+
+def _hash_end(h, b_dec: np.ndarray, input_scale: float) -> str:
+    h.update(memoryview(np.ascontiguousarray(b_dec, "<f4")))
+    h.update(memoryview(np.array([input_scale], "<f4")))
+    return h.hexdigest()[:32]
 
 
 def check_shape(x, d_in: int, what: str) -> None:

@@ -146,7 +146,7 @@ def open_codec(reader: Reader, codec: Codec | None) -> Codec:
         return codec.for_header(reader.header)
     if reader.model_bytes is None:
         raise CodecError("this file does not embed its model: pass the model it was encoded with (-m MODEL)")
-    own = Codec.from_model_section(reader.model_bytes)
+    own = Codec.from_model_section(reader.model_bytes, reader.header)
     own.check_header(reader.header)
     return own
 

@@ -90,7 +90,7 @@ class CodecRef:
                 reader = Reader.open(f)
             if reader.header.file_id != self.header.file_id or reader.model_bytes is None:
                 raise CodecError(f"{self.path} changed while it was being decoded")
-            codec = Codec.from_model_section(reader.model_bytes)
+            codec = Codec.from_model_section(reader.model_bytes, self.header)
             codec.check_header(self.header)
             return codec
         return Codec.load(self.path, self.device, tables=self.header.entropy_model_fingerprint,

@@ -6,6 +6,7 @@ Every array is checked by dtype and shape against the others before use."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,13 @@ TABLES_DIR = "tables"
 def tables_arrays(quantiser: Quantiser, model: EntropyModel) -> dict[str, np.ndarray]:
     """The arrays a tables file (and a model section, beside the decoder's) holds."""
     return {"step": quantiser.step, **model.to_arrays()}
+
+
+def entropy_fingerprint(quantiser: Quantiser, model: EntropyModel) -> str:
+    """32 hex digits naming the tables (quantiser steps and entropy-model counts) a file was coded with."""
+    h = hashlib.sha256(quantiser.step.astype("<f4").tobytes())
+    h.update(model.fingerprint().encode())
+    return h.hexdigest()[:32]
 
 
 def tables_from_arrays(a: dict[str, np.ndarray], others: set[str] = frozenset()) -> tuple[Quantiser, EntropyModel]:

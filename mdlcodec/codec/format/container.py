@@ -71,11 +71,12 @@ it (one function, ``Header.validate``, checks both):
 A reader also refuses another magic or version, unknown flags, a bad CRC, a footer that does not
 match the chunks read (offsets, rows, file_crc), and bytes after the end. Every single-byte change and
 every truncation is caught; in versions 2 and 3 so is a chunk swapped, repeated, dropped or taken from
-another file, each with its CRCs recomputed. Random access (``chunk_index``, ``read_chunk``) reads
-chunk i only where the footer's entries i and i + 1 (or the footer) bound a span that the chunk's own
-framing fills exactly, so it meets each chunk at the place a sequential read does: it returns only
-rows a full decode returns, and refuses a file whose footer, header, model section or read chunks a
-full decode refuses (the chunks it does not read, it does not check). Reading allocates only as bytes arrive (in pieces of
+another file, each with its CRCs recomputed. Random access (``chunk_index``, ``read_chunk``) first
+reads the head (8 bytes) of every chunk the footer names and requires each span between entries i
+and i + 1 (or the footer) to be filled exactly by the framing of the one chunk there, so it meets
+each chunk at the place a sequential read does: it returns only rows a full decode returns, and
+refuses every file whose chunk layout a full decode refuses, and a file whose footer, header, model
+section or read chunks a full decode refuses (the payloads it does not read, it does not check). Reading allocates only as bytes arrive (in pieces of
 at most 16 MiB), so a length field never allocates more than the file holds.
 """
 
@@ -430,11 +431,14 @@ class Reader:
 
     def chunk_index(self) -> list[ChunkEntry]:
         """Every chunk's place (offset from the magic, rows, first row), for random access; needs a
-        file that can seek, and leaves its position where it was. Version 2: from the footer, checked
-        (tag and CRC; offsets rising from the end of the model section by whole chunks, the last
-        ending at the footer; rows as the header says); the file_crc is checked only by a sequential
-        read (``chunks``), each chunk's own CRC binding it to this file and position
-        (``read_chunk``). Version 1: by reading the chunk heads."""
+        file that can seek, and leaves its position where it was. Versions 2 and 3: from the footer,
+        checked (tag and CRC; offsets rising from the end of the model section by whole chunks, the
+        last ending at the footer; rows as the header says) and against every chunk's framing (one
+        8-byte read of each chunk's head, no payload: its n_rows and n_words must fill its entry's
+        span exactly, so that each span holds one chunk and the spans hold every chunk a sequential
+        read meets); the file_crc is checked only by a sequential read (``chunks``), each chunk's
+        own CRC binding it to this file and position (``read_chunk``). Version 1: by reading the
+        chunk heads."""
         h, f = self.header, self.f
         if self.size is None:
             raise CodecError("the file cannot seek: its chunks can only be read in order")
@@ -450,6 +454,11 @@ class Reader:
                 for i, ((offset, n_rows), end) in enumerate(zip(entries, ends)):
                     if offset != pos or end - offset < 12 or (end - offset) % 4 or n_rows != h.chunk_rows(i):
                         raise CodecError(f"corrupted footer (entry {i + 1} of {h.n_chunks} does not frame a chunk)")
+                    f.seek(self._start + offset)  # the chunk's own framing must fill the span: one chunk, no more
+                    head_rows, n_words = struct.unpack("<II", _read(f, 8, f"chunk {i + 1} of {h.n_chunks}"))
+                    if head_rows != n_rows or 12 + 4 * n_words != end - offset:
+                        raise CodecError(f"corrupted footer (its entry for chunk {i + 1} of {h.n_chunks} spans "
+                                         f"{end - offset} bytes; the chunk there frames {12 + 4 * n_words})")
                     out.append(ChunkEntry(offset, n_rows, rows, end))
                     rows, pos = rows + n_rows, end
                 if pos != self.size - footer:

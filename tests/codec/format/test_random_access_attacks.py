@@ -58,7 +58,8 @@ def test_a_footer_entry_pointing_at_a_hidden_chunk_is_refused(base, tmp_path):
     _full_refuses(path, base, tmp_path)
     with pytest.raises(CodecError, match="footer"):
         decode_range(path, 10, 20, base.codec)
-    assert np.array_equal(decode_range(path, 0, 10, base.codec), base.output[:10])  # chunk 1 is sound
+    with pytest.raises(CodecError, match="footer"):  # chunk 1 is sound, the layout is not (issue 29 §4)
+        decode_range(path, 0, 10, base.codec)
 
 
 def test_a_span_longer_than_its_chunk_is_refused(base, tmp_path):
@@ -94,3 +95,18 @@ def test_random_access_of_a_sound_file_is_the_full_decode(base, tmp_path, rows):
     path = tmp_path / "ok.mdlc"
     path.write_bytes(base.data)
     assert np.array_equal(decode_range(path, *rows, base.codec), base.output[slice(*rows)])
+
+
+def test_a_hidden_chunk_after_the_real_one_is_refused_before_any_chunk_is_read(base, tmp_path):
+    """Issue 29 §4: C0, C1, H1, C2 with the footer naming C0, H1, C2: entry 1 spans C0 and C1 (two real
+    chunks), entry 2 exactly H1, every CRC right. Rows of chunk 2 alone must be refused too (they were
+    H1's: other data), since the layout is checked for every chunk's head before any chunk is read."""
+    from tests.codec.fuzz_classes import index_attacks
+
+    [(_, data)] = index_attacks(base)
+    path = tmp_path / "after.mdlc"
+    path.write_bytes(data)
+    _full_refuses(path, base, tmp_path)
+    for rows in [(10, 20), (12, 13), (0, 1), (20, 25)]:
+        with pytest.raises(CodecError, match="footer"):
+            decode_range(path, *rows, base.codec)
