@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from mdlcodec.cli.options import max_fvu_option, parallel_options, resolve_max_mse, threads_option
+from mdlcodec.codec.expansion import MAX_EXPANSION
 from mdlcodec.codec.format.container import MAX_CHUNK_ROWS
 
 _model_dir = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -184,6 +185,10 @@ def encode_cmd(data: str, model: Path, output: Path, split: str, embed_model: bo
                    "code searched for the fewest bits + lambda x squared error; decoding is unchanged")
 
 
+_EXPANSION_HELP = (f"Decode a file whose rows would be more than {MAX_EXPANSION:,} times its size and over 1 GiB "
+                   "(refused by default: real files reach a few hundred times; a decompression bomb).")
+
+
 @click.command("decode")
 @click.argument("src", type=_in_file)
 @click.option("-m", "--model", type=_model_dir, help="SAE directory (not needed for self-contained files).")
@@ -195,10 +200,12 @@ def encode_cmd(data: str, model: Path, output: Path, split: str, embed_model: bo
                    "gives them. Reads only the chunks that hold them, found by the file's index; a "
                    "version-1 file (no index) is read in order from its start up to the last chunk needed.")
 @parallel_options
+@click.option("--allow-expansion", is_flag=True, help=_EXPANSION_HELP)
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def decode_cmd(src: Path, model: Path | None, output: Path, latents: bool, rows_text: str | None, workers: int,
-               scheduler: str | None, scheduler_timeout: float, force: bool, as_json: bool) -> None:
+               scheduler: str | None, scheduler_timeout: float, allow_expansion: bool, force: bool,
+               as_json: bool) -> None:
     """Decode SRC (.mdlc) into activations (.npy) or, with --latents, sparse latents (.npz).
 
     With --workers N or --scheduler ADDRESS, chunks are decoded (and checked) by the workers, each
@@ -209,7 +216,8 @@ def decode_cmd(src: Path, model: Path | None, output: Path, latents: bool, rows_
 
     rows = _parse_rows(rows_text) if rows_text is not None else None
     r = decode_file(src, output, codec_for_file(src, model) if model else None, latents, force, rows=rows,
-                    workers=workers, scheduler=scheduler, scheduler_timeout=scheduler_timeout)
+                    workers=workers, scheduler=scheduler, scheduler_timeout=scheduler_timeout,
+                    allow_expansion=allow_expansion)
     if as_json:
         click.echo(json.dumps(r))
         return
@@ -224,8 +232,10 @@ def decode_cmd(src: Path, model: Path | None, output: Path, latents: bool, rows_
 @_split
 @click.option("--decode", is_flag=True, help="Decode every chunk (needs the model): the payload split into activity "
                                              "and values, and the cross-entropy. Takes time with the rows the file holds.")
+@click.option("--allow-expansion", is_flag=True, help=_EXPANSION_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def info_cmd(src: Path, model: Path | None, against: str | None, split: str, decode: bool, as_json: bool) -> None:
+def info_cmd(src: Path, model: Path | None, against: str | None, split: str, decode: bool, allow_expansion: bool,
+             as_json: bool) -> None:
     """What SRC holds: samples, and bits per sample by part (payload, file) beside the model entropy,
     read from the file's framing and tables; with --decode or --against also activity, values and the
     cross-entropy (the README's "What the figures mean")."""
@@ -234,7 +244,7 @@ def info_cmd(src: Path, model: Path | None, against: str | None, split: str, dec
     from mdlcodec.data import load_rows
 
     x = load_rows(against, split) if against is not None else None
-    info = inspect_file(src, codec_for_file(src, model) if model else None, x, decode)
+    info = inspect_file(src, codec_for_file(src, model) if model else None, x, decode, allow_expansion)
     if as_json:
         click.echo(json.dumps(info))
         return

@@ -24,6 +24,7 @@ FIXES = {
     "tolerance": "give --max-fvu or --max-mse",
     "tolerance_unmet": "give a larger --max-fvu / --max-mse",
     "objectives": "give --objectives mse or mse,mdl",
+    "expansion": "pass --allow-expansion to decode it anyway",
     "objective": "--objective mdl trains --arch jumprelu, batchtopk or topk (jumprelu only with it)",
 }
 """What the user changes on the command line for a library error's ``param`` (MdlcodecError)."""

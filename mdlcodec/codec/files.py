@@ -21,6 +21,7 @@ import numpy as np
 
 from mdlcodec.codec.arrays import check_memory
 from mdlcodec.codec.codec import DEFAULT_CHUNK, Codec
+from mdlcodec.codec.expansion import activation_bytes, check_expansion, latent_bytes
 from mdlcodec.codec.format.container import Reader, Writer
 from mdlcodec.codec.parallel import (
     DEFAULT_SCHEDULER_TIMEOUT,
@@ -226,6 +227,15 @@ def _rebuilt(codec: Codec, codes: SparseCodes, rows: int) -> Iterator[tuple[int,
         yield a, codec.reconstruct(slice_codes(codes, a, min(a + rows, codes.n)))
 
 
+def _check_expansion(reader: Reader, rows: int, latents: bool, allow: bool) -> None:
+    """``expansion.check_expansion`` of ``rows`` decoded rows (latents or activations) of the opened file
+    (unchecked where its size is unknown: a pipe)."""
+    if reader.size is not None:
+        h = reader.header
+        out = latent_bytes(rows) if latents else activation_bytes(rows, h.d_in)
+        check_expansion(out, reader.size, f"the {'latents' if latents else 'activations'} of {rows:,} rows", allow)
+
+
 def _check_room(dst: Path, nbytes: int, what: str) -> None:
     """CodecError, before anything is written, if ``nbytes`` will not fit the free space where dst goes."""
     try:
@@ -281,16 +291,18 @@ def _opened(src: str | Path | BinaryIO) -> Iterator[tuple[BinaryIO, Path | None]
 
 def decode_range(src: str | Path | BinaryIO, start: int = 0, stop: int | None = None, codec: Codec | None = None,
                  latents: bool = False, workers: int = 1, scheduler: str | None = None,
-                 scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT) -> np.ndarray | SparseCodes:
+                 scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT,
+                 allow_expansion: bool = False) -> np.ndarray | SparseCodes:
     """Rows start:stop (stop None: to the end) of an .mdlc file (a path, or a binary file open at its
     start), in memory: activations [stop - start, d_in] float32, or with ``latents`` the quantised
     latents (SparseCodes); exactly those rows of a full decode. A version-2 file that can seek is read
     only where the chunks holding the rows lie (``_chunks_for``). CodecError (param "rows") unless
-    0 <= start < stop <= n. ``workers`` / ``scheduler``: as ``decode_file``."""
+    0 <= start < stop <= n. ``workers`` / ``scheduler``, ``allow_expansion``: as ``decode_file``."""
     with _opened(src) as (f, path):
         reader = Reader.open(f)
-        codec = open_codec(reader, codec)
         start, stop = check_row_range(start, stop, reader.header.n)
+        _check_expansion(reader, stop - start, latents, allow_expansion)
+        codec = open_codec(reader, codec)
         check_memory(8 * (stop - start + 1) + (0 if latents else 4 * (stop - start) * reader.header.d_in),
                      f"rows {start}:{stop}")
         with engine(workers, scheduler, scheduler_timeout) as run:
@@ -303,7 +315,8 @@ def decode_range(src: str | Path | BinaryIO, start: int = 0, stop: int | None = 
 
 def decode_file(src: str | Path, dst: str | Path, codec: Codec | None = None, latents: bool = False,
                 overwrite: bool = False, rows: tuple[int, int | None] | None = None, workers: int = 1,
-                scheduler: str | None = None, scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT) -> dict:
+                scheduler: str | None = None, scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT,
+                allow_expansion: bool = False) -> dict:
     """Decode an .mdlc file to a .npy of activations [n, d_in] float32, or with ``latents`` to a .npz
     of the quantised latents in scipy's CSR layout, so ``scipy.sparse.load_npz`` reads it: format
     "csr", shape [n, d_sae], indptr [n+1] int64, indices [nnz] int32, data [nnz] float32 = bins *
@@ -320,13 +333,15 @@ def decode_file(src: str | Path, dst: str | Path, codec: Codec | None = None, la
     ``parallel.SLICE_BYTES``, latents through files beside the output (``_write_csr_npz``): memory
     holds the model, the chunks in flight (each at most ``container.MAX_CHUNK_LATENTS`` latents) and one
     slice, whatever the file claims. An output larger than the free space where it goes is refused
-    before anything is decoded. Returns {"samples": rows written,
-    "output": str(dst)}."""
+    before anything is decoded, and so is, unless ``allow_expansion``, one over 1 GiB and more than
+    ``expansion.MAX_EXPANSION`` times the file's size (a decompression bomb; latents counted by their
+    row pointers). Returns {"samples": rows written, "output": str(dst)}."""
     with open(src, "rb") as f:
         reader = Reader.open(f)
-        codec = open_codec(reader, codec)
         h = reader.header
         start, stop = check_row_range(*rows, h.n) if rows is not None else (0, h.n)
+        _check_expansion(reader, stop - start, latents, allow_expansion)
+        codec = open_codec(reader, codec)
         embedded = reader.model_bytes is not None and codec.model_dir is None
         dst = Path(dst)
         if latents:  # at least the row pointers, twice (beside the output, then in it)
@@ -349,7 +364,7 @@ def decode_file(src: str | Path, dst: str | Path, codec: Codec | None = None, la
 
 
 def inspect_file(src: str | Path, codec: Codec | None = None, against: np.ndarray | None = None,
-                 decode: bool = False) -> dict:
+                 decode: bool = False, allow_expansion: bool = False) -> dict:
     """What an .mdlc file holds and what its bits are spent on, in the README's vocabulary.
 
     ``bits`` (whole file) and ``bits_per_sample``: header, model (the embedded model section, 0 if
@@ -362,11 +377,16 @@ def inspect_file(src: str | Path, codec: Codec | None = None, against: np.ndarra
     values (the payload measured on the stream, by part) and cross_entropy (the ideal code length of
     the file's symbols under the tables). With ``against`` (the original activations [n, d_in];
     implies ``decode``): MSE and FVU of the reconstruction (CodecError if its shape differs).
+    ``decode`` without ``against`` refuses, unless ``allow_expansion``, a file whose rows' latents
+    would be more than ``expansion.MAX_EXPANSION`` times its size and over 1 GiB (``decode_file``):
+    the work grows with the rows; ``against`` bounds it by the caller's own rows.
     """
     size = Path(src).stat().st_size
     with open(src, "rb") as f:
         reader = Reader.open(f)
         h = reader.header
+        if decode and against is None:
+            _check_expansion(reader, h.n, True, allow_expansion)
         model_bits = 8 * (len(reader.model_bytes) + 12) if reader.model_bytes is not None else 0
         info: dict = {"file": str(src), "samples": h.n, "d_in": h.d_in, "d_sae": h.d_sae, "chunks": h.n_chunks,
                       "bytes": size, "self_contained": reader.model_bytes is not None,

@@ -184,9 +184,9 @@ def index_attacks(base: fuzz.Base) -> list[tuple[str, bytes]]:
 
 
 def row_bombs() -> list[tuple[str, bytes]]:
-    """A 66 KB file claiming 2**20 rows of width 8,192 (32 GiB of float32), and a 10 KB file of
+    """A 100 KB file claiming 2**20 rows of width 8,192 (32 GiB of float32), and a 10 KB file of
     400 chunks of 2**20 empty rows (4.2 x 10**8 rows: 3.4 GB of row pointers as latents)."""
-    return [("rows: 2^20 rows of width 8,192 in 66 KB", fuzz.bomb(fuzz.free_codec(8192, 2, False), 1 << 20, 1)),
+    return [("rows: 2^20 rows of width 8,192 in 100 KB", fuzz.bomb(fuzz.free_codec(8192, 2, False), 1 << 20, 1)),
             ("rows: 4.2e8 empty rows in 10 KB", fuzz.bomb(fuzz.free_codec(8, 2, False), 1 << 20, 400))]
 
 

@@ -99,9 +99,35 @@ def test_an_output_larger_than_the_free_space_is_refused_up_front(tmp_path):
     _file(codec, 1 << 20, 400, src)
     t0 = time.perf_counter()
     with pytest.raises(CodecError, match="free"):
-        decode_file(src, tmp_path / "out.npy")
+        decode_file(src, tmp_path / "out.npy", allow_expansion=True)  # past the expansion check (below)
     assert time.perf_counter() - t0 < 5 and sorted(p.name for p in tmp_path.iterdir()) == ["bomb.mdlc"]
     t0 = time.perf_counter()
     info = inspect_file(src)  # sizes from the framing: no row is decoded
     assert time.perf_counter() - t0 < 5
     assert info["samples"] == 400 << 20 and info["bits"]["payload"] >= 0 and "cross_entropy" not in info["bits"]
+
+
+def test_rows_claimed_far_beyond_the_files_size_are_refused_up_front(tmp_path):
+    """Issue 29 §5: 100 KB claiming 2**20 rows of width 8,192 (32 GiB of float32; the disk may have
+    room), and 10 KB of 4.2 x 10**8 empty rows (3.4 GB of row pointers as latents, 83 s to write):
+    refused before any chunk is decoded, by every path that would produce them, naming the ratio;
+    allowed with ``allow_expansion``, and a range of rows is measured by its own size."""
+    from tests.codec import fuzz_classes
+
+    (wide_name, wide), (many_name, many) = fuzz_classes.row_bombs()
+    assert len(wide) < 100_000 and len(many) < 12_000
+    src, src2 = tmp_path / "wide.mdlc", tmp_path / "many.mdlc"
+    src.write_bytes(wide)
+    src2.write_bytes(many)
+    for call in (lambda: decode_file(src, tmp_path / "out.npy"),
+                 lambda: codec_files.decode_range(src, 0, 1 << 20),
+                 lambda: decode_file(src2, tmp_path / "out.npz", latents=True),
+                 lambda: codec_files.decode_range(src2, 0, 400 << 20, latents=True),
+                 lambda: inspect_file(src2, decode=True)):
+        t0 = time.perf_counter()
+        with pytest.raises(CodecError, match="times the file's") as e:
+            call()
+        assert e.value.param == "expansion" and time.perf_counter() - t0 < 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many.mdlc", "wide.mdlc"]
+    part = codec_files.decode_range(src, 5, 37)  # 1 MiB of rows: no bomb
+    assert part.shape == (32, 8192) and not part.any()
