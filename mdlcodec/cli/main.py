@@ -37,7 +37,8 @@ def error_line(e: MdlcodecError) -> str:
 
 
 class _Terminated(BaseException):
-    """SIGTERM or SIGHUP, raised like KeyboardInterrupt so that every ``finally`` (temporary files) runs."""
+    """A terminating signal (``_SIGNALS``), raised like KeyboardInterrupt so that every ``finally``
+    (temporary files, spill files) runs."""
 
     def __init__(self, signum: int):
         super().__init__(signum)
@@ -48,18 +49,25 @@ def _on_signal(signum, frame) -> None:
     raise _Terminated(signum)
 
 
-_SIGNALS = {getattr(signal, name): word for name, word in (("SIGTERM", "terminated"), ("SIGHUP", "hung up"))
-            if hasattr(signal, name)}
+_SIGNALS = {getattr(signal, name): word for name, word in (
+    ("SIGTERM", "terminated"), ("SIGHUP", "hung up"), ("SIGQUIT", "quit"), ("SIGUSR1", "user signal 1"),
+    ("SIGUSR2", "user signal 2"), ("SIGALRM", "alarm clock"), ("SIGVTALRM", "virtual timer expired"),
+    ("SIGPROF", "profiling timer expired"), ("SIGXCPU", "CPU time limit exceeded")) if hasattr(signal, name)}
+"""Every signal whose default action ends the process: each ends it as SIGTERM does, after the outputs'
+temporary files are removed (SIGINT is Python's KeyboardInterrupt; SIGPIPE and SIGXFSZ Python ignores,
+so that a write fails with an OSError; SIGKILL cannot be caught, see ``core.atomic.remove_stale``)."""
 
 
 class _Group(click.Group):
     """A click group that turns library errors and OSErrors into one line on stderr and exit status 1, and SIGINT,
-    SIGTERM or SIGHUP into one line and 130, 143 or 129 after the outputs' temporary files are removed."""
+    SIGTERM, SIGHUP or another terminating signal (``_SIGNALS``) into one line and 128 + its number (130, 143,
+    129, ...) after the outputs' temporary files are removed."""
 
     def invoke(self, ctx: click.Context):
+        before = {}
         if threading.current_thread() is threading.main_thread():
             for signum in _SIGNALS:
-                signal.signal(signum, _on_signal)
+                before[signum] = signal.signal(signum, _on_signal)
         try:
             return super().invoke(ctx)
         except MdlcodecError as e:
@@ -74,6 +82,9 @@ class _Group(click.Group):
         except _Terminated as e:
             click.echo(_SIGNALS[e.signum], err=True)
             sys.exit(128 + e.signum)
+        finally:  # a command invoked in a process that goes on (a test, a notebook) leaves its handlers as they were
+            for signum, handler in before.items():
+                signal.signal(signum, handler)
 
 
 @click.group(cls=_Group)

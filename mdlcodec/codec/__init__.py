@@ -11,7 +11,8 @@
   ``two_part.py`` (the two-part code's coded decoder rows);
 - here: the ``Codec`` object (``codec.py``; its tables files ``tables_file.py``), the ``Decoder``,
   sparse latents and codes, the SAE run in batches, file encode/decode on arrays and random access
-  (``files.py``; the output a file may expand to, ``expansion.py``), chunk tasks in local processes or on a Dask cluster (``parallel.py``).
+  (``files.py``; the output a file may expand to, ``expansion.py``; decoded latents as a CSR .npz
+  written chunk by chunk, ``latents_npz.py``), chunk tasks in local processes or on a Dask cluster (``parallel.py``).
 
 Knows no terminal and opens no dataset: callers pass arrays (or tensors and batches, turned into
 arrays by data.inmemory.as_rows). May import core, data.inmemory, theory and models (an SAE's

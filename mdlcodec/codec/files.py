@@ -23,6 +23,7 @@ from mdlcodec.codec.arrays import check_memory
 from mdlcodec.codec.codec import DEFAULT_CHUNK, Codec
 from mdlcodec.codec.expansion import activation_bytes, check_expansion, latent_bytes
 from mdlcodec.codec.format.container import Reader, Writer
+from mdlcodec.codec.latents_npz import write_csr_npz
 from mdlcodec.codec.parallel import (
     DEFAULT_SCHEDULER_TIMEOUT,
     SLICE_BYTES,
@@ -246,40 +247,6 @@ def _check_room(dst: Path, nbytes: int, what: str) -> None:
         raise CodecError(f"{what} would take {nbytes:,} bytes and {dst.parent} has {free:,} free")
 
 
-def _write_csr_npz(out: BinaryIO, parts: Iterator[SparseCodes], spill: Path, n: int, d_sae: int, codec: Codec) -> None:
-    """The .npz of ``decode_file``'s ``latents``, written as the chunks' codes arrive: each array
-    grows in a file beside the output (``spill`` + its name), then the zip takes them in pieces, so
-    that memory holds one chunk whatever the file holds."""
-    import zipfile
-
-    names = {"indptr": "<i8", "indices": "<i4", "data": "<f4", "bins": "<i4"}
-    files = {k: open(f"{spill}.{k}", "w+b") for k in names}
-    try:
-        files["indptr"].write(np.zeros(1, "<i8").tobytes())
-        nnz = 0
-        for codes in parts:
-            files["indptr"].write((codes.indptr[1:] + nnz).astype("<i8").tobytes())
-            files["indices"].write(codes.indices.astype("<i4").tobytes())
-            files["bins"].write(codes.bins.astype("<i4").tobytes())
-            files["data"].write(codec.quantiser.values(codes).astype("<f4").tobytes())
-            nnz += codes.nnz
-        small = {"format": np.array(b"csr"), "shape": np.array([n, d_sae], np.int64), "step": codec.quantiser.step}
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
-            for key, value in small.items():
-                with z.open(f"{key}.npy", "w") as m:
-                    np.lib.format.write_array(m, value, allow_pickle=False)
-            for key, dtype in names.items():
-                f, length = files[key], (n + 1 if key == "indptr" else nnz)
-                with z.open(f"{key}.npy", "w", force_zip64=True) as m:
-                    np.lib.format.write_array_header_2_0(m, {"descr": dtype, "fortran_order": False, "shape": (length,)})
-                    f.seek(0)
-                    shutil.copyfileobj(f, m, 1 << 20)
-    finally:
-        for key, f in files.items():
-            f.close()
-            Path(f"{spill}.{key}").unlink(missing_ok=True)
-
-
 @contextlib.contextmanager
 def _opened(src: str | Path | BinaryIO) -> Iterator[tuple[BinaryIO, Path | None]]:
     if isinstance(src, (str, Path)):
@@ -330,7 +297,7 @@ def decode_file(src: str | Path, dst: str | Path, codec: Codec | None = None, la
     this process writes them in order.
 
     The output grows as chunks are decoded and checked, activations in slices of at most
-    ``parallel.SLICE_BYTES``, latents through files beside the output (``_write_csr_npz``): memory
+    ``parallel.SLICE_BYTES``, latents through files beside the output (``latents_npz.write_csr_npz``): memory
     holds the model, the chunks in flight (each at most ``container.MAX_CHUNK_LATENTS`` latents) and one
     slice, whatever the file claims. An output larger than the free space where it goes is refused
     before anything is decoded, and so is, unless ``allow_expansion``, one over 1 GiB and more than
@@ -353,7 +320,7 @@ def decode_file(src: str | Path, dst: str | Path, codec: Codec | None = None, la
             parts = _decoded(reader, codec, start, stop, run, not latents, Path(src), embedded)
             if latents:
                 with open(tmp, "wb") as out:
-                    _write_csr_npz(out, parts, tmp, stop - start, h.d_sae, codec)
+                    write_csr_npz(out, parts, tmp, stop - start, h.d_sae, codec.quantiser)
             else:  # the .npy grows as chunks are decoded and checked, never to the header's n unverified
                 with open(tmp, "wb") as out:
                     np.lib.format.write_array_header_1_0(out, {"descr": "<f4", "fortran_order": False,
