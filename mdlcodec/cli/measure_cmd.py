@@ -57,8 +57,9 @@ def measure_cmd(paths: tuple[str, ...], max_fvu: str | None, max_mse: str | None
     tolerance, shortest file first, and with several tolerances the rate-distortion plot."""
     from mdlcodec.core.atomic import write_text
     from mdlcodec.core.errors import MdlcodecError
+    from mdlcodec.core.lock import folder_lock
     from mdlcodec.data import load_dataset
-    from mdlcodec.measurement.compare import markdown_table, measure_saes
+    from mdlcodec.measurement.compare import markdown_table, measure_saes, tolerances
     from mdlcodec.measurement.plots import plot_rate_distortion
     from mdlcodec.models import load_sae
     from mdlcodec.models.train import check_device
@@ -69,11 +70,15 @@ def measure_cmd(paths: tuple[str, ...], max_fvu: str | None, max_mse: str | None
         raise MdlcodecError("one tolerance is needed, on FVU or on MSE", param="tolerance")
     *models, data = paths
     bounds = {"max_fvu": _list(max_fvu), "max_mse": _list(max_mse)}
+    tolerances(1.0, bounds["max_mse"], bounds["max_fvu"])  # each value checked before any work or folder
     several = len(bounds["max_fvu"] or bounds["max_mse"]) > 1
     outputs = [p for p in (out_dir / "results.json" if out_dir is not None else None, plot_path) if p is not None]
-    for p in outputs:
-        if p.exists() and not force:
-            raise MdlcodecError(f"{p} exists", param="overwrite")
+
+    def refuse_existing() -> None:
+        for p in outputs:
+            if p.exists() and not force:
+                raise MdlcodecError(f"{p} exists", param="overwrite")
+    refuse_existing()
     check_device(device)
     saes, names = [], set()
     for m in models:  # every SAE loads before the data and the work
@@ -83,8 +88,10 @@ def measure_cmd(paths: tuple[str, ...], max_fvu: str | None, max_mse: str | None
         names.add(name)
         saes.append((name, str(m), load_sae(m)))
     ds = load_dataset(data)
-    if out_dir is not None:
+    if out_dir is not None:  # a second run into OUT_DIR is one line, not one run's results lost; held to the end
         out_dir.mkdir(parents=True, exist_ok=True)
+        click.get_current_context().with_resource(folder_lock(out_dir, "measure"))
+        refuse_existing()  # again, now that no other run can write there
     say = (lambda m: None) if as_json else (lambda m: click.echo(f"  {m}", err=True))
     result = measure_saes(saes, ds, bounds["max_mse"], bounds["max_fvu"], pca=not no_pca, out_dir=out_dir,
                           device=device, progress=say, keep_tables=out_dir is not None, rdo=rdo, two_part=two_part,

@@ -5,7 +5,8 @@ the one mechanism (``atomic_folder`` for a folder of files, built beside its des
 ``write_text`` and ``save_figure`` are the one way to write text and figures.
 
 Temporary names say whose they are: ``.NAME.PID.RANDOM.tmp[SUFFIX]`` beside ``NAME`` (and
-``.NAME.PID.RANDOM.old`` for a folder being replaced), PID being the writing process. A process
+``.NAME.PID.RANDOM.old`` for a folder being replaced), PID being the writing process; a NAME too
+long for that within the folder's NAME_MAX is carried as its start and a hash of it (``_stem``). A process
 killed outright (``kill -9``) cannot remove its own; the next write of the same output removes
 every one whose process is gone (``remove_stale``), and leaves those of running processes alone.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import re
 import shutil
@@ -59,7 +61,7 @@ def remove_stale(dst: str | Path) -> list[Path]:
     dst = Path(dst)
     if os.name != "posix" or not dst.parent.is_dir():
         return []
-    pattern = re.compile(rf"\.{re.escape(dst.name)}\.(\d+)\.[A-Za-z0-9_]+\.(?:tmp.*|old)")
+    pattern = re.compile(rf"\.{re.escape(_stem(dst))}\.(\d+)\.[A-Za-z0-9_]+\.(?:tmp.*|old)")
     removed = []
     try:
         entries = list(dst.parent.iterdir())
@@ -80,8 +82,37 @@ def remove_stale(dst: str | Path) -> list[Path]:
     return removed
 
 
+_PID_DIGITS = 10  # room kept for a pid, so that a name's stem does not depend on whose it is
+_DERIVED = 16  # room kept for names made from a temporary one (decode --latents' TMP.indices)
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
+def _tmp_suffix(dst: Path) -> str:
+    """".tmp" and dst's suffix (a writer such as numpy's may add its own otherwise); ".tmp" alone for
+    a suffix longer than 16 bytes."""
+    return ".tmp" + dst.suffix if len(os.fsencode(dst.suffix)) <= 16 else ".tmp"
+
+
+def _stem(dst: Path) -> str:
+    """dst's name as its temporary names carry it: the name itself where ``.NAME.PID.RANDOM.tmpSUFFIX``
+    (and a derived name 16 bytes longer) fits the folder's NAME_MAX, else its start and a hash of it,
+    so that a legal output name never gets a temporary name the filesystem refuses."""
+    name = os.fsencode(dst.name)
+    room = _name_max(dst.parent) - len(f"..{'0' * _PID_DIGITS}.") - 8 - len(os.fsencode(_tmp_suffix(dst))) - _DERIVED
+    if len(name) <= room:
+        return dst.name
+    digest = hashlib.sha256(name).hexdigest()[:12]
+    return name[:max(room - 13, 1)].decode("utf-8", "ignore") + "~" + digest  # a cut character dropped
+
+
 def _prefix(dst: Path) -> str:
-    return f".{dst.name}.{os.getpid()}."
+    return f".{_stem(dst)}.{os.getpid()}."
 
 
 def _write_error(dst: Path, e: OSError) -> MdlcodecError:
@@ -140,7 +171,7 @@ def atomic_output(dst: str | Path, inputs: tuple[str | Path, ...] = (), overwrit
         raise MdlcodecError(f"{dst} is a folder, not a file")
     remove_stale(dst)
     try:
-        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=_prefix(dst), suffix=".tmp" + dst.suffix)
+        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=_prefix(dst), suffix=_tmp_suffix(dst))
         os.close(fd)
         os.chmod(tmp, 0o666 & ~_umask())
     except OSError as e:

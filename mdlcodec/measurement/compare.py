@@ -79,7 +79,8 @@ SCHEMA = "mdlcodec.measure/2"
 
 def _values(bound, what: str, top: float | None) -> list[float]:
     """A tolerance given as a number or a sequence of numbers -> a list of finite floats in (0, top]
-    (MdlcodecError naming the value otherwise, or a repeated value)."""
+    (MdlcodecError naming the value otherwise, a repeated value, or two that would name one kept
+    file: equal in their first 6 significant digits)."""
     values = list(bound) if isinstance(bound, (list, tuple, np.ndarray)) else [bound]
     if not values:
         raise MdlcodecError(f"{what}: no tolerance given", param="tolerance")
@@ -94,6 +95,10 @@ def _values(bound, what: str, top: float | None) -> list[float]:
                                 f"{what}: {v!r} is not a finite number > 0", param="tolerance")
         if f in out:
             raise MdlcodecError(f"{what}: {f:g} is given twice", param="tolerance")
+        twin = next((o for o in out if f"{o:g}" == f"{f:g}"), None)  # the files' names (NAME.fvuF.mdlc) use :g
+        if twin is not None:
+            raise MdlcodecError(f"{what}: {v!r} and {twin!r} would name one file ({f:g}): give tolerances that differ "
+                                "in their first 6 significant digits", param="tolerance")
         out.append(f)
     return out
 

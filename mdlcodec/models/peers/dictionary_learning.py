@@ -103,6 +103,10 @@ def convert_dictionary_learning(config: dict[str, Any], tensors: Callable[[], di
                if cls in THRESHOLDED else "has no thresholded encode to turn off")
         raise ModelError(f"{cls} without its threshold {why}; import it with its threshold")
     d_in, d_sae = positive_int(trainer, "activation_dim", cfg_path), positive_int(trainer, "dict_size", cfg_path)
+    k_cfg = trainer.get("k")  # the top-k classes' trainers record it: at most the dictionary, as the state's buffer
+    if k_cfg is not None and cls not in ("AutoEncoder", "JumpReluAutoEncoder") and \
+            (type(k_cfg) is not int or not 1 <= k_cfg <= d_sae):
+        raise ModelError(f"{cfg_path}: trainer.k is {k_cfg!r}, not an integer in [1, dict_size = {d_sae}]")
     state = tensors()
     check_names(state, CLASSES[cls], (), state_path)
 
@@ -127,6 +131,9 @@ def convert_dictionary_learning(config: dict[str, Any], tensors: Callable[[], di
         threshold = weight(state, "threshold", (d_sae,), state_path, finite=False)
     else:
         k = _int_scalar(state, "k", state_path)
+        if k > d_sae or (k_cfg is not None and k_cfg != k):
+            raise ModelError(f"{state_path}: k is {k}, " + (f"more than dict_size = {d_sae}" if k > d_sae else
+                                                             f"and {cfg_path} says trainer.k = {k_cfg}"))
         if cls == "MatryoshkaBatchTopKSAE":
             groups = state["group_sizes"]
             if (groups.is_floating_point() or groups.ndim != 1 or int(groups.sum()) != d_sae
