@@ -27,6 +27,7 @@ from mdlcodec.codec.decoder import Decoder, check_activations, check_shape
 from mdlcodec.codec.entropy.entropy_model import EntropyModel
 from mdlcodec.codec.entropy.hierarchy import Hierarchy, chow_liu, prune_to_forest
 from mdlcodec.codec.entropy.occupancy import ChunkTooLarge
+from mdlcodec.codec.expansion import activation_bytes, check_expansion, latent_bytes
 from mdlcodec.codec.format.bitstream import ChunkCoder, StreamError
 from mdlcodec.codec.format.container import MAX_CHUNK_LATENTS, VERSION, Header, Reader, Writer, new_file_id
 from mdlcodec.codec.rate.quantiser import Quantiser, RowError
@@ -36,6 +37,7 @@ from mdlcodec.codec.sparse import SparseCodes, SparseLatents
 from mdlcodec.codec.tables_file import (
     TABLES_DIR,
     TABLES_FILE,
+    check_section_header,
     entropy_fingerprint,
     read_rdo,
     read_tables,
@@ -283,12 +285,7 @@ class Codec:
             rows = Decoder.CODED_ARRAYS if "W_dec" not in a and "W_dec_words" in a else Decoder.ARRAYS
             quantiser, model = tables_from_arrays(a, rows)
             if header is not None:
-                d_in = a["b_dec"].shape[0] if a["b_dec"].ndim == 1 and a["b_dec"].dtype == np.float32 else header.d_in
-                if (header.d_sae, header.d_in) != (model.d_sae, d_in):  # else the arrays' own checks name them
-                    raise CodecError(f"the file's header says d_in={header.d_in}, d_sae={header.d_sae}; its model "
-                                     f"section holds b_dec of {d_in} and tables of {model.d_sae} features")
-                if header.entropy_model_fingerprint != entropy_fingerprint(quantiser, model):
-                    raise CodecError("the model does not match the file (codec tables fingerprint differs)")
+                check_section_header(a, quantiser, model, header)
             decoder = Decoder.from_arrays(a, header.sae_fingerprint if header is not None else None)
             if decoder.d_sae != model.d_sae:
                 raise ValueError(f"W_dec has {decoder.d_sae} rows, the tables {model.d_sae} features")
@@ -474,17 +471,20 @@ class Codec:
         return codes
 
     def decode_latents(self, data: bytes) -> SparseCodes:
-        """Bytes of an .mdlc file -> its quantised latents, exactly as encoded."""
+        """Bytes of an .mdlc file -> its quantised latents, exactly as encoded (refused as ``decode`` says)."""
         return self._decode(data, False)
 
     def decode(self, data: bytes) -> np.ndarray:
         """Bytes of an .mdlc file -> reconstructed activations [n, d_in] float32; CodecError, before
-        decoding, if they would not fit the memory free (``arrays.check_memory``)."""
+        decoding, if they would not fit the memory free (``arrays.check_memory``) or be more than
+        ``expansion.MAX_EXPANSION`` times the file's size and over 1 GiB (``decode_file`` can allow that)."""
         return self._decode(data, True)
 
     def _decode(self, data: bytes, reconstruct: bool) -> SparseCodes | np.ndarray:
         reader = Reader.open(io.BytesIO(data))
         h = reader.header
+        out = activation_bytes(h.n, h.d_in) if reconstruct else latent_bytes(h.n)
+        check_expansion(out, len(data), f"the {'activations' if reconstruct else 'latents'} of {h.n:,} rows")
         check_memory(8 * (h.n + 1) + (4 * h.n * h.d_in if reconstruct else 0), "the decoded rows")
         parts = list(self.for_header(h).read_codes(reader))
         codes = SparseCodes.concat(parts) if parts else SparseCodes.empty(self.decoder.d_sae)

@@ -16,9 +16,10 @@ from mdlcodec.codec.arrays import check_keys, take
 from mdlcodec.codec.decoder import Decoder
 from mdlcodec.codec.entropy.entropy_model import EntropyModel
 from mdlcodec.codec.entropy.hierarchy import Hierarchy
+from mdlcodec.codec.format.container import Header
 from mdlcodec.codec.rate.quantiser import Quantiser
 from mdlcodec.core.atomic import atomic_output
-from mdlcodec.core.errors import ModelError
+from mdlcodec.core.errors import CodecError, ModelError
 from mdlcodec.core.paths import regular_file
 
 TABLES_FILE = "codec.safetensors"
@@ -35,6 +36,19 @@ def entropy_fingerprint(quantiser: Quantiser, model: EntropyModel) -> str:
     h = hashlib.sha256(quantiser.step.astype("<f4").tobytes())
     h.update(model.fingerprint().encode())
     return h.hexdigest()[:32]
+
+
+def check_section_header(a: dict[str, np.ndarray], quantiser: Quantiser, model: EntropyModel, header: Header) -> None:
+    """CodecError unless a model section's arrays ``a`` (its tables read: ``quantiser``, ``model``) have the
+    file header's d_sae, d_in (b_dec's length, where b_dec is a float32 vector: else its own check names it)
+    and tables fingerprint: checked before the decoder's rows are read (``Codec.from_model_section``)."""
+    b = a.get("b_dec")
+    d_in = b.shape[0] if isinstance(b, np.ndarray) and b.ndim == 1 and b.dtype == np.float32 else header.d_in
+    if (header.d_sae, header.d_in) != (model.d_sae, d_in):
+        raise CodecError(f"the file's header says d_in={header.d_in}, d_sae={header.d_sae}; its model "
+                         f"section holds b_dec of {d_in} and tables of {model.d_sae} features")
+    if header.entropy_model_fingerprint != entropy_fingerprint(quantiser, model):
+        raise CodecError("the model does not match the file (codec tables fingerprint differs)")
 
 
 def tables_from_arrays(a: dict[str, np.ndarray], others: set[str] = frozenset()) -> tuple[Quantiser, EntropyModel]:

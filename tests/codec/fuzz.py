@@ -648,8 +648,13 @@ def _alarm(signum, frame):
 def memory_bound(data: bytes) -> int:
     """The decode memory the README states, whatever the file claims: 64 MiB + 8 x the file's size
     + 4 slices of activations (parallel.SLICE_BYTES) + 160 bytes for each of the at most
-    MAX_CHUNK_LATENTS latents of the one chunk held (its decode and the check that re-encodes it)."""
-    return (64 << 20) + 8 * len(data) + 4 * SLICE_BYTES + 160 * MAX_CHUNK_LATENTS
+    MAX_CHUNK_LATENTS latents of the one chunk held (its decode and the check that re-encodes it);
+    for a model section of coded decoder rows also 6 bytes for each weight it may hold for its size
+    (decoder_code: at most 2**20 + 8,192 a byte, and MAX_WEIGHTS)."""
+    from mdlcodec.codec.rate.decoder_code import MAX_WEIGHTS, MIN_BITS_PER_WEIGHT
+
+    coded = 6 * min(MAX_WEIGHTS, (1 << 20) + int(8 * len(data) / MIN_BITS_PER_WEIGHT)) if b"W_dec_words" in data else 0
+    return (64 << 20) + 8 * len(data) + 4 * SLICE_BYTES + 160 * MAX_CHUNK_LATENTS + coded
 
 
 def _canonical(data: bytes, codec: Codec | None) -> bool:
@@ -680,13 +685,16 @@ def _info_key(info: dict) -> dict:
 def run_case(data: bytes, base: Base, tmp: Path, time_limit: float = 10.0,
              paths: tuple[str, ...] = ("codec", "decode", "info"), record: list | None = None) -> dict[str, str]:
     """Outcome (see the module docstring) of decoding ``data`` through each of ``paths``:
-    "codec" Codec.decode with the base's codec, "decode" decode_file, "rows" decode_range of a few
+    "codec" Codec.decode with the base's codec, "decode" decode_file, "latents" decode_file of the
+    latents (compared with the base's), "rows" decode_range of a few
     ranges of rows (``row_ranges``: each must be the base's rows, or the same rows of a full decode
     of this file) and "info" inspect_file with decode (with
     the base's codec for a referenced file, the file's own model for a self-contained one). With
-    ``record``, appends (path, outcome, seconds, peak traced bytes, memory_bound) for each path."""
+    ``record``, appends (path, outcome, seconds, peak traced bytes, memory_bound) for each path.
+    ``time_limit`` is for one call: "rows" makes one a range (each a `decode --rows` of its own)."""
     src, dst = tmp / "case.mdlc", tmp / "case.npy"
     src.write_bytes(data)
+    (tmp / "case.npz").unlink(missing_ok=True)
     given = None if base.embedded else base.codec
     bound = memory_bound(data)
     out: dict[str, str] = {}
@@ -699,7 +707,8 @@ def run_case(data: bytes, base: Base, tmp: Path, time_limit: float = 10.0,
         tracemalloc.reset_peak()
         start_mem = tracemalloc.get_traced_memory()[0]
         old = signal.signal(signal.SIGALRM, _alarm)
-        signal.setitimer(signal.ITIMER_REAL, time_limit)
+        limit = time_limit * (max(1, len(row_ranges(len(base.output)))) if path == "rows" else 1)  # a call a range
+        signal.setitimer(signal.ITIMER_REAL, limit)
         t0 = time.perf_counter()
         result = None
         try:
@@ -708,8 +717,14 @@ def run_case(data: bytes, base: Base, tmp: Path, time_limit: float = 10.0,
             elif path == "decode":
                 decode_file(src, dst, given)
                 result = np.load(dst)
-            elif path == "rows":
-                result = [decode_range(src, a, b, given) for a, b in row_ranges(len(base.output))]
+            elif path == "rows":  # each range on its own: a refusal of one does not hide the rows of another
+                result = [_range_or_none(src, a, b, given) for a, b in row_ranges(len(base.output))]
+                if result and all(r is None for r in result):
+                    raise MdlcodecError("every range refused")
+            elif path == "latents":
+                decode_file(src, tmp / "case.npz", given, latents=True, overwrite=True)
+                with np.load(tmp / "case.npz") as z:
+                    result = (z["indptr"], z["indices"], z["bins"])
             else:
                 result = inspect_file(src, given, decode=True)
             outcome = "ok"
@@ -731,14 +746,19 @@ def run_case(data: bytes, base: Base, tmp: Path, time_limit: float = 10.0,
                 same = _info_key(result) == _info_key(base_info(base, tmp))
             elif path == "rows":
                 ranges = row_ranges(len(base.output))
-                same = all(np.array_equal(r, base.output[a:b]) for r, (a, b) in zip(result, ranges))
+                same = all(r is None or np.array_equal(r, base.output[a:b]) for r, (a, b) in zip(result, ranges))
                 if not same:  # other rows: only those a full decode of this file gives are right
                     full = _rows_of_full_read(data, given, ranges)
-                    if full is None or not all(np.array_equal(r, f) for r, f in zip(result, full)):
+                    if full is None or not all(r is None or np.array_equal(r, f) for r, f in zip(result, full)):
                         out[path] = outcome = "wrong"
+                if outcome != "wrong" and any(r is None for r in result):
+                    outcome = "refused"  # in part: the rows it gave are right
+            elif path == "latents":
+                codes = base.codec.decode_latents(base.data)
+                same = all(np.array_equal(r, c) for r, c in zip(result, (codes.indptr, codes.indices, codes.bins)))
             else:
                 same = result.shape == base.output.shape and np.array_equal(result, base.output)
-            if outcome == "wrong":
+            if outcome in ("wrong", "refused"):
                 pass
             elif same:
                 outcome = "identical"
@@ -747,7 +767,7 @@ def run_case(data: bytes, base: Base, tmp: Path, time_limit: float = 10.0,
                 if which not in canonical:
                     canonical[which] = _canonical(data, base.codec if path == "codec" else given)
                 outcome = "valid-other" if canonical[which] else "wrong"
-        if outcome in EXPECTED and elapsed > time_limit:
+        if outcome in EXPECTED and elapsed > limit:
             outcome = "hang"
         if outcome in EXPECTED and peak > bound:
             outcome = "memory"
@@ -755,6 +775,14 @@ def run_case(data: bytes, base: Base, tmp: Path, time_limit: float = 10.0,
         if record is not None:
             record.append((path, outcome, elapsed, peak, bound))
     return out
+
+
+def _range_or_none(src: Path, a: int, b: int, codec: Codec | None) -> np.ndarray | None:
+    """Rows a:b of the file by random access, or None if it refuses them (a MdlcodecError)."""
+    try:
+        return decode_range(src, a, b, codec)
+    except MdlcodecError:
+        return None
 
 
 def _rows_of_full_read(data: bytes, codec: Codec | None, ranges: list[tuple[int, int]]) -> list | None:

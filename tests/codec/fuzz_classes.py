@@ -191,3 +191,35 @@ def row_bombs() -> list[tuple[str, bytes]]:
 
 
 MUST_REFUSE = "must-refuse"
+
+
+# -- 3: slow legitimate files ------------------------------------------------------------------------
+
+
+def slow_file(rows: int = 10_000, depth: int = 64, seed: int = 0) -> fuzz.Base:
+    """A valid self-contained file of ``rows`` one-row chunks under a ``depth``-deep feature forest (one
+    chain, "conditional": a child coded only where its parent is active), each row a few active
+    features at the chain's top: what a chunk needs must be built once per file, not per chunk."""
+    from mdlcodec.codec.entropy.hierarchy import Hierarchy
+    from mdlcodec.codec.sparse import SparseCodes
+
+    rng = np.random.default_rng(seed)
+    d_sae, d_in = depth, 8
+    active = np.cumprod(rng.random((4 * rows, d_sae)) < 0.5, axis=1).astype(np.int64)  # a prefix of the chain
+    fit = SparseCodes.from_dense(active)
+    parents = np.arange(d_sae, dtype=np.int64) - 1
+    model = EntropyModel.fit(fit).with_hierarchy(Hierarchy.count(fit, parents, "conditional"))
+    decoder = Decoder(rng.normal(size=(d_sae, d_in)).astype(np.float32), np.zeros(d_in, np.float32), 1.0)
+    codec = Codec(decoder, Quantiser(np.full(d_sae, 0.5, np.float32)), model)
+    codes = SparseCodes.from_dense(active[:rows])
+    header = codec.header(rows, 1, "5" * 32)
+    f = io.BytesIO()
+    w = Writer(f, header, codec.model_section())
+    from mdlcodec.codec.parallel import slice_codes
+
+    for i in range(rows):
+        w.write_chunk(1, codec.codes_words(slice_codes(codes, i, i + 1), i))
+    w.finish()
+    data = f.getvalue()
+    return fuzz.Base(f"slow: {rows:,} one-row chunks, {depth}-deep forest", data, codec, True,
+                     codec.reconstruct(codes))

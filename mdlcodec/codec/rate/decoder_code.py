@@ -127,16 +127,16 @@ class CodedRows:
                 sym[s:e] = block
                 seen += np.bincount(block, minlength=len(self.counts))
                 first, last = s // self.d_in, (e - 1) // self.d_in
-                starts = np.maximum(np.arange(first, last + 1, dtype=np.int64) * self.d_in - s, 0)
-                q = block.astype(np.int64) - L
-                top[first:last + 1] = np.maximum(top[first:last + 1], np.maximum.reduceat(np.abs(q), starts))
-                done = last + 1 if e % self.d_in == 0 or e == n else last  # rows that end in this block
+                bounds = np.clip(np.arange(first, last + 2, dtype=np.int64) * self.d_in - s, 0, e - s)
+                q = block - np.int32(L)  # int32: |q| <= L <= 2**15
+                top[first:last + 1] = np.maximum(top[first:last + 1], np.maximum.reduceat(np.abs(q), bounds[:-1]))
+                done = last + 1 if e % self.d_in == 0 else last  # rows that end in this block
                 bad = np.flatnonzero(top[first:done] != largest[first:done])
                 if len(bad):
                     raise _NotWritten(f"row {first + int(bad[0])} decodes to levels up to {int(top[first + bad[0]])}, "
                                       f"its scale gives {int(largest[first + bad[0]])}")
                 if rows_seen is not None:
-                    rows_seen(q.astype(np.float32) * h[np.arange(s, e, dtype=np.int64) // self.d_in])
+                    rows_seen(q.astype(np.float32) * np.repeat(h[first:last + 1], np.diff(bounds)))
         except _NotWritten as e:
             raise ValueError(f"the coded decoder rows are not what the writer writes ({e})") from None
         except Exception as e:  # constriction raises its own types for a damaged stream
@@ -155,7 +155,10 @@ class CodedRows:
         W = np.empty(n, np.float32)
         for s in range(0, n, BLOCK):
             e = min(s + BLOCK, n)
-            W[s:e] = (sym[s:e].astype(np.int64) - L).astype(np.float32) * h[np.arange(s, e, dtype=np.int64) // self.d_in]
+            first, last = s // self.d_in, (e - 1) // self.d_in
+            bounds = np.clip(np.arange(first, last + 2, dtype=np.int64) * self.d_in - s, 0, e - s)
+            W[s:e] = (sym[s:e].astype(np.int32) - np.int32(L)).astype(np.float32) * np.repeat(h[first:last + 1],
+                                                                                               np.diff(bounds))
         return W.reshape(len(self.row_scale), self.d_in)
 
     def bits(self) -> int:
