@@ -6,11 +6,13 @@ rows of one free latent, nearly free): 66 KB can hold 2**20 rows of width 8,192 
 decoded unless the caller allows it (``allow``; the CLI's ``--allow-expansion``): an output over
 MIN_REFUSED_BYTES that is more than MAX_EXPANSION times the file's size.
 
-The ratio is chosen from what real files reach (``python bench/expansion.py`` lists them): float32
-activations are 32 * d_in bits per sample against the file's bits per sample, 152x for SmolLM2-135M
-at FVU 0.2 (d_in 576, 121 bits per token), 295x for MNIST at MSE 0.015 (784 pixels, 85 bits), about
-740x for an LM SAE of 100 bits per token at d_in 2,304; MAX_EXPANSION = 2**14 leaves a factor of 22
-above the last. Latents are measured by their row pointers alone (8 bytes a row: the output's least).
+The ratio is chosen from what real files reach (``python bench/expansion.py`` lists the 59 files of
+docs/results and bench/results): float32 activations are 32 * d_in bits per sample against the
+file's bits per sample, at most 185x for SmolLM2-135M (d_in 576, 99.4 bits per token at FVU 0.2
+with Chow-Liu tables) and 414x for MNIST (784 pixels, 60.6 bits at MSE 0.015, RDO and Chow-Liu);
+an LM SAE of 100 bits per token at d_in 2,304 would be about 740x. MAX_EXPANSION = 2**14 is 40
+times the largest measured, 22 times the last. Latents are measured by their row pointers alone (8
+bytes a row: the output's least; a real .npz is 14x to 21x its file).
 """
 
 from __future__ import annotations
