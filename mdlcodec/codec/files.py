@@ -171,12 +171,16 @@ def _chunks_for(reader: Reader, start: int, stop: int) -> Iterator[tuple[int, in
 
     Every row (0:n): read in order, every check of ``Reader.chunks`` (CRCs, footer, whole-file CRC).
     A range of a version-2 file that can seek: only the chunks holding it, found by the footer's
-    index (``Reader.chunk_index``; each chunk's CRC binds it to the file and its place). Of a
-    version-1 file (no index) or a stream: read in order from the first chunk up to the last needed
-    one; only the needed ones are decoded."""
+    index (``Reader.chunk_index``, which first checks every chunk's framing against it; each chunk's
+    CRC binds it to the file and its place). Of a version-1 file (no index) or a stream: read in
+    order from the first chunk up to the last needed one, only the needed ones decoded; a version-1
+    file that can seek has every chunk's head and its end checked first (``chunk_index``), so that
+    random access refuses every layout a full read refuses."""
     h = reader.header
     whole = (start, stop) == (0, h.n)
     if whole or reader.version < 2 or reader.size is None:
+        if not whole and reader.size is not None:  # version 1: every chunk's head and the file's end checked first
+            reader.chunk_index()
         row = 0
         for i, (n_rows, words) in enumerate(reader.chunks()):
             a, b = max(start, row), min(stop, row + n_rows)

@@ -110,3 +110,18 @@ def test_a_hidden_chunk_after_the_real_one_is_refused_before_any_chunk_is_read(b
     for rows in [(10, 20), (12, 13), (0, 1), (20, 25)]:
         with pytest.raises(CodecError, match="footer"):
             decode_range(path, *rows, base.codec)
+
+
+def test_a_version_1_file_that_a_full_read_refuses_is_refused_by_random_access(tmp_path):
+    """A version-1 file (no index) with bytes after its last chunk: a full read refuses it; a range
+    read in order up to its last chunk returned rows (the fuzzer's case 1042 at seed 0, a mutation
+    that shortened the last chunk). Every chunk's head and the file's end are now checked first."""
+    base = {b.name: b for b in fuzz.bases()}["v1-referenced"]
+    p = fuzz.parse(base.data)
+    p.tail = bytes(8)
+    path = tmp_path / "tail.mdlc"
+    path.write_bytes(fuzz.build(p))
+    _full_refuses(path, base, tmp_path)
+    for rows in [(20, 25), (0, 1)]:
+        with pytest.raises(CodecError, match="after the last chunk"):
+            decode_range(path, *rows, base.codec)
