@@ -208,15 +208,23 @@ def main() -> int:
         results["not files"] = fifos(f, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    return write_report("fuzz_environment", results, ("ok", "finished before the kill"), t0, args.output)
+
+
+def write_report(bench: str, results: dict[str, dict[str, str]], ok: tuple[str, ...], t0: float, output: str,
+                 **extra) -> int:
+    """Counts of each class's outcomes, its failures (outcomes not in ``ok``), the command, seconds since
+    t0 and the machine, as JSON on stdout and in ``output`` ('-': stdout only); the exit status (1 if any failed)."""
     counts = {k: {o: sum(1 for v in r.values() if v == o) for o in set(r.values())} for k, r in results.items()}
-    failures = {k: {c: v for c, v in r.items() if v not in ("ok", "finished before the kill")} for k, r in results.items()}
+    failures = {k: {c: v for c, v in r.items() if v not in ok} for k, r in results.items()}
     n_fail = sum(len(v) for v in failures.values())
-    report = {"command": "python bench/fuzz_environment.py " + " ".join(sys.argv[1:]), "seconds": round(time.time() - t0, 1),
-              "counts": counts, "failures": n_fail, "failure_cases": failures,
-              "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}}
+    report = {"command": f"python bench/{bench}.py " + " ".join(sys.argv[1:]), "seconds": round(time.time() - t0, 1),
+              "counts": counts, "failures": n_fail, "failure_cases": failures, **extra,
+              "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
+                          "load": os.getloadavg()}}
     text = json.dumps(report, indent=1)
-    if args.output != "-":
-        Path(args.output).write_text(text + "\n")
+    if output != "-":
+        Path(output).write_text(text + "\n")
     print(text)
     return 1 if n_fail else 0
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -473,20 +472,10 @@ def main() -> int:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     figures = {k: r.pop("_figures") for k, r in results.items() if "_figures" in r}
-    ok = ("ok", "finished before the signal")
-    counts = {k: {o: sum(1 for v in r.values() if v == o) for o in set(r.values())} for k, r in results.items()}
-    failures = {k: {c: v for c, v in r.items() if v not in ok} for k, r in results.items()}
-    n_fail = sum(len(v) for v in failures.values())
-    report = {"command": "python bench/fuzz_surfaces.py " + " ".join(sys.argv[1:]), "seconds": round(time.time() - t0, 1),
-              "counts": counts, "failures": n_fail, "failure_cases": failures, "figures": figures, "skipped": skipped,
-              "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
-                          "load": os.getloadavg()}}
-    text = json.dumps(report, indent=1)
-    if args.output != "-":
-        Path(args.output).write_text(text + "\n")
-    print(text)
-    return 1 if n_fail else 0
+    from bench.fuzz_environment import write_report
 
+    return write_report("fuzz_surfaces", results, ("ok", "finished before the signal"), t0, args.output,
+                        figures=figures, skipped=skipped)
 
 if __name__ == "__main__":
     sys.exit(main())

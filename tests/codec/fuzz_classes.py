@@ -8,7 +8,7 @@ bench/fuzz_codec.py): each class crafts valid-looking files with every CRC right
   3  slow legitimate files (``slow_files``): thousands of one-row chunks under a 64-deep forest
   4  random access against the whole index (``index_attacks``): a footer entry at a hidden chunk
      placed after the real one, so that the entry before spans two real chunks
-  5  decompression bombs by row count (``row_bombs``): a few KB claiming 2**20 rows of width 8,192
+  5  decompression bombs by row count (``row_bombs``): 100 KB claiming 2**20 rows of width 8,192
      (32 GiB of activations), or 4.2 x 10**8 empty rows (3.4 GB of row pointers)
 
 Every attack here but the slow files must be refused (``MUST_REFUSE``): a file that decodes, even to
